@@ -1,0 +1,206 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"runtime/debug"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Config configures a Pipeline.
+type Config struct {
+	// Paths builds metric paths; required.
+	Paths *Paths
+	// Logger receives stage errors and skipped files; nil discards.
+	Logger *slog.Logger
+}
+
+// Pipeline parses snapshots and runs its stages over them, formatting
+// every metric as a Graphite plaintext line. One Pipeline is shared by all
+// workers: its methods are safe for concurrent use as long as its stages
+// are.
+type Pipeline struct {
+	paths   *Paths
+	logger  *slog.Logger
+	stages  []StageSpec
+	columns []string // nil: every column
+	parsers sync.Pool
+}
+
+// Output is the result of processing one snapshot.
+type Output struct {
+	// Snapshot is the snapshot name (the timestamp of every line).
+	Snapshot string
+	// Lines holds the Graphite lines, each ending in '\n'.
+	Lines []byte
+	// Count is the number of lines in Lines.
+	Count int
+	// Problems lists skipped input files and failed stages; the lines of
+	// everything else are in Lines.
+	Problems []error
+}
+
+// PanicError is returned when a stage panicked; the snapshot produced no
+// output.
+type PanicError struct {
+	Stage string
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("stage %s panicked: %v", e.Stage, e.Value)
+}
+
+// NewPipeline returns a pipeline running stages in order.
+func NewPipeline(cfg Config, stages ...StageSpec) (*Pipeline, error) {
+	if cfg.Paths == nil {
+		return nil, errors.New("engine: Config.Paths is nil")
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	p := &Pipeline{paths: cfg.Paths, logger: logger, stages: stages}
+	seen := map[string]bool{}
+	all := false
+	for i, s := range stages {
+		if s.Name == "" || s.Stage == nil {
+			return nil, fmt.Errorf("engine: stage %d has no name or no Stage", i)
+		}
+		if seen[s.Name] {
+			return nil, fmt.Errorf("engine: stage name %q used twice", s.Name)
+		}
+		seen[s.Name] = true
+		cu, ok := s.Stage.(ColumnUser)
+		if !ok {
+			all = true
+			continue
+		}
+		for _, c := range cu.Columns() {
+			if !contains(p.columns, c) {
+				p.columns = append(p.columns, c)
+			}
+		}
+	}
+	if all {
+		p.columns = nil
+	} else if p.columns == nil {
+		p.columns = []string{}
+	}
+	sort.Strings(p.columns)
+	p.parsers.New = func() any { return NewParser(p.columns) }
+	return p, nil
+}
+
+// Columns reports the `show stat` columns the stages read; nil means all.
+func (p *Pipeline) Columns() []string { return p.columns }
+
+// Parse parses snapshot files with a pooled Parser.
+func (p *Pipeline) Parse(name string, files []File) *Snapshot {
+	parser := p.parsers.Get().(*Parser)
+	defer p.parsers.Put(parser)
+	return parser.Parse(name, files)
+}
+
+// ProcessDir reads, parses and processes the snapshot directory dir; the
+// directory's base name is the snapshot name.
+func (p *Pipeline) ProcessDir(ctx context.Context, dir string) (*Output, error) {
+	start := time.Now()
+	files, err := ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	return p.process(ctx, filepath.Base(dir), files, start)
+}
+
+// ProcessFiles parses and processes a snapshot held in memory.
+func (p *Pipeline) ProcessFiles(ctx context.Context, name string, files []File) (*Output, error) {
+	return p.process(ctx, name, files, time.Now())
+}
+
+func (p *Pipeline) process(ctx context.Context, name string, files []File, start time.Time) (*Output, error) {
+	snap := p.Parse(name, files)
+	for _, err := range snap.Problems {
+		p.logger.Warn("skipped file", "snapshot", name, "error", err)
+	}
+	return p.run(ctx, snap, start, start)
+}
+
+// Run runs the stages over an already parsed snapshot.
+func (p *Pipeline) Run(ctx context.Context, snap *Snapshot) (*Output, error) {
+	now := time.Now()
+	return p.run(ctx, snap, now, now)
+}
+
+func (p *Pipeline) run(ctx context.Context, snap *Snapshot, start, parseStart time.Time) (out *Output, err error) {
+	w := &lineWriter{paths: p.paths, ts: snap.Name, buf: make([]byte, 0, 4096), lastKind: -1}
+	out = &Output{Snapshot: snap.Name, Problems: append([]error(nil), snap.Problems...)}
+	for _, spec := range p.stages {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		mark, lines, count := len(w.buf), w.lines, w.count
+		t0 := time.Now()
+		serr := p.call(ctx, spec, snap, w)
+		elapsed := time.Since(t0).Seconds()
+		var perr *PanicError
+		switch {
+		case errors.As(serr, &perr):
+			return nil, perr
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case errors.Is(serr, ErrSkip):
+			w.buf, w.lines, w.count = w.buf[:mark], lines, count
+			continue
+		case serr != nil:
+			w.buf, w.lines = w.buf[:mark], lines
+			serr = fmt.Errorf("stage %s: %w", spec.Name, serr)
+			out.Problems = append(out.Problems, serr)
+			p.logger.Error("stage failed", "stage", spec.Name, "snapshot", snap.Name, "error", serr)
+		}
+		emitted := w.count - count
+		if spec.TimeMetric != "" {
+			w.Emit(Metric{Scope: ScopeSelf, Name: spec.TimeMetric, Value: elapsed})
+			continue
+		}
+		errs := 0.0
+		if serr != nil {
+			errs, emitted = 1, 0
+		}
+		w.Emit(Metric{Scope: ScopeSelf, Name: "Stage" + spec.Name + "WallClockTime", Value: elapsed})
+		w.Emit(Metric{Scope: ScopeSelf, Name: "Stage" + spec.Name + "Metrics", Value: float64(emitted)})
+		w.Emit(Metric{Scope: ScopeSelf, Name: "Stage" + spec.Name + "Errors", Value: errs})
+	}
+	if snap.Rejected > 0 {
+		w.Emit(Metric{Scope: ScopeSelf, Name: "RejectedFiles", Value: float64(snap.Rejected)})
+	}
+	w.Emit(Metric{Scope: ScopeSelf, Name: "WallClockTimeAllStats", Value: time.Since(parseStart).Seconds()})
+	w.Emit(Metric{Scope: ScopeSelf, Name: "TotalWallClockTime", Value: time.Since(start).Seconds()})
+	out.Lines, out.Count = w.buf, w.lines
+	return out, nil
+}
+
+// call runs one stage, turning a panic into a *PanicError.
+func (p *Pipeline) call(ctx context.Context, spec StageSpec, snap *Snapshot, w *lineWriter) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Stage: spec.Name, Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return spec.Stage.Process(ctx, snap, w)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
