@@ -37,6 +37,10 @@ var cpuPercentiles = []struct {
 	{"99PercentileCpuUsagePct", 0.99},
 }
 
+// Columns implements engine.ColumnUser: the daemon stage reads no
+// `show stat` column.
+func (d *Daemon) Columns() []string { return []string{} }
+
 // Process implements engine.Stage.
 func (d *Daemon) Process(_ context.Context, s *engine.Snapshot, emit engine.Emitter) error {
 	if s.InfoFiles == 0 {

@@ -60,6 +60,11 @@ type Parser struct {
 	names  map[string]string
 	dotted map[string]string
 	slots  []int32
+	// Free column memory from released snapshots, reused so that a steady
+	// stream of snapshots neither allocates nor page-faults new columns.
+	floats [][]float64
+	bits   [][]uint64
+	table  *StatTable
 }
 
 // maxInterned bounds the name cache; it is emptied when it grows past this.
@@ -101,6 +106,7 @@ func (p *Parser) Parse(name string, files []File) *Snapshot {
 
 	s := &Snapshot{Name: name}
 	s.Stats.index = make(map[string]int)
+	s.Stats.parser = p
 	rows := 0
 	for _, f := range sorted {
 		if strings.HasSuffix(f.Name, StatSuffix) {
@@ -108,6 +114,7 @@ func (p *Parser) Parse(name string, files []File) *Snapshot {
 		}
 	}
 	s.Stats.grow(rows)
+	defer s.Stats.finish()
 	for _, f := range sorted {
 		switch {
 		case strings.HasSuffix(f.Name, InfoSuffix):
@@ -236,22 +243,7 @@ func (p *Parser) parseStat(t *StatTable, proc string, data []byte) error {
 		if bytes.IndexByte(line, '"') >= 0 {
 			end = p.parseQuotedRecord(t, row, data, pos, &typ)
 		} else {
-			field := 0
-			for {
-				c := bytes.IndexByte(line, ',')
-				var cell []byte
-				if c < 0 {
-					cell = line
-				} else {
-					cell = line[:c]
-				}
-				p.cell(t, row, field, cell, &typ)
-				if c < 0 {
-					break
-				}
-				line = line[c+1:]
-				field++
-			}
+			p.fields(t, row, line, &typ)
 		}
 		t.finishRow(row, typ)
 		pos = end + 1
@@ -311,6 +303,25 @@ func (p *Parser) parseQuotedRecord(t *StatTable, row int, data []byte, pos int, 
 	}
 }
 
+// fields stores the cells of one unquoted record.
+func (p *Parser) fields(t *StatTable, row int, line []byte, typ *int64) {
+	field, start := 0, 0
+	slots := p.slots
+	for i := 0; i < len(line); i++ {
+		if line[i] != ',' {
+			continue
+		}
+		if field < len(slots) && slots[field] != slotSkip && i > start {
+			p.cell(t, row, field, line[start:i], typ)
+		}
+		field++
+		start = i + 1
+	}
+	if field < len(slots) && slots[field] != slotSkip && len(line) > start {
+		p.cell(t, row, field, line[start:], typ)
+	}
+}
+
 // cell stores one CSV cell of row.
 func (p *Parser) cell(t *StatTable, row, field int, cell []byte, typ *int64) {
 	if field >= len(p.slots) {
@@ -358,26 +369,78 @@ func (p *Parser) dots(s string) string {
 	return d
 }
 
+// Release hands the column memory of s back to the parser for reuse. The
+// caller must not use s afterwards.
+func (p *Parser) Release(s *Snapshot) {
+	for _, c := range s.Stats.cols {
+		if c.Values != nil {
+			p.floats = append(p.floats, c.Values[:0])
+			p.bits = append(p.bits, c.null[:0])
+		}
+		c.Values, c.null = nil, nil
+	}
+	s.Stats.cols = nil
+}
+
+func (p *Parser) floatSlice(n int) []float64 {
+	for i := len(p.floats) - 1; i >= 0; i-- {
+		if f := p.floats[i]; cap(f) >= n {
+			p.floats[i] = p.floats[len(p.floats)-1]
+			p.floats = p.floats[:len(p.floats)-1]
+			f = f[:n]
+			clear(f)
+			return f
+		}
+	}
+	return make([]float64, n)
+}
+
+func (p *Parser) bitSlice(n int) []uint64 {
+	for i := len(p.bits) - 1; i >= 0; i-- {
+		if b := p.bits[i]; cap(b) >= n {
+			p.bits[i] = p.bits[len(p.bits)-1]
+			p.bits = p.bits[:len(p.bits)-1]
+			return b[:n]
+		}
+	}
+	return make([]uint64, n)
+}
+
+// grow sizes the row columns for up to rows rows; finish trims them to
+// the rows actually parsed.
 func (t *StatTable) grow(rows int) {
-	t.Proc = make([]int32, 0, rows)
-	t.Kind = make([]uint8, 0, rows)
-	t.Px = make([]string, 0, rows)
-	t.Sv = make([]string, 0, rows)
-	t.PxName = make([]string, 0, rows)
-	t.SvName = make([]string, 0, rows)
+	t.Proc = make([]int32, rows)
+	t.Kind = make([]uint8, rows)
+	t.Px = make([]string, rows)
+	t.Sv = make([]string, rows)
+	t.PxName = make([]string, rows)
+	t.SvName = make([]string, rows)
+}
+
+func (t *StatTable) finish() {
+	n := t.n
+	t.Proc, t.Kind = t.Proc[:n], t.Kind[:n]
+	t.Px, t.Sv, t.PxName, t.SvName = t.Px[:n], t.Sv[:n], t.PxName[:n], t.SvName[:n]
+	words := (n + 63) / 64
+	for _, c := range t.cols {
+		c.Values = c.Values[:n]
+		c.null = c.null[:words]
+		if n&63 != 0 {
+			c.null[words-1] &= 1<<(uint(n)&63) - 1
+		}
+	}
 }
 
 // column returns the index of the named column, creating it with every
-// existing row null.
+// row null.
 func (t *StatTable) column(name string) int {
 	if i, ok := t.index[name]; ok {
 		return i
 	}
-	n := len(t.Kind)
-	c := &Column{Name: name, Values: make([]float64, n, max(cap(t.Kind), n))}
-	c.null = make([]uint64, (n+63)/64, (max(cap(t.Kind), n)+63)/64+1)
-	for i := 0; i < n; i++ {
-		c.null[i>>6] |= 1 << (uint(i) & 63)
+	rows := len(t.Kind)
+	c := &Column{Name: name, Values: t.parser.floatSlice(rows), null: t.parser.bitSlice((rows + 63) / 64)}
+	for i := range c.null {
+		c.null[i] = ^uint64(0)
 	}
 	t.index[name] = len(t.cols)
 	t.cols = append(t.cols, c)
@@ -385,20 +448,9 @@ func (t *StatTable) column(name string) int {
 }
 
 func (t *StatTable) addRow(proc int32) int {
-	row := len(t.Kind)
-	t.Proc = append(t.Proc, proc)
-	t.Kind = append(t.Kind, KindOther)
-	t.Px = append(t.Px, "")
-	t.Sv = append(t.Sv, "")
-	t.PxName = append(t.PxName, "")
-	t.SvName = append(t.SvName, "")
-	for _, c := range t.cols {
-		c.Values = append(c.Values, 0)
-		if row&63 == 0 {
-			c.null = append(c.null, 0)
-		}
-		c.null[row>>6] |= 1 << (uint(row) & 63)
-	}
+	row := t.n
+	t.n++
+	t.Proc[row] = proc
 	return row
 }
 
@@ -443,7 +495,11 @@ func parseNumber(b []byte) (float64, bool) {
 			}
 		}
 	}
-	v, err := strconv.ParseFloat(string(bytes.TrimSpace(b)), 64)
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || !(b[0] >= '0' && b[0] <= '9' || b[0] == '-' || b[0] == '+' || b[0] == '.') {
+		return 0, false
+	}
+	v, err := strconv.ParseFloat(string(b), 64)
 	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
 		return 0, false
 	}

@@ -85,9 +85,18 @@ type lineWriter struct {
 	lines int
 	count int // metrics emitted, NaN included
 
-	lastKind  int
-	lastName  string
-	lastGroup string
+	// The group of the last grouped object, and the path prefix of the
+	// last object: consecutive metrics of one object reuse both.
+	groupKey  objectKey
+	group     string
+	prefixKey objectKey
+	prefix    []byte
+}
+
+type objectKey struct {
+	scope       Scope
+	group       string
+	object, srv string
 }
 
 func (w *lineWriter) Emit(m Metric) {
@@ -96,63 +105,79 @@ func (w *lineWriter) Emit(m Metric) {
 		return
 	}
 	switch m.Scope {
-	case ScopeDaemon:
-		w.line(m, "", "daemon.", "", "")
-	case ScopeProcess:
-		w.line(m, "", "daemon.process.", m.Object, "")
 	case ScopeFrontend:
-		w.grouped(m, 0, w.paths.FrontendGroups, m.Object, "frontend.", m.Object, "")
-	case ScopeBackend:
-		w.grouped(m, 1, w.paths.BackendGroups, m.Object, "backend.", m.Object, "")
-	case ScopeServer:
-		w.grouped(m, 1, w.paths.BackendGroups, m.Object, "backend.", m.Object, m.Server)
+		w.grouped(m, 0, w.paths.FrontendGroups, m.Object)
+	case ScopeBackend, ScopeServer:
+		w.grouped(m, 1, w.paths.BackendGroups, m.Object)
 	case ScopeAggrServer:
-		w.grouped(m, 2, w.paths.ServerGroups, m.Server, "server.", m.Server, "")
-	case ScopeSelf:
-		w.line(m, "", "haproxystats.", "", "")
-	case ScopePath:
-		w.line(m, "", "", "", "")
+		w.grouped(m, 2, w.paths.ServerGroups, m.Server)
+	case ScopeDaemon, ScopeProcess, ScopeSelf, ScopePath:
+		w.line(m, "")
 	}
 }
 
-func (w *lineWriter) grouped(m Metric, kind int, groups []Group, key, section, obj, srv string) {
-	key = GraphiteName(key)
-	var group string
-	if w.lastKind == kind && w.lastName == key {
-		group = w.lastGroup
-	} else {
-		group = w.paths.groupOf(kind, groups, key)
-		w.lastKind, w.lastName, w.lastGroup = kind, key, group
+func (w *lineWriter) grouped(m Metric, kind int, groups []Group, name string) {
+	if len(groups) == 0 || w.paths.GroupNamespace == "" {
+		w.line(m, "")
+		return
 	}
-	if group != "" {
-		w.line(m, group, section, obj, srv)
+	k := objectKey{scope: Scope(kind), object: name}
+	if k != w.groupKey {
+		w.groupKey, w.group = k, w.paths.groupOf(kind, groups, GraphiteName(name))
+	}
+	if w.group != "" {
+		w.line(m, w.group)
 		if !w.paths.DoubleWrites {
 			return
 		}
 	}
-	w.line(m, "", section, obj, srv)
+	w.line(m, "")
 }
 
-// line appends `P[.G.group].<section><obj>[.server.<srv>].<name> <value> <ts>\n`.
-func (w *lineWriter) line(m Metric, group, section, obj, srv string) {
-	b := append(w.buf, w.paths.Prefix...)
-	b = append(b, '.')
-	if group != "" {
-		b = append(b, w.paths.GroupNamespace...)
-		b = append(b, '.')
-		b = appendName(b, group)
-		b = append(b, '.')
+var sections = [...]string{
+	ScopeDaemon:     "daemon.",
+	ScopeProcess:    "daemon.process.",
+	ScopeFrontend:   "frontend.",
+	ScopeBackend:    "backend.",
+	ScopeServer:     "backend.",
+	ScopeAggrServer: "server.",
+	ScopeSelf:       "haproxystats.",
+	ScopePath:       "",
+}
+
+// line appends `P[.G.group].<section>[<object>.][server.<srv>.]<name> <value> <ts>\n`.
+func (w *lineWriter) line(m Metric, group string) {
+	k := objectKey{m.Scope, group, m.Object, m.Server}
+	if m.Scope == ScopeDaemon || m.Scope == ScopeSelf || m.Scope == ScopePath {
+		k.object, k.srv = "", ""
+	} else if m.Scope == ScopeAggrServer {
+		k.object = ""
 	}
-	b = append(b, section...)
-	if obj != "" {
-		b = appendName(b, obj)
+	if k != w.prefixKey || w.prefix == nil {
+		w.prefixKey = k
+		b := append(w.prefix[:0], w.paths.Prefix...)
 		b = append(b, '.')
+		if group != "" {
+			b = append(b, w.paths.GroupNamespace...)
+			b = append(b, '.')
+			b = appendName(b, group)
+			b = append(b, '.')
+		}
+		b = append(b, sections[m.Scope]...)
+		if k.object != "" {
+			b = appendName(b, k.object)
+			b = append(b, '.')
+		}
+		if k.srv != "" {
+			if m.Scope == ScopeServer {
+				b = append(b, "server."...)
+			}
+			b = appendName(b, k.srv)
+			b = append(b, '.')
+		}
+		w.prefix = b
 	}
-	if srv != "" {
-		b = append(b, "server."...)
-		b = appendName(b, srv)
-		b = append(b, '.')
-	}
+	b := append(w.buf, w.prefix...)
 	if m.Scope == ScopePath {
 		b = append(b, m.Name...)
 	} else {
@@ -167,12 +192,17 @@ func (w *lineWriter) line(m Metric, group, section, obj, srv string) {
 	w.lines++
 }
 
+// appendName appends s with every '.' replaced by '_'.
 func appendName(b []byte, s string) []byte {
+	i := strings.IndexByte(s, '.')
+	if i < 0 {
+		return append(b, s...)
+	}
 	start := len(b)
 	b = append(b, s...)
-	for i := start; i < len(b); i++ {
-		if b[i] == '.' {
-			b[i] = '_'
+	for j := start + i; j < len(b); j++ {
+		if b[j] == '.' {
+			b[j] = '_'
 		}
 	}
 	return b

@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -30,6 +31,8 @@ type Pipeline struct {
 	stages  []StageSpec
 	columns []string // nil: every column
 	parsers sync.Pool
+	buffers sync.Pool    // *[]byte output buffers
+	hint    atomic.Int64 // size of the last output, to size the next
 }
 
 // Output is the result of processing one snapshot.
@@ -43,6 +46,18 @@ type Output struct {
 	// Problems lists skipped input files and failed stages; the lines of
 	// everything else are in Lines.
 	Problems []error
+
+	pool *sync.Pool
+}
+
+// Release hands the memory of Lines back to the pipeline for the next
+// snapshot. Calling it is optional; Lines must not be used afterwards.
+func (o *Output) Release() {
+	if o.pool != nil && o.Lines != nil {
+		b := o.Lines[:0]
+		o.pool.Put(&b)
+	}
+	o.Lines, o.pool = nil, nil
 }
 
 // PanicError is returned when a stage panicked; the snapshot produced no
@@ -125,7 +140,10 @@ func (p *Pipeline) ProcessFiles(ctx context.Context, name string, files []File) 
 }
 
 func (p *Pipeline) process(ctx context.Context, name string, files []File, start time.Time) (*Output, error) {
-	snap := p.Parse(name, files)
+	parser := p.parsers.Get().(*Parser)
+	defer p.parsers.Put(parser)
+	snap := parser.Parse(name, files)
+	defer parser.Release(snap)
 	for _, err := range snap.Problems {
 		p.logger.Warn("skipped file", "snapshot", name, "error", err)
 	}
@@ -139,8 +157,8 @@ func (p *Pipeline) Run(ctx context.Context, snap *Snapshot) (*Output, error) {
 }
 
 func (p *Pipeline) run(ctx context.Context, snap *Snapshot, start, parseStart time.Time) (out *Output, err error) {
-	w := &lineWriter{paths: p.paths, ts: snap.Name, buf: make([]byte, 0, 4096), lastKind: -1}
-	out = &Output{Snapshot: snap.Name, Problems: append([]error(nil), snap.Problems...)}
+	w := &lineWriter{paths: p.paths, ts: snap.Name, buf: p.buffer()}
+	out = &Output{Snapshot: snap.Name, Problems: append([]error(nil), snap.Problems...), pool: &p.buffers}
 	for _, spec := range p.stages {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -183,7 +201,18 @@ func (p *Pipeline) run(ctx context.Context, snap *Snapshot, start, parseStart ti
 	w.Emit(Metric{Scope: ScopeSelf, Name: "WallClockTimeAllStats", Value: time.Since(parseStart).Seconds()})
 	w.Emit(Metric{Scope: ScopeSelf, Name: "TotalWallClockTime", Value: time.Since(start).Seconds()})
 	out.Lines, out.Count = w.buf, w.lines
+	p.hint.Store(int64(len(w.buf)))
 	return out, nil
+}
+
+// buffer returns an empty output buffer, large enough for the previous
+// snapshot's output so that formatting does not grow it by copying.
+func (p *Pipeline) buffer() []byte {
+	want := int(p.hint.Load()) + int(p.hint.Load())/8 + 4096
+	if b, ok := p.buffers.Get().(*[]byte); ok && cap(*b) >= want {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, want)
 }
 
 // call runs one stage, turning a panic into a *PanicError.

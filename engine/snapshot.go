@@ -92,12 +92,14 @@ type StatTable struct {
 	// form used in metric paths; rows whose names become equal merge.
 	PxName, SvName []string
 
-	cols  []*Column
-	index map[string]int
+	cols   []*Column
+	index  map[string]int
+	n      int     // rows parsed so far
+	parser *Parser // where the column memory came from
 }
 
 // Rows reports the number of rows.
-func (t *StatTable) Rows() int { return len(t.Kind) }
+func (t *StatTable) Rows() int { return t.n }
 
 // Column returns the column with that header name, or nil when no file of
 // the snapshot had it or the pipeline did not materialise it.
