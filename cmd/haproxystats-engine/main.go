@@ -1,0 +1,147 @@
+// Command haproxystats-engine runs the haproxystats processing pipeline
+// offline: over recorded snapshot cases (test) or snapshot directories
+// (run).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/pflag"
+
+	"github.com/haproxystats-go/haproxystats/engine/enginetest"
+	"github.com/haproxystats-go/haproxystats/internal/buildinfo"
+	"github.com/haproxystats-go/haproxystats/internal/config"
+	"github.com/haproxystats-go/haproxystats/internal/pipeline"
+)
+
+const usage = `Usage:
+    haproxystats-engine test [-v] [--update] PATH...
+    haproxystats-engine run [-f FILE] [-d DIR] SNAPSHOT_DIR...
+    haproxystats-engine -h | --help
+    haproxystats-engine --version
+
+Commands:
+    test   run every case under PATH (a case directory in the conformance
+           format, or a directory of them) and compare with expected.txt
+    run    process snapshot directories once and print the Graphite lines
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "test":
+		return testCmd(ctx, args[1:], stdout, stderr)
+	case "run":
+		return runCmd(ctx, args[1:], stdout, stderr)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	case "--version", "-v", "version":
+		fmt.Fprintln(stdout, "haproxystats-engine", buildinfo.String())
+		return 0
+	}
+	fmt.Fprintf(stderr, "haproxystats-engine: unknown command %q\n%s", args[0], usage)
+	return 2
+}
+
+func testCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	verbose := fs.BoolP("verbose", "v", false, "print every mismatch, and the mismatches of passing cases")
+	update := fs.Bool("update", false, "rewrite expected.txt of every case from the output (WallClockTime values as *)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() == 0 {
+		fmt.Fprintln(stderr, "haproxystats-engine test: no PATH given")
+		return 2
+	}
+	cases, err := enginetest.Find(fs.Args()...)
+	if err != nil {
+		fmt.Fprintln(stderr, "haproxystats-engine test:", err)
+		return 2
+	}
+	passed, failed := 0, 0
+	for _, c := range cases {
+		r := enginetest.Run(ctx, c, pipeline.BuildCase)
+		if *update && r.Err == nil {
+			if err := enginetest.Update(r); err != nil {
+				fmt.Fprintln(stderr, "haproxystats-engine test:", err)
+				return 2
+			}
+			r = enginetest.Run(ctx, c, pipeline.BuildCase)
+		}
+		enginetest.Report(stdout, r, *verbose)
+		if r.Passed() {
+			passed++
+		} else {
+			failed++
+		}
+	}
+	fmt.Fprintf(stdout, "%d passed, %d failed\n", passed, failed)
+	if failed > 0 {
+		return 1
+	}
+	return 0
+}
+
+func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.StringP("file", "f", "/etc/haproxystats.conf", "configuration file")
+	dir := fs.StringP("dir", "d", "", "directory of additional *.conf files, read after FILE in name order")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() == 0 {
+		fmt.Fprintln(stderr, "haproxystats-engine run: no SNAPSHOT_DIR given")
+		return 2
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cfg, err := config.Load(*file, *dir, logger)
+	if err != nil {
+		fmt.Fprintln(stderr, "haproxystats-engine run:", err)
+		return 2
+	}
+	built, err := pipeline.New(cfg, pipeline.Options{Logger: logger})
+	if err != nil {
+		fmt.Fprintln(stderr, "haproxystats-engine run:", err)
+		return 2
+	}
+	code := 0
+	for _, snap := range fs.Args() {
+		out, err := built.Pipeline.ProcessDir(ctx, filepath.Clean(snap))
+		if err != nil {
+			fmt.Fprintln(stderr, "haproxystats-engine run:", err)
+			if errors.Is(err, context.Canceled) {
+				return 1
+			}
+			code = 1
+			continue
+		}
+		if _, err := stdout.Write(out.Lines); err != nil {
+			fmt.Fprintln(stderr, "haproxystats-engine run:", err)
+			return 1
+		}
+		out.Release()
+	}
+	return code
+}

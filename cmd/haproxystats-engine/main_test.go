@@ -1,0 +1,78 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const corpus = "../../testdata/conformance"
+
+func TestTestCommand(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"test", corpus}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out.String(), errb.String())
+	}
+	if !strings.HasSuffix(out.String(), "25 passed, 0 failed\n") || !strings.Contains(out.String(), "PASS dev4-defaults\n") {
+		t.Errorf("output:\n%s", out.String())
+	}
+}
+
+func TestTestCommandFailsAndUpdates(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "dots-defaults")
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join(corpus, "dots-defaults"))); err != nil {
+		t.Fatal(err)
+	}
+	exp := filepath.Join(dir, "expected.txt")
+	data, _ := os.ReadFile(exp)
+	broken := strings.Replace(string(data), "loadbalancers.haproxy.backend.api_v1.bin ", "loadbalancers.haproxy.backend.api_v1.bin 1", 1)
+	if err := os.WriteFile(exp, []byte(broken), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if code := run(context.Background(), []string{"test", dir}, &out, &out); code != 1 {
+		t.Fatalf("exit %d for a failing case, want 1\n%s", code, out.String())
+	}
+	if !strings.Contains(out.String(), "FAIL dots-defaults\n") || !strings.Contains(out.String(), "value   loadbalancers.haproxy.backend.api_v1.bin") || !strings.HasSuffix(out.String(), "0 passed, 1 failed\n") {
+		t.Errorf("output:\n%s", out.String())
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"test", "--update", dir}, &out, &out); code != 0 {
+		t.Fatalf("--update: exit %d\n%s", code, out.String())
+	}
+	updated, _ := os.ReadFile(exp)
+	if !strings.Contains(string(updated), "loadbalancers.haproxy.backend.api_v1.bin 1815042 ") ||
+		!strings.Contains(string(updated), "loadbalancers.haproxy.haproxystats.TotalWallClockTime * ") {
+		t.Errorf("--update wrote:\n%s", updated)
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"test", dir}, &out, &out); code != 0 {
+		t.Errorf("the updated case fails:\n%s", out.String())
+	}
+}
+
+func TestRunCommand(t *testing.T) {
+	c := filepath.Join(corpus, "dots-defaults")
+	snaps, _ := filepath.Glob(filepath.Join(c, "incoming", "*"))
+	var out, errb bytes.Buffer
+	code := run(context.Background(), append([]string{"run", "-f", filepath.Join(c, "haproxystats.conf")}, snaps...), &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	want, _ := os.ReadFile(filepath.Join(c, "expected.txt"))
+	// Every expected line except the NaN ones, which are not sent.
+	if got, w := strings.Count(out.String(), "\n"), strings.Count(string(want), "\n")-strings.Count(string(want), " nan "); got != w {
+		t.Errorf("run printed %d lines, the case expects %d", got, w)
+	}
+	if _, err := os.Stat(snaps[0]); err != nil {
+		t.Errorf("run removed the snapshot: %v", err)
+	}
+	errb.Reset()
+	if code := run(context.Background(), []string{"run", "-f", filepath.Join(t.TempDir(), "none.conf"), "/nonexistent/1"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "/nonexistent/1") {
+		t.Errorf("missing snapshot: exit %d, stderr %q", code, errb.String())
+	}
+}

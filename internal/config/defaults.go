@@ -1,0 +1,172 @@
+package config
+
+import (
+	"bufio"
+	"io"
+	"slices"
+)
+
+// Section names.
+const (
+	SectionDefault        = "DEFAULT"
+	SectionPaths          = "paths"
+	SectionPull           = "pull"
+	SectionProcess        = "process"
+	SectionGraphite       = "graphite"
+	SectionLocalStore     = "local-store"
+	SectionFrontendGroups = "frontend-groups"
+	SectionBackendGroups  = "backend-groups"
+	SectionServerGroups   = "server-groups"
+)
+
+// groupSections are the sections whose options are group = regex pairs.
+var groupSections = []string{SectionFrontendGroups, SectionBackendGroups, SectionServerGroups}
+
+// option is one row of the table of known options (SPEC §2).
+type option struct {
+	section string
+	name    string
+	value   string // raw, before interpolation
+	unset   bool   // known, but without a default
+}
+
+// table is the single definition of the built-in defaults: lookups fall back
+// to it, -p prints it, and options not in it are logged as unknown.
+// The [local-store] row gives the default dir only; the section is enabled
+// by its presence in the user's files, never by this table.
+var table = []option{
+	{section: SectionDefault, name: "loglevel", value: "info"},
+	{section: SectionDefault, name: "retries", value: "2"},
+	{section: SectionDefault, name: "timeout", value: "1"},
+	{section: SectionDefault, name: "interval", value: "2"},
+
+	{section: SectionPaths, name: "base-dir", value: "/var/lib/haproxystats"},
+
+	{section: SectionPull, name: "socket-dir", unset: true},
+	{section: SectionPull, name: "servers", unset: true},
+	{section: SectionPull, name: "retries", value: "1"},
+	{section: SectionPull, name: "timeout", value: "0.1"},
+	{section: SectionPull, name: "interval", value: "0.5"},
+	{section: SectionPull, name: "pull-timeout", value: "2"},
+	{section: SectionPull, name: "pull-interval", value: "10"},
+	{section: SectionPull, name: "buffer-limit", value: "6291456"},
+	{section: SectionPull, name: "dst-dir", value: "${paths:base-dir}/incoming"},
+	{section: SectionPull, name: "tmp-dst-dir", value: "${paths:base-dir}/incoming.tmp"},
+	{section: SectionPull, name: "workers", value: "8"},
+	{section: SectionPull, name: "queue-size", value: "360"},
+
+	{section: SectionProcess, name: "src-dir", value: "${paths:base-dir}/incoming"},
+	{section: SectionProcess, name: "workers", value: "4"},
+	{section: SectionProcess, name: "frontend-metrics", unset: true},
+	{section: SectionProcess, name: "backend-metrics", unset: true},
+	{section: SectionProcess, name: "server-metrics", unset: true},
+	{section: SectionProcess, name: "exclude-frontends", unset: true},
+	{section: SectionProcess, name: "exclude-backends", unset: true},
+	{section: SectionProcess, name: "aggr-server-metrics", value: "false"},
+	{section: SectionProcess, name: "per-process-metrics", value: "false"},
+	{section: SectionProcess, name: "calculate-percentages", value: "false"},
+	{section: SectionProcess, name: "liveness-check-interval", value: "10"},
+
+	{section: SectionGraphite, name: "server", value: "127.0.0.1"},
+	{section: SectionGraphite, name: "port", value: "3002"},
+	{section: SectionGraphite, name: "retries", value: "3"},
+	{section: SectionGraphite, name: "interval", value: "1.8"},
+	{section: SectionGraphite, name: "connect-timeout", value: "1.0"},
+	{section: SectionGraphite, name: "write-timeout", value: "1.0"},
+	{section: SectionGraphite, name: "delay", value: "10"},
+	{section: SectionGraphite, name: "backoff", value: "2"},
+	{section: SectionGraphite, name: "namespace", value: "loadbalancers"},
+	{section: SectionGraphite, name: "prefix-hostname", value: "true"},
+	{section: SectionGraphite, name: "fqdn", value: "true"},
+	{section: SectionGraphite, name: "queue-size", value: "1000000"},
+	{section: SectionGraphite, name: "group-namespace", unset: true},
+	{section: SectionGraphite, name: "group-namespace-double-writes", unset: true},
+
+	{section: SectionLocalStore, name: "dir", value: "${paths:base-dir}/local-store"},
+}
+
+// defaults holds the table's values by section and option; known holds every
+// option of the table, set or not.
+var defaults, known = index(table)
+
+func index(rows []option) (values map[string]map[string]string, names map[string]map[string]bool) {
+	values, names = map[string]map[string]string{}, map[string]map[string]bool{}
+	for _, o := range rows {
+		if names[o.section] == nil {
+			names[o.section] = map[string]bool{}
+			values[o.section] = map[string]string{}
+		}
+		names[o.section][o.name] = true
+		if !o.unset {
+			values[o.section][o.name] = o.value
+		}
+	}
+	return values, names
+}
+
+// isKnownSection reports whether the programs read section.
+func isKnownSection(s string) bool {
+	_, ok := known[s]
+	return ok || slices.Contains(groupSections, s)
+}
+
+// isKnownOption reports whether the programs read option in section: an
+// option of the table for that section or for DEFAULT, or any option of a
+// group section.
+func isKnownOption(s, o string) bool {
+	if slices.Contains(groupSections, s) {
+		return true
+	}
+	return known[s][o] || known[SectionDefault][o]
+}
+
+// PullSections selects the sections haproxystats-pull prints with -p and -P:
+// DEFAULT and pull.
+func PullSections(section string) bool {
+	return section == SectionDefault || section == SectionPull
+}
+
+// ProcessSections selects the sections haproxystats-process prints with -p
+// and -P: every section except pull.
+func ProcessSections(section string) bool { return section != SectionPull }
+
+// PrintDefaults writes the built-in defaults of the sections include selects
+// (nil selects all), for -p: every section of the table, local-store
+// included, sorted by name in byte order (so DEFAULT comes first); each as a
+// [section] header, its options with the DEFAULT options it inherits as
+// sorted "key = value" lines, and a blank line. Values are printed raw, as
+// the table holds them (dst-dir = ${paths:base-dir}/incoming).
+func PrintDefaults(w io.Writer, include func(section string) bool) error {
+	var names []string
+	for s := range defaults {
+		if include == nil || include(s) {
+			names = append(names, s)
+		}
+	}
+	slices.Sort(names)
+	bw := bufio.NewWriter(w)
+	for _, s := range names {
+		items := map[string]string{}
+		for k, v := range defaults[SectionDefault] {
+			items[k] = v
+		}
+		for k, v := range defaults[s] {
+			items[k] = v
+		}
+		writeSection(bw, s, items)
+	}
+	return bw.Flush()
+}
+
+func writeSection(w *bufio.Writer, name string, items map[string]string) {
+	keys := make([]string, 0, len(items))
+	for k := range items {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	w.WriteString("[" + name + "]\n")
+	for _, k := range keys {
+		w.WriteString(k + " = " + items[k] + "\n")
+	}
+	w.WriteString("\n")
+}

@@ -1,0 +1,28 @@
+// Package config reads the haproxystats configuration: the INI dialect of
+// Python's configparser with extended interpolation (SPEC §2), the built-in
+// defaults, and the validated settings of haproxystats-pull and
+// haproxystats-process.
+//
+// The dialect: option names in any letter case (stored lower-case), section
+// names as written; "=" or ":" between name and value; "#" and ";" start
+// comment lines only, never inline comments; indented lines continue the
+// value above (joined with "\n"); [DEFAULT] options are inherited by every
+// section that does not set them; ${option}, ${section:option} and $$ are
+// interpolated when a value is read. gopkg.in/ini.v1 reads the file
+// structure; a line scanner written after configparser checks it first, with
+// line numbers, and handles what ini.v1 does differently (see parseFile).
+//
+// Lifecycle: Load (or LoadFiles, LoadSources, Default) builds a *Config from
+// the built-in defaults (one table, in defaults.go, also printed by
+// PrintDefaults) and the user's files, later files winning. A file that does
+// not parse is a *ParseError naming the file and line. Nothing is
+// interpolated or validated at load: Get and Print interpolate,
+// PullSettings and ProcessSettings validate and return every problem at
+// once, each an *Error naming section, option and value. CheckReadWrite
+// checks src-dir on the file system, separately. Relative paths are
+// returned as written.
+//
+// Concurrency: a loaded *Config is never modified, so any number of
+// goroutines may read it at once. The settings structs are plain values
+// owned by the caller.
+package config

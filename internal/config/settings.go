@@ -1,0 +1,512 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"os"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/haproxystats-go/haproxystats/builtin"
+)
+
+// Server is one entry of [pull] servers.
+type Server struct {
+	Network string // "unix" or "tcp"
+	Address string // socket path for unix, host:port (IPv6 in brackets) for tcp
+	// Name is the prefix of the server's spool files: the base name of the
+	// socket file for unix, host:port for tcp with an IPv6 host written
+	// without brackets.
+	Name string
+}
+
+// Pull is the validated [pull] section.
+type Pull struct {
+	Loglevel  slog.Level
+	SocketDir string   // "" = unset
+	Servers   []Server // nil = unset
+	// Retries is the number of connect attempts after the first: -1 =
+	// forever, 0 = none.
+	Retries      int
+	Timeout      time.Duration // connect timeout, > 0
+	Interval     time.Duration // sleep between connect attempts
+	PullTimeout  time.Duration // bound of a whole pull round; 0 = no limit
+	PullInterval time.Duration // whole seconds
+	BufferLimit  int
+	DstDir       string
+	TmpDstDir    string
+	Workers      int
+	QueueSize    int
+}
+
+// Process is the validated [process] section.
+type Process struct {
+	Loglevel slog.Level
+	SrcDir   string
+	Workers  int
+	// FrontendMetrics, BackendMetrics and ServerMetrics are the names of
+	// the option split on single spaces, in the order written; nil = unset.
+	FrontendMetrics, BackendMetrics, ServerMetrics []string
+	// ExcludeFrontends and ExcludeBackends are file names, not resolved
+	// here; "" = unset.
+	ExcludeFrontends, ExcludeBackends string
+	AggrServerMetrics                 bool
+	PerProcessMetrics                 bool
+	CalculatePercentages              bool
+	LivenessCheckInterval             time.Duration
+}
+
+// Graphite is the validated [graphite] section.
+type Graphite struct {
+	Server         string
+	Port           int
+	Retries        int // -1 = forever
+	Interval       time.Duration
+	Backoff        float64
+	Delay          time.Duration
+	ConnectTimeout time.Duration // > 0
+	WriteTimeout   time.Duration // > 0
+	Namespace      string
+	PrefixHostname bool
+	FQDN           bool
+	QueueSize      int
+	// GroupNamespace is "" when unset; when set, Groups has at least one
+	// group section and GroupNamespaceDoubleWrites was given.
+	GroupNamespace             string
+	GroupNamespaceDoubleWrites bool
+}
+
+// Group is one option of a *-groups section.
+type Group struct {
+	Name    string // the option name, lower-case
+	Pattern *regexp.Regexp
+}
+
+// Groups are the [frontend-groups], [backend-groups] and [server-groups]
+// sections, each in file order (the first match wins). Options inherited
+// from DEFAULT are not groups.
+type Groups struct {
+	Frontend, Backend, Server []Group
+}
+
+// LocalStore is the [local-store] section.
+type LocalStore struct {
+	Enabled bool // the section is in the user's files
+	Dir     string
+}
+
+// ProcessSettings is everything haproxystats-process reads.
+type ProcessSettings struct {
+	Process    Process
+	Graphite   Graphite
+	Groups     Groups
+	LocalStore LocalStore
+}
+
+// PullSettings validates and returns the [pull] section. Every problem is
+// reported, joined with errors.Join, each an *Error naming the section,
+// option and value.
+func (c *Config) PullSettings() (*Pull, error) {
+	k := &checker{c: c}
+	const s = SectionPull
+	p := &Pull{
+		Loglevel:     k.level(s, "loglevel"),
+		Retries:      k.integer(s, "retries", -1, math.MaxInt),
+		Timeout:      k.seconds(s, "timeout", true),
+		Interval:     k.seconds(s, "interval", false),
+		PullTimeout:  k.seconds(s, "pull-timeout", false),
+		PullInterval: k.wholeSeconds(s, "pull-interval"),
+		BufferLimit:  k.integer(s, "buffer-limit", 1, math.MaxInt),
+		DstDir:       k.nonEmpty(s, "dst-dir"),
+		TmpDstDir:    k.nonEmpty(s, "tmp-dst-dir"),
+		Workers:      k.integer(s, "workers", 1, math.MaxInt),
+		QueueSize:    k.integer(s, "queue-size", 1, math.MaxInt),
+	}
+	if c.Has(s, "socket-dir") {
+		p.SocketDir = k.nonEmpty(s, "socket-dir")
+	}
+	if v, ok := k.str(s, "servers"); ok {
+		p.Servers = k.servers(v)
+	}
+	if !c.Has(s, "socket-dir") && !c.Has(s, "servers") {
+		k.errs = append(k.errs, &Error{Section: s, Err: errors.New("neither socket-dir nor servers is set: nothing to pull from")})
+	}
+	if err := k.err(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// ProcessSettings validates and returns the [process], [graphite],
+// *-groups and [local-store] sections. Every problem is reported, joined
+// with errors.Join, each an *Error naming the section, option and value.
+// It does not touch the file system; see CheckReadWrite.
+func (c *Config) ProcessSettings() (*ProcessSettings, error) {
+	k := &checker{c: c}
+	ps := &ProcessSettings{}
+	const p = SectionProcess
+	ps.Process = Process{
+		Loglevel:              k.level(p, "loglevel"),
+		SrcDir:                k.nonEmpty(p, "src-dir"),
+		Workers:               k.integer(p, "workers", 1, math.MaxInt),
+		FrontendMetrics:       k.metrics("frontend-metrics", builtin.ValidFrontendMetrics()),
+		BackendMetrics:        k.metrics("backend-metrics", builtin.ValidBackendMetrics()),
+		ServerMetrics:         k.metrics("server-metrics", builtin.ValidServerMetrics()),
+		AggrServerMetrics:     k.boolean(p, "aggr-server-metrics"),
+		PerProcessMetrics:     k.boolean(p, "per-process-metrics"),
+		CalculatePercentages:  k.boolean(p, "calculate-percentages"),
+		LivenessCheckInterval: k.seconds(p, "liveness-check-interval", false),
+	}
+	ps.Process.ExcludeFrontends, _ = k.str(p, "exclude-frontends")
+	ps.Process.ExcludeBackends, _ = k.str(p, "exclude-backends")
+
+	const g = SectionGraphite
+	ps.Graphite = Graphite{
+		Server:         k.nonEmpty(g, "server"),
+		Port:           k.integer(g, "port", 1, 65535),
+		Retries:        k.integer(g, "retries", -1, math.MaxInt),
+		Interval:       k.seconds(g, "interval", false),
+		Backoff:        k.float(g, "backoff"),
+		Delay:          k.seconds(g, "delay", false),
+		ConnectTimeout: k.seconds(g, "connect-timeout", true),
+		WriteTimeout:   k.seconds(g, "write-timeout", true),
+		Namespace:      k.nonEmpty(g, "namespace"),
+		PrefixHostname: k.boolean(g, "prefix-hostname"),
+		FQDN:           k.boolean(g, "fqdn"),
+		QueueSize:      k.integer(g, "queue-size", 1, math.MaxInt),
+	}
+	ps.Groups = k.groups(&ps.Graphite)
+
+	ps.LocalStore.Enabled = c.HasSection(SectionLocalStore)
+	if ps.LocalStore.Enabled {
+		ps.LocalStore.Dir = k.nonEmpty(SectionLocalStore, "dir")
+	} else {
+		ps.LocalStore.Dir, _ = k.str(SectionLocalStore, "dir")
+	}
+	if err := k.err(); err != nil {
+		return nil, err
+	}
+	return ps, nil
+}
+
+// CheckReadWrite checks that dir (process src-dir) can be listed and that a
+// file can be created in it and removed, as the original did at start.
+func CheckReadWrite(dir string) error {
+	if dir == "" {
+		return errors.New("check read and write access: empty directory name")
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("check read access to %s: %w", dir, err)
+	}
+	_, err = d.Readdirnames(1)
+	d.Close()
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("check read access to %s: %w", dir, err)
+	}
+	f, err := os.CreateTemp(dir, ".read_write_check-*")
+	if err != nil {
+		return fmt.Errorf("check write access to %s: %w", dir, err)
+	}
+	name := f.Name()
+	f.Close()
+	if err := os.Remove(name); err != nil {
+		return fmt.Errorf("check write access to %s: %w", dir, err)
+	}
+	return nil
+}
+
+// checker reads typed options and collects every problem.
+type checker struct {
+	c    *Config
+	errs []error
+}
+
+func (k *checker) err() error {
+	return errors.Join(k.errs...)
+}
+
+func (k *checker) fail(section, option, value string, err error) {
+	_, from, _ := k.c.raw(section, option)
+	k.errs = append(k.errs, &Error{Section: section, Option: option, Value: value, From: from, Err: err})
+}
+
+// str returns the interpolated value and whether the option is set.
+func (k *checker) str(section, option string) (string, bool) {
+	if !k.c.Has(section, option) {
+		return "", false
+	}
+	v, err := k.c.Get(section, option)
+	if err != nil {
+		k.errs = append(k.errs, err)
+		return "", false
+	}
+	return v, true
+}
+
+// parsed returns the value of an option that has a default, parsed with
+// parse; ok is false after a problem, which is recorded.
+func parsed[T any](k *checker, section, option string, parse func(string) (T, error)) (t T, v string, ok bool) {
+	v, set := k.str(section, option)
+	if !set {
+		if !k.c.Has(section, option) {
+			k.errs = append(k.errs, &Error{Section: section, Err: fmt.Errorf("%s: %w", option, ErrNoOption)})
+		}
+		return t, v, false
+	}
+	t, err := parse(v)
+	if err != nil {
+		k.fail(section, option, v, err)
+		return t, v, false
+	}
+	return t, v, true
+}
+
+func (k *checker) nonEmpty(section, option string) string {
+	v, ok := k.str(section, option)
+	if ok && v == "" {
+		k.fail(section, option, v, errors.New("must not be empty"))
+	}
+	return v
+}
+
+func (k *checker) level(section, option string) slog.Level {
+	l, _, _ := parsed(k, section, option, ParseLevel)
+	return l
+}
+
+func (k *checker) boolean(section, option string) bool {
+	b, _, _ := parsed(k, section, option, ParseBool)
+	return b
+}
+
+// integer returns an int that must be >= lo and <= hi; hi = math.MaxInt
+// is no upper bound.
+func (k *checker) integer(section, option string, lo, hi int) int {
+	n, v, ok := parsed(k, section, option, ParseInt)
+	switch {
+	case !ok:
+	case hi != math.MaxInt && (n < lo || n > hi):
+		k.fail(section, option, v, fmt.Errorf("must be between %d and %d", lo, hi))
+	case n < lo:
+		k.fail(section, option, v, fmt.Errorf("must be >= %d", lo))
+	}
+	return n
+}
+
+// float returns a finite number >= 0.
+func (k *checker) float(section, option string) float64 {
+	f, v, ok := parsed(k, section, option, ParseFloat)
+	if ok && !(f >= 0 && !math.IsInf(f, 0)) {
+		k.fail(section, option, v, errors.New("must be a finite number >= 0"))
+	}
+	return f
+}
+
+// wholeSeconds returns a duration written as an integer number of seconds,
+// > 0, as the original's getint.
+func (k *checker) wholeSeconds(section, option string) time.Duration {
+	n, v, ok := parsed(k, section, option, ParseInt)
+	switch {
+	case !ok:
+	case n < 1:
+		k.fail(section, option, v, errors.New("must be >= 1"))
+	case n > int(math.MaxInt64/int64(time.Second)):
+		k.fail(section, option, v, errors.New("too many seconds"))
+	default:
+		return time.Duration(n) * time.Second
+	}
+	return 0
+}
+
+// seconds returns a duration written as float seconds, >= 0, or > 0 if
+// positive.
+func (k *checker) seconds(section, option string, positive bool) time.Duration {
+	d, v, ok := parsed(k, section, option, ParseSeconds)
+	switch {
+	case !ok:
+	case positive && d <= 0:
+		k.fail(section, option, v, errors.New("must be > 0"))
+	case d < 0:
+		k.fail(section, option, v, errors.New("must be >= 0"))
+	}
+	return d
+}
+
+// metrics returns a [process] metric list, nil when unset. The value is
+// split on single spaces as the original's split(' '), so a double space
+// makes an empty name, which is invalid.
+func (k *checker) metrics(option string, valid []string) []string {
+	v, ok := k.str(SectionProcess, option)
+	if !ok {
+		return nil
+	}
+	names := strings.Split(v, " ")
+	var bad []string
+	for _, n := range names {
+		if !slices.Contains(valid, n) && !slices.Contains(bad, n) {
+			bad = append(bad, n)
+		}
+	}
+	if len(bad) > 0 {
+		quoted := make([]string, len(bad))
+		for i, n := range bad {
+			quoted[i] = strconv.Quote(n)
+		}
+		k.fail(SectionProcess, option, v, fmt.Errorf("invalid metric names %s (valid: %s)",
+			strings.Join(quoted, ", "), strings.Join(valid, " ")))
+	}
+	return names
+}
+
+// servers parses the comma-separated URLs of [pull] servers.
+func (k *checker) servers(v string) []Server {
+	if v == "" {
+		k.fail(SectionPull, "servers", v, errors.New("must not be empty"))
+		return nil
+	}
+	var out []Server
+	names := map[string]string{}
+	for _, u := range strings.Split(v, ",") {
+		srv, err := ParseServer(u)
+		if err != nil {
+			k.fail(SectionPull, "servers", v, err)
+			continue
+		}
+		if prev, ok := names[srv.Name]; ok {
+			k.fail(SectionPull, "servers", v, fmt.Errorf("servers %q and %q would write the same spool files %q", prev, strings.TrimSpace(u), srv.Name))
+			continue
+		}
+		names[srv.Name] = strings.TrimSpace(u)
+		out = append(out, srv)
+	}
+	return out
+}
+
+// ParseServer parses one server URL: unix:///path/to/socket or
+// tcp://host:port, tcp://[IPv6]:port.
+func ParseServer(u string) (Server, error) {
+	u = strings.TrimSpace(u)
+	fail := func(format string, args ...any) (Server, error) {
+		return Server{}, fmt.Errorf("server %q: %s", u, fmt.Sprintf(format, args...))
+	}
+	if u == "" {
+		return fail("empty URL")
+	}
+	scheme, rest, ok := strings.Cut(u, ":")
+	if !ok || scheme == "" {
+		return fail("not a URL (want tcp://host:port or unix:///path)")
+	}
+	host, hasHost := "", strings.HasPrefix(rest, "//")
+	if hasHost {
+		rest = rest[2:]
+		i := strings.IndexAny(rest, "/?#")
+		if i < 0 {
+			i = len(rest)
+		}
+		host, rest = rest[:i], rest[i:]
+	}
+	if i := strings.IndexAny(rest, "?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	switch strings.ToLower(scheme) {
+	case "unix":
+		switch {
+		case host != "":
+			return fail("unix URL with host %q (write unix:///path)", host)
+		case rest == "":
+			return fail("unix URL without a path")
+		case strings.HasSuffix(rest, "/"):
+			return fail("unix URL names a directory (use socket-dir for a directory of sockets)")
+		}
+		return Server{Network: "unix", Address: rest, Name: path.Base(rest)}, nil
+	case "tcp":
+		if !hasHost || host == "" {
+			return fail("tcp URL without a host")
+		}
+		if strings.Contains(host, "@") {
+			return fail("tcp URL with user information")
+		}
+		h, port, err := net.SplitHostPort(host)
+		var aerr *net.AddrError
+		if (errors.As(err, &aerr) && aerr.Err == "missing port in address") || (err == nil && port == "") {
+			return fail("tcp URL without a port")
+		}
+		if err != nil {
+			return fail("want tcp://host:port, tcp://[IPv6]:port: %v", err)
+		}
+		if h == "" {
+			return fail("tcp URL without a host")
+		}
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 || strings.Trim(port, "0123456789") != "" {
+			return fail("port %q is not between 1 and 65535", port)
+		}
+		h = strings.ToLower(h) // as Python's urlparse(...).hostname
+		port = strconv.Itoa(n)
+		return Server{Network: "tcp", Address: net.JoinHostPort(h, port), Name: h + ":" + port}, nil
+	default:
+		return fail("scheme %q is not tcp or unix", scheme)
+	}
+}
+
+// groups reads the *-groups sections and checks them against
+// group-namespace and group-namespace-double-writes of [graphite], which it
+// sets in g.
+func (k *checker) groups(g *Graphite) Groups {
+	const gs = SectionGraphite
+	ns, nsSet := k.str(gs, "group-namespace")
+	if nsSet && ns == "" {
+		k.fail(gs, "group-namespace", ns, errors.New("must not be empty"))
+	}
+	if k.c.Has(gs, "group-namespace-double-writes") {
+		g.GroupNamespaceDoubleWrites = k.boolean(gs, "group-namespace-double-writes")
+	} else if nsSet {
+		k.errs = append(k.errs, &Error{Section: gs, Err: errors.New("group-namespace is set but group-namespace-double-writes is not")})
+	}
+	var groups Groups
+	present := false
+	for _, s := range groupSections {
+		if !k.c.HasSection(s) {
+			continue
+		}
+		present = true
+		if !nsSet {
+			k.errs = append(k.errs, &Error{Section: s, Err: errors.New("group section without group-namespace in [graphite]")})
+		}
+		var list []Group
+		for _, name := range k.c.OwnOptions(s) {
+			v, ok := k.str(s, name)
+			if !ok {
+				continue
+			}
+			re, err := regexp.Compile(v)
+			if err != nil {
+				k.fail(s, name, v, fmt.Errorf("bad regular expression: %w", err))
+				continue
+			}
+			list = append(list, Group{Name: name, Pattern: re})
+		}
+		switch s {
+		case SectionFrontendGroups:
+			groups.Frontend = list
+		case SectionBackendGroups:
+			groups.Backend = list
+		case SectionServerGroups:
+			groups.Server = list
+		}
+	}
+	if nsSet && !present {
+		k.fail(gs, "group-namespace", ns, fmt.Errorf("needs at least one of the sections [%s]", strings.Join(groupSections, "], [")))
+	}
+	g.GroupNamespace = ns
+	return groups
+}
