@@ -64,7 +64,7 @@ type Parser struct {
 	// stream of snapshots neither allocates nor page-faults new columns.
 	floats [][]float64
 	bits   [][]uint64
-	table  *StatTable
+	rows   *StatTable // row slices of the last released snapshot
 }
 
 // maxInterned bounds the name cache; it is emptied when it grows past this.
@@ -113,7 +113,8 @@ func (p *Parser) Parse(name string, files []File) *Snapshot {
 			rows += bytes.Count(f.Data, []byte{'\n'}) + 1
 		}
 	}
-	s.Stats.grow(rows)
+	s.Stats.grow(rows, p.rows)
+	p.rows = nil
 	defer s.Stats.finish()
 	for _, f := range sorted {
 		switch {
@@ -380,6 +381,8 @@ func (p *Parser) Release(s *Snapshot) {
 		c.Values, c.null = nil, nil
 	}
 	s.Stats.cols = nil
+	p.rows = &StatTable{Proc: s.Stats.Proc, Kind: s.Stats.Kind, Px: s.Stats.Px, Sv: s.Stats.Sv, PxName: s.Stats.PxName, SvName: s.Stats.SvName}
+	s.Stats.Proc, s.Stats.Kind, s.Stats.Px, s.Stats.Sv, s.Stats.PxName, s.Stats.SvName = nil, nil, nil, nil, nil, nil
 }
 
 func (p *Parser) floatSlice(n int) []float64 {
@@ -408,7 +411,19 @@ func (p *Parser) bitSlice(n int) []uint64 {
 
 // grow sizes the row columns for up to rows rows; finish trims them to
 // the rows actually parsed.
-func (t *StatTable) grow(rows int) {
+// The memory of old, when not nil and large enough, is reused.
+func (t *StatTable) grow(rows int, old *StatTable) {
+	if old != nil && cap(old.Kind) >= rows {
+		t.Proc, t.Kind = old.Proc[:rows], old.Kind[:rows]
+		t.Px, t.Sv, t.PxName, t.SvName = old.Px[:rows], old.Sv[:rows], old.PxName[:rows], old.SvName[:rows]
+		clear(t.Proc)
+		clear(t.Kind)
+		clear(t.Px)
+		clear(t.Sv)
+		clear(t.PxName)
+		clear(t.SvName)
+		return
+	}
 	t.Proc = make([]int32, rows)
 	t.Kind = make([]uint8, rows)
 	t.Px = make([]string, rows)

@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"sort"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -30,9 +30,9 @@ type Pipeline struct {
 	logger  *slog.Logger
 	stages  []StageSpec
 	columns []string // nil: every column
-	parsers sync.Pool
-	buffers sync.Pool    // *[]byte output buffers
-	hint    atomic.Int64 // size of the last output, to size the next
+	parsers freeList[*Parser]
+	buffers freeList[[]byte] // output buffers
+	hint    atomic.Int64     // size of the last output, to size the next
 }
 
 // Output is the result of processing one snapshot.
@@ -47,17 +47,16 @@ type Output struct {
 	// everything else are in Lines.
 	Problems []error
 
-	pool *sync.Pool
+	pool freeList[[]byte]
 }
 
 // Release hands the memory of Lines back to the pipeline for the next
 // snapshot. Calling it is optional; Lines must not be used afterwards.
 func (o *Output) Release() {
-	if o.pool != nil && o.Lines != nil {
-		b := o.Lines[:0]
-		o.pool.Put(&b)
+	if o.pool.ch != nil && o.Lines != nil {
+		o.pool.put(o.Lines[:0])
 	}
-	o.Lines, o.pool = nil, nil
+	o.Lines, o.pool = nil, freeList[[]byte]{}
 }
 
 // PanicError is returned when a stage panicked; the snapshot produced no
@@ -109,7 +108,8 @@ func NewPipeline(cfg Config, stages ...StageSpec) (*Pipeline, error) {
 		p.columns = []string{}
 	}
 	sort.Strings(p.columns)
-	p.parsers.New = func() any { return NewParser(p.columns) }
+	p.parsers = newFreeList[*Parser](runtime.GOMAXPROCS(0) + 4)
+	p.buffers = newFreeList[[]byte](runtime.GOMAXPROCS(0) + 4)
 	return p, nil
 }
 
@@ -118,8 +118,8 @@ func (p *Pipeline) Columns() []string { return p.columns }
 
 // Parse parses snapshot files with a pooled Parser.
 func (p *Pipeline) Parse(name string, files []File) *Snapshot {
-	parser := p.parsers.Get().(*Parser)
-	defer p.parsers.Put(parser)
+	parser := p.parser()
+	defer p.parsers.put(parser)
 	return parser.Parse(name, files)
 }
 
@@ -140,8 +140,8 @@ func (p *Pipeline) ProcessFiles(ctx context.Context, name string, files []File) 
 }
 
 func (p *Pipeline) process(ctx context.Context, name string, files []File, start time.Time) (*Output, error) {
-	parser := p.parsers.Get().(*Parser)
-	defer p.parsers.Put(parser)
+	parser := p.parser()
+	defer p.parsers.put(parser)
 	snap := parser.Parse(name, files)
 	defer parser.Release(snap)
 	for _, err := range snap.Problems {
@@ -158,7 +158,7 @@ func (p *Pipeline) Run(ctx context.Context, snap *Snapshot) (*Output, error) {
 
 func (p *Pipeline) run(ctx context.Context, snap *Snapshot, start, parseStart time.Time) (out *Output, err error) {
 	w := &lineWriter{paths: p.paths, ts: snap.Name, buf: p.buffer()}
-	out = &Output{Snapshot: snap.Name, Problems: append([]error(nil), snap.Problems...), pool: &p.buffers}
+	out = &Output{Snapshot: snap.Name, Problems: append([]error(nil), snap.Problems...), pool: p.buffers}
 	for _, spec := range p.stages {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -209,10 +209,17 @@ func (p *Pipeline) run(ctx context.Context, snap *Snapshot, start, parseStart ti
 // snapshot's output so that formatting does not grow it by copying.
 func (p *Pipeline) buffer() []byte {
 	want := int(p.hint.Load()) + int(p.hint.Load())/8 + 4096
-	if b, ok := p.buffers.Get().(*[]byte); ok && cap(*b) >= want {
-		return (*b)[:0]
+	if b, ok := p.buffers.get(); ok && cap(b) >= want {
+		return b[:0]
 	}
 	return make([]byte, 0, want)
+}
+
+func (p *Pipeline) parser() *Parser {
+	if parser, ok := p.parsers.get(); ok {
+		return parser
+	}
+	return NewParser(p.columns)
 }
 
 // call runs one stage, turning a panic into a *PanicError.

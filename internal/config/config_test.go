@@ -661,3 +661,36 @@ func TestPrintError(t *testing.T) {
 		t.Errorf("Print(pull) error = %v, want none", err)
 	}
 }
+
+func TestConcurrentReads(t *testing.T) {
+	c := load(t, "[paths]\nbase-dir = /srv\n[pull]\nsocket-dir = /run\n[graphite]\ngroup-namespace = g\ngroup-namespace-double-writes = 1\n[frontend-groups]\na = ^x\n")
+	done := make(chan error)
+	for range 32 {
+		go func() {
+			var err error
+			for range 50 {
+				if _, e := c.Get("pull", "dst-dir"); e != nil {
+					err = e
+				}
+				if _, e := c.ProcessSettings(); e != nil {
+					err = e
+				}
+				if _, e := c.PullSettings(); e != nil {
+					err = e
+				}
+				var b bytes.Buffer
+				if e := c.Print(&b, nil); e != nil {
+					err = e
+				}
+				c.Sections()
+				c.OwnOptions("frontend-groups")
+			}
+			done <- err
+		}()
+	}
+	for range 32 {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+}

@@ -17,12 +17,14 @@ import (
 type ParseError struct {
 	File string
 	Line int
-	Msg  string
+	Err  error
 }
 
 func (e *ParseError) Error() string {
-	return fmt.Sprintf("parse %s line %d: %s", e.File, e.Line, e.Msg)
+	return fmt.Sprintf("parse %s line %d: %v", e.File, e.Line, e.Err)
 }
+
+func (e *ParseError) Unwrap() error { return e.Err }
 
 // errMismatch marks a value that gopkg.in/ini.v1 read differently from the
 // line scanner; it means a bug here, never a bad file, and the fuzz test
@@ -73,14 +75,14 @@ func (s *section) set(key, value string) {
 // no inline comments, empty lines allowed in values) reads it.
 //
 // gopkg.in/ini.v1 is the reader of sections, keys and Python-style
-// multi-line values. It differs from configparser in a few places, which a
-// line scanner written after configparser's _read handles first: it finds
-// the errors configparser reports (with their line numbers, which ini.v1
-// does not give), drops comment lines, keeps empty lines inside a
-// multi-line value, applies configparser's indentation rule for
-// continuation lines, and stands in for ini.v1 on the rare name or value
-// that ini.v1 would rename or unquote (see fixups). The scanner's own reading of every value is then
-// compared with ini.v1's, so a difference is an error instead of a silently
+// multi-line values. Where it differs from configparser, a line scanner
+// written after configparser's _read works first: it finds the errors
+// configparser reports, with their line numbers (ini.v1 gives none), drops
+// comment lines, keeps empty lines inside a multi-line value, applies
+// configparser's indentation rule for continuation lines, and stands in for
+// ini.v1 on the rare name or value that ini.v1 would rename or unquote (see
+// fixups). The scanner's own reading of every value is then compared with
+// ini.v1's, so that a difference is an error rather than a silently
 // different configuration.
 func parseFile(name string, data []byte) (*fileData, error) {
 	items, err := scan(name, data)
@@ -151,44 +153,41 @@ func unindent(v string) string {
 
 // check compares what ini.v1 read with what the scanner saw.
 func check(fd *fileData, items []*item) error {
+	mismatch := func(line int, format string, args ...any) error {
+		return &ParseError{File: fd.name, Line: line, Err: fmt.Errorf(format+": %w", append(args, errMismatch)...)}
+	}
 	want := map[string]*section{}
-	var first *item
 	for _, it := range items {
 		s := want[it.section]
 		if s == nil {
 			s = newSection()
 			want[it.section] = s
 		}
-		if it.key != "" {
-			s.set(it.key, it.value())
+		if it.key == "" {
+			continue
 		}
-		if first == nil {
-			first = it
-		}
-	}
-	for name, s := range want {
-		got := fd.sections[name]
+		s.set(it.key, it.value())
+		got := fd.sections[it.section]
 		if got == nil {
-			return &ParseError{File: fd.name, Line: first.line, Msg: fmt.Sprintf("section [%s] not read: %v", name, errMismatch)}
+			return mismatch(it.line, "section [%s] not read", it.section)
 		}
-		if strings.Join(got.order, "\n") != strings.Join(s.order, "\n") {
-			return &ParseError{File: fd.name, Line: first.line, Msg: fmt.Sprintf("section [%s] options %q, want %q: %v", name, got.order, s.order, errMismatch)}
-		}
-		for _, it := range items {
-			if it.section != name || it.key == "" {
-				continue
-			}
-			if g, w := got.values[it.key], s.values[it.key]; g != w {
-				return &ParseError{File: fd.name, Line: it.line, Msg: fmt.Sprintf("option %q read as %q, want %q: %v", it.key, g, w, errMismatch)}
-			}
+		if v, ok := got.values[it.key]; !ok || v != it.value() {
+			return mismatch(it.line, "option %q read as %q, want %q", it.key, v, it.value())
 		}
 	}
-	for name, s := range fd.sections {
-		if want[name] == nil && len(s.order) > 0 {
-			return &ParseError{File: fd.name, Line: first.line, Msg: fmt.Sprintf("unexpected section [%s]: %v", name, errMismatch)}
+	for name, got := range fd.sections {
+		if w := want[name]; strings.Join(got.order, "\n") != strings.Join(w.orderOrNil(), "\n") {
+			return mismatch(1, "section [%s] has options %q, want %q", name, got.order, w.orderOrNil())
 		}
 	}
 	return nil
+}
+
+func (s *section) orderOrNil() []string {
+	if s == nil {
+		return nil
+	}
+	return s.order
 }
 
 // scan classifies the lines of data as RawConfigParser._read does and
@@ -209,7 +208,7 @@ func scan(name string, data []byte) ([]*item, error) {
 		sectLines  = map[string]int{}
 		optLines   = map[[2]string]int{}
 		parseError = func(n int, format string, args ...any) {
-			errs = append(errs, &ParseError{File: name, Line: n, Msg: fmt.Sprintf(format, args...)})
+			errs = append(errs, &ParseError{File: name, Line: n, Err: fmt.Errorf(format, args...)})
 		}
 	)
 	if text == "" {
