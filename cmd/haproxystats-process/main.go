@@ -1,0 +1,165 @@
+// Command haproxystats-process processes the snapshots that
+// haproxystats-pull leaves in the spool and sends the metrics to Graphite,
+// a drop-in replacement for the Python program of the same name.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/haproxystats-go/haproxystats/internal/buildinfo"
+	"github.com/haproxystats-go/haproxystats/internal/config"
+	"github.com/haproxystats-go/haproxystats/internal/graphite"
+	"github.com/haproxystats-go/haproxystats/internal/localstore"
+	"github.com/haproxystats-go/haproxystats/internal/pipeline"
+	"github.com/haproxystats-go/haproxystats/internal/process"
+	"github.com/haproxystats-go/haproxystats/internal/spool"
+)
+
+const usage = `Processes statistics from HAProxy and pushes them to Graphite
+
+Usage:
+    haproxystats-process [-f <file>] [-d <dir>] [-p | -P]
+
+Options:
+    -f, --file <file>  configuration file with settings
+                       [default: /etc/haproxystats.conf]
+    -d, --dir <dir>    directory with additional configuration files
+    -p, --print        show default settings
+    -P, --print-conf   show configuration
+    -h, --help         show this screen
+    -v, --version      show version
+`
+
+// stopTimeout bounds how long a stop (SIGTERM, SIGHUP) waits for the
+// snapshots in flight to be delivered; the rest stay in the spool.
+const stopTimeout = 20 * time.Second
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGHUP, syscall.SIGINT)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := pflag.NewFlagSet("haproxystats-process", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	file := fs.StringP("file", "f", "/etc/haproxystats.conf", "")
+	dir := fs.StringP("dir", "d", "", "")
+	printDefaults := fs.BoolP("print", "p", false, "")
+	printConf := fs.BoolP("print-conf", "P", false, "")
+	help := fs.BoolP("help", "h", false, "")
+	version := fs.BoolP("version", "v", false, "")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	switch {
+	case *help:
+		fmt.Fprint(stdout, usage)
+		return 0
+	case *version:
+		fmt.Fprintln(stdout, buildinfo.String())
+		return 0
+	case fs.NArg() > 0 || (*printDefaults && *printConf):
+		fmt.Fprint(stderr, usage)
+		return 2
+	case *printDefaults:
+		if err := config.PrintDefaults(stdout, config.ProcessSections); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		return 0
+	}
+	boot := slog.New(slog.NewTextHandler(stderr, nil))
+	cfg, err := config.Load(*file, *dir, boot)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if *printConf {
+		if err := cfg.Print(stdout, config.ProcessSections); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		return 0
+	}
+	settings, err := cfg.ProcessSettings()
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: settings.Process.Loglevel}))
+	daemon, err := build(cfg, logger)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	logger.Info("haproxystats-process started", "version", buildinfo.String(), "config", *file,
+		"src_dir", settings.Process.SrcDir, "workers", settings.Process.Workers)
+	if err := daemon.Run(ctx); err != nil {
+		logger.Error("haproxystats-process stopped", "error", err)
+		return 1
+	}
+	st := daemon.Stats()
+	logger.Info("haproxystats-process stopped", "delivered", st.Delivered, "failed", st.Failed, "panics", st.Panics)
+	return 0
+}
+
+// build wires the daemon from a loaded configuration; every check that can
+// refuse to start happens here.
+func build(cfg *config.Config, logger *slog.Logger) (*process.Daemon, error) {
+	built, err := pipeline.New(cfg, pipeline.Options{Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	s := built.Settings
+	if err := config.CheckReadWrite(s.Process.SrcDir); err != nil {
+		return nil, fmt.Errorf("[process] src-dir = %q: %w", s.Process.SrcDir, err)
+	}
+	g := s.Graphite
+	client, err := graphite.New(graphite.Config{
+		Address:        net.JoinHostPort(g.Server, strconv.Itoa(g.Port)),
+		ConnectTimeout: g.ConnectTimeout,
+		WriteTimeout:   g.WriteTimeout,
+		Retries:        g.Retries,
+		Interval:       g.Interval,
+		Backoff:        g.Backoff,
+		Delay:          g.Delay,
+		QueueSize:      g.QueueSize,
+	}, logger.With("component", "graphite"))
+	if err != nil {
+		return nil, err
+	}
+	watcher, err := spool.NewWatcher(s.Process.SrcDir, logger.With("component", "spool"))
+	if err != nil {
+		return nil, err
+	}
+	dc := process.Config{
+		Pipeline:    built.Pipeline,
+		Queue:       watcher,
+		Graphite:    client,
+		Workers:     s.Process.Workers,
+		StopTimeout: stopTimeout,
+		Logger:      logger,
+	}
+	if s.LocalStore.Enabled {
+		store, err := localstore.New(s.LocalStore.Dir)
+		if err != nil {
+			return nil, fmt.Errorf("[local-store] dir = %q: %w", s.LocalStore.Dir, err)
+		}
+		dc.LocalStore = store
+	}
+	return process.New(dc)
+}
