@@ -25,13 +25,16 @@ import (
 const usage = `Usage:
     haproxystats-engine test [-v] [--update] PATH...
     haproxystats-engine run [-f FILE] [-d DIR] SNAPSHOT_DIR...
+    haproxystats-engine run --pull [-f FILE] [-d DIR]
     haproxystats-engine -h | --help
     haproxystats-engine --version
 
 Commands:
     test   run every case under PATH (a case directory in the conformance
            format, or a directory of them) and compare with expected.txt
-    run    process snapshot directories once and print the Graphite lines
+    run    process snapshot directories once and print the Graphite lines;
+           with --pull, run as one daemon: pull from the stats sockets on the
+           [pull] cadence and send to Graphite, the spool as the buffer
 `
 
 func main() {
@@ -103,13 +106,41 @@ func testCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+func runDaemon(ctx context.Context, file, dir string, stderr io.Writer) int {
+	boot := slog.New(slog.NewTextHandler(stderr, nil))
+	cfg, err := config.Load(file, dir, boot)
+	if err != nil {
+		fmt.Fprintln(stderr, "haproxystats-engine run --pull:", err)
+		return 1
+	}
+	level := slog.LevelInfo
+	if ps, err := cfg.PullSettings(); err == nil {
+		level = ps.Loglevel
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	logger.Info("haproxystats-engine run --pull started", "version", buildinfo.String(), "config", file)
+	if err := oneDaemon(ctx, cfg, logger); err != nil {
+		fmt.Fprintln(stderr, "haproxystats-engine run --pull:", err)
+		return 1
+	}
+	return 0
+}
+
 func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := fs.StringP("file", "f", "/etc/haproxystats.conf", "configuration file")
 	dir := fs.StringP("dir", "d", "", "directory of additional *.conf files, read after FILE in name order")
+	pulling := fs.Bool("pull", false, "one daemon: pull, process and send continuously")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *pulling {
+		if fs.NArg() > 0 {
+			fmt.Fprintln(stderr, "haproxystats-engine run --pull: takes no SNAPSHOT_DIR")
+			return 2
+		}
+		return runDaemon(ctx, *file, *dir, stderr)
 	}
 	if fs.NArg() == 0 {
 		fmt.Fprintln(stderr, "haproxystats-engine run: no SNAPSHOT_DIR given")

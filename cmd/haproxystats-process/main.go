@@ -8,22 +8,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
-	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/haproxystats-go/haproxystats/internal/buildinfo"
 	"github.com/haproxystats-go/haproxystats/internal/config"
-	"github.com/haproxystats-go/haproxystats/internal/graphite"
-	"github.com/haproxystats-go/haproxystats/internal/localstore"
-	"github.com/haproxystats-go/haproxystats/internal/pipeline"
 	"github.com/haproxystats-go/haproxystats/internal/process"
-	"github.com/haproxystats-go/haproxystats/internal/spool"
 )
 
 const usage = `Processes statistics from HAProxy and pushes them to Graphite
@@ -40,10 +33,6 @@ Options:
     -h, --help         show this screen
     -v, --version      show version
 `
-
-// stopTimeout bounds how long a stop (SIGTERM, SIGHUP) waits for the
-// snapshots in flight to be delivered; the rest stay in the spool.
-const stopTimeout = 20 * time.Second
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGHUP, syscall.SIGINT)
@@ -101,7 +90,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: settings.Process.Loglevel}))
-	daemon, err := build(cfg, logger)
+	daemon, _, err := process.FromConfig(cfg, logger, process.Options{})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -115,51 +104,4 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	st := daemon.Stats()
 	logger.Info("haproxystats-process stopped", "delivered", st.Delivered, "failed", st.Failed, "panics", st.Panics)
 	return 0
-}
-
-// build wires the daemon from a loaded configuration; every check that can
-// refuse to start happens here.
-func build(cfg *config.Config, logger *slog.Logger) (*process.Daemon, error) {
-	built, err := pipeline.New(cfg, pipeline.Options{Logger: logger})
-	if err != nil {
-		return nil, err
-	}
-	s := built.Settings
-	if err := config.CheckReadWrite(s.Process.SrcDir); err != nil {
-		return nil, fmt.Errorf("[process] src-dir = %q: %w", s.Process.SrcDir, err)
-	}
-	g := s.Graphite
-	client, err := graphite.New(graphite.Config{
-		Address:        net.JoinHostPort(g.Server, strconv.Itoa(g.Port)),
-		ConnectTimeout: g.ConnectTimeout,
-		WriteTimeout:   g.WriteTimeout,
-		Retries:        g.Retries,
-		Interval:       g.Interval,
-		Backoff:        g.Backoff,
-		Delay:          g.Delay,
-		QueueSize:      g.QueueSize,
-	}, logger.With("component", "graphite"))
-	if err != nil {
-		return nil, err
-	}
-	watcher, err := spool.NewWatcher(s.Process.SrcDir, logger.With("component", "spool"))
-	if err != nil {
-		return nil, err
-	}
-	dc := process.Config{
-		Pipeline:    built.Pipeline,
-		Queue:       watcher,
-		Graphite:    client,
-		Workers:     s.Process.Workers,
-		StopTimeout: stopTimeout,
-		Logger:      logger,
-	}
-	if s.LocalStore.Enabled {
-		store, err := localstore.New(s.LocalStore.Dir)
-		if err != nil {
-			return nil, fmt.Errorf("[local-store] dir = %q: %w", s.LocalStore.Dir, err)
-		}
-		dc.LocalStore = store
-	}
-	return process.New(dc)
 }

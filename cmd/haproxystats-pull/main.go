@@ -88,24 +88,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: settings.Loglevel}))
-	servers := make([]pull.Server, len(settings.Servers))
-	for i, s := range settings.Servers {
-		servers[i] = pull.Server(s)
-	}
-	p, err := pull.New(pull.Config{
-		SocketDir:    settings.SocketDir,
-		Servers:      servers,
-		Retries:      settings.Retries,
-		Timeout:      settings.Timeout,
-		Interval:     settings.Interval,
-		PullTimeout:  settings.PullTimeout,
-		PullInterval: settings.PullInterval,
-		BufferLimit:  settings.BufferLimit,
-		DstDir:       settings.DstDir,
-		TmpDstDir:    settings.TmpDstDir,
-		Workers:      settings.Workers,
-		QueueSize:    settings.QueueSize,
-	}, logger)
+	p, err := pull.New(pull.ConfigFrom(settings), logger)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

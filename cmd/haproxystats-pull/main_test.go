@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,25 +14,6 @@ import (
 	"github.com/haproxystats-go/haproxystats/internal/pipeline"
 	"github.com/haproxystats-go/haproxystats/internal/testenv"
 )
-
-// syncBuffer is a bytes.Buffer safe to write from run's goroutine while
-// the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestPullFourProcesses runs the command against four real HAProxy
 // instances standing for four processes, waits for a snapshot, stops it
@@ -63,7 +43,7 @@ prefix-hostname = false
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr syncBuffer
+	var stdout, stderr testenv.Buffer
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"-f", conf}, &stdout, &stderr) }()
 

@@ -24,6 +24,8 @@ type Queue interface {
 	Done(name string)
 	Retry(name string)
 	Dir() string
+	// Queued reports how many snapshots wait to be handed out.
+	Queued() int
 }
 
 // Sender delivers lines to Graphite; graphite.Client implements it.
@@ -52,19 +54,40 @@ type Config struct {
 	// RetryDelay is how long a snapshot waits before it is tried again
 	// after a failure that may pass (the local store could not be written).
 	RetryDelay time.Duration
+	// Spill, when set, enables Offer (the one-daemon mode): it writes a
+	// snapshot taken in memory into the spool when it cannot be handed on
+	// at once or in full, so that nothing is lost.
+	Spill func(name string, files []engine.File) error
+	// SpillAfter is how long an in-memory snapshot may wait for its
+	// delivery before it is also written to the spool (0: until the stop).
+	// If the delivery completes later, the spooled copy is sent again:
+	// Graphite overwrites the same points, and a crash loses nothing.
+	SpillAfter time.Duration
 	Logger     *slog.Logger
 }
 
 // Stats counts what the daemon did.
 type Stats struct {
 	Processed, Delivered, Failed, Panics, Retried int64
+	// Spilled counts in-memory snapshots written to the spool because they
+	// could not be delivered in full.
+	Spilled int64
 }
 
 // Daemon is haproxystats-process.
 type Daemon struct {
-	cfg   Config
-	log   *slog.Logger
-	stats struct{ processed, delivered, failed, panics, retried atomic.Int64 }
+	cfg Config
+	log *slog.Logger
+	mem chan memSnapshot // unbuffered: a send succeeds only to an idle worker
+	// memSlots bounds the in-memory snapshots not yet delivered or spilled.
+	memSlots chan struct{}
+	stats    struct{ processed, delivered, failed, panics, retried, spilled atomic.Int64 }
+}
+
+// memSnapshot is a snapshot handed over in memory by Offer.
+type memSnapshot struct {
+	name  string
+	files []engine.File
 }
 
 // New validates cfg.
@@ -95,7 +118,30 @@ func New(cfg Config) (*Daemon, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Daemon{cfg: cfg, log: logger}, nil
+	return &Daemon{cfg: cfg, log: logger, mem: make(chan memSnapshot), memSlots: make(chan struct{}, cfg.Workers)}, nil
+}
+
+// Offer hands a snapshot over in memory, without the disk round trip. It
+// returns false, and the caller must write the snapshot to the spool, when
+// the daemon is falling behind: snapshots wait in the spool, Workers
+// in-memory snapshots are not delivered yet, no worker is idle, or Run is
+// not running. Offer needs Config.Spill.
+func (d *Daemon) Offer(name string, files []engine.File) bool {
+	if d.cfg.Spill == nil || d.cfg.Queue.Queued() > 0 {
+		return false
+	}
+	select {
+	case d.memSlots <- struct{}{}:
+	default:
+		return false
+	}
+	select {
+	case d.mem <- memSnapshot{name, files}:
+		return true
+	default:
+		<-d.memSlots
+		return false
+	}
 }
 
 // Stats reports the counters so far.
@@ -103,6 +149,7 @@ func (d *Daemon) Stats() Stats {
 	return Stats{
 		Processed: d.stats.processed.Load(), Delivered: d.stats.delivered.Load(),
 		Failed: d.stats.failed.Load(), Panics: d.stats.panics.Load(), Retried: d.stats.retried.Load(),
+		Spilled: d.stats.spilled.Load(),
 	}
 }
 
@@ -139,6 +186,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 			defer workers.Done()
 			d.worker(ctx, work, &inflight)
 		}()
+		if d.cfg.Spill != nil {
+			workers.Add(1)
+			go func() {
+				defer workers.Done()
+				d.memWorker(ctx, work, &inflight)
+			}()
+		}
 	}
 	var qerr error
 	select {
@@ -178,13 +232,16 @@ func (d *Daemon) worker(take, work context.Context, inflight *sync.WaitGroup) {
 	}
 }
 
-// snapshot processes one snapshot and hands its lines on; the delivery is
-// awaited on another goroutine so that the worker can go on while Graphite
-// acknowledges (the Graphite queue bound provides the back-pressure).
+// snapshot processes one snapshot of the spool and hands its lines on.
 func (d *Daemon) snapshot(ctx context.Context, name string, inflight *sync.WaitGroup) {
 	dir := filepath.Join(d.cfg.Queue.Dir(), name)
 	log := d.log.With("snapshot", name)
-	out, err := d.process(ctx, dir)
+	out, err := d.process(func() (*engine.Output, error) {
+		if _, err := os.Stat(dir); err != nil {
+			return nil, err
+		}
+		return d.cfg.Pipeline.ProcessDir(ctx, dir)
+	})
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		log.Warn("snapshot vanished before it was processed")
@@ -202,56 +259,134 @@ func (d *Daemon) snapshot(ctx context.Context, name string, inflight *sync.WaitG
 		inflight.Done()
 		return
 	}
+	d.dispatch(ctx, name, out, func(result error, stored bool) {
+		defer inflight.Done()
+		switch {
+		case result == nil:
+			if err := os.RemoveAll(dir); err != nil {
+				log.Error("remove delivered snapshot", "error", err)
+			}
+			d.cfg.Queue.Done(name)
+		case !stored && ctx.Err() == nil:
+			log.Error("local store write failed; snapshot kept for a retry", "error", result, "retry_in", d.cfg.RetryDelay)
+			d.retryLater(ctx, name)
+		default:
+			log.Info("snapshot not delivered; left in the spool", "error", result)
+			d.cfg.Queue.Done(name)
+		}
+	})
+}
+
+// memWorker processes snapshots handed over by Offer until take is
+// cancelled.
+func (d *Daemon) memWorker(take, work context.Context, inflight *sync.WaitGroup) {
+	for {
+		select {
+		case <-take.Done():
+			return
+		case m := <-d.mem:
+			inflight.Add(1)
+			d.memory(work, m, inflight)
+		}
+	}
+}
+
+// memory processes a snapshot held in memory; whatever is not delivered in
+// full, or not within SpillAfter, is spilled to the spool.
+func (d *Daemon) memory(ctx context.Context, m memSnapshot, inflight *sync.WaitGroup) {
+	log := d.log.With("snapshot", m.name)
+	var once sync.Once
+	// settle releases the snapshot's slot, spilling it first unless it was
+	// delivered; the first call wins.
+	settle := func(reason string, err error) {
+		once.Do(func() {
+			defer func() { <-d.memSlots }()
+			if reason == "" {
+				return
+			}
+			d.stats.spilled.Add(1)
+			if serr := d.cfg.Spill(m.name, m.files); serr != nil {
+				log.Error("snapshot LOST: not delivered and not written to the spool", "reason", reason, "error", err, "spill_error", serr)
+				return
+			}
+			log.Warn("snapshot written to the spool", "reason", reason, "error", err)
+		})
+	}
+	out, err := d.process(func() (*engine.Output, error) {
+		return d.cfg.Pipeline.ProcessFiles(ctx, m.name, m.files)
+	})
+	if err != nil {
+		if ctx.Err() == nil {
+			d.stats.failed.Add(1)
+		}
+		settle("not processed", err)
+		inflight.Done()
+		return
+	}
+	var timer *time.Timer
+	if d.cfg.SpillAfter > 0 {
+		timer = time.AfterFunc(d.cfg.SpillAfter, func() {
+			settle("delivery is taking longer than "+d.cfg.SpillAfter.String(), nil)
+		})
+	}
+	d.dispatch(ctx, m.name, out, func(result error, _ bool) {
+		defer inflight.Done()
+		if timer != nil {
+			timer.Stop()
+		}
+		if result != nil {
+			settle("not delivered", result)
+			return
+		}
+		settle("", nil)
+	})
+}
+
+// dispatch writes the lines to the local store and hands them to Graphite;
+// done is called once, possibly on another goroutine, with nil when every
+// line was delivered, and stored false when the local store failed. The
+// delivery is awaited on another goroutine so that the worker can go on
+// while Graphite acknowledges; the Graphite queue bound provides the
+// back-pressure.
+func (d *Daemon) dispatch(ctx context.Context, name string, out *engine.Output, done func(result error, stored bool)) {
 	d.stats.processed.Add(1)
 	for _, p := range out.Problems {
-		log.Warn("snapshot processed with a problem", "problem", p)
+		d.log.Warn("snapshot processed with a problem", "snapshot", name, "problem", p)
 	}
 	if d.cfg.LocalStore != nil {
 		if err := d.cfg.LocalStore.Write(name, out.Lines); err != nil {
-			log.Error("local store write failed; snapshot kept for a retry", "error", err, "retry_in", d.cfg.RetryDelay)
 			out.Release()
-			d.retryLater(ctx, name, inflight)
+			done(err, false)
 			return
 		}
 	}
 	delivery, err := d.cfg.Graphite.Send(ctx, out.Lines, out.Count)
 	if err != nil {
 		out.Release()
-		d.cfg.Queue.Done(name)
-		inflight.Done()
+		done(err, true)
 		return
 	}
 	go func() {
-		defer inflight.Done()
 		err := delivery.Wait(ctx)
+		lines := out.Count
 		out.Release()
-		if err != nil {
-			log.Info("snapshot not delivered; left in the spool", "error", err)
-			d.cfg.Queue.Done(name)
-			return
+		if err == nil {
+			d.stats.delivered.Add(1)
+			d.log.Debug("snapshot delivered", "snapshot", name, "lines", lines)
 		}
-		if err := os.RemoveAll(dir); err != nil {
-			log.Error("remove delivered snapshot", "error", err)
-		}
-		d.stats.delivered.Add(1)
-		log.Debug("snapshot delivered", "lines", out.Count)
-		d.cfg.Queue.Done(name)
+		done(err, true)
 	}()
 }
 
-// process runs the pipeline over one snapshot directory, turning a panic
-// into an error.
-func (d *Daemon) process(ctx context.Context, dir string) (out *engine.Output, err error) {
+// process runs the pipeline, turning a panic into an error.
+func (d *Daemon) process(run func() (*engine.Output, error)) (out *engine.Output, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			d.stats.panics.Add(1)
 			err = fmt.Errorf("panic: %v\n%s", v, debug.Stack())
 		}
 	}()
-	if _, err := os.Stat(dir); err != nil {
-		return nil, err
-	}
-	out, err = d.cfg.Pipeline.ProcessDir(ctx, dir)
+	out, err = run()
 	var perr *engine.PanicError
 	if errors.As(err, &perr) {
 		d.stats.panics.Add(1)
@@ -260,17 +395,17 @@ func (d *Daemon) process(ctx context.Context, dir string) (out *engine.Output, e
 	return out, err
 }
 
-func (d *Daemon) retryLater(ctx context.Context, name string, inflight *sync.WaitGroup) {
+// retryLater queues name again after RetryDelay. It blocks the caller
+// for that long: a local store that cannot be written (a full disk) slows
+// the workers down instead of spinning them.
+func (d *Daemon) retryLater(ctx context.Context, name string) {
 	d.stats.retried.Add(1)
-	go func() {
-		defer inflight.Done()
-		t := time.NewTimer(d.cfg.RetryDelay)
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-			d.cfg.Queue.Done(name)
-		case <-t.C:
-			d.cfg.Queue.Retry(name)
-		}
-	}()
+	t := time.NewTimer(d.cfg.RetryDelay)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		d.cfg.Queue.Done(name)
+	case <-t.C:
+		d.cfg.Queue.Retry(name)
+	}
 }

@@ -3,6 +3,7 @@ package pull
 import (
 	"errors"
 	"fmt"
+	"github.com/haproxystats-go/haproxystats/internal/config"
 	"path/filepath"
 	"strings"
 	"time"
@@ -52,6 +53,11 @@ type Config struct {
 	// QueueSize: rounds are skipped while DstDir holds this many snapshot
 	// directories or more.
 	QueueSize int
+	// Handoff, when set, is offered the answers of every complete round
+	// before they are written: when it returns true the caller took the
+	// snapshot (in memory) and nothing is written; otherwise the snapshot is
+	// committed to DstDir as usual. It runs on the round's goroutine.
+	Handoff func(name string, answers map[string][]byte) bool
 }
 
 // validate returns every problem of c at once.
@@ -116,4 +122,26 @@ func (c *Config) validate() error {
 
 func validName(s string) bool {
 	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, "/\x00")
+}
+
+// ConfigFrom maps the validated [pull] settings onto a Config.
+func ConfigFrom(s *config.Pull) Config {
+	servers := make([]Server, len(s.Servers))
+	for i, srv := range s.Servers {
+		servers[i] = Server(srv)
+	}
+	return Config{
+		SocketDir:    s.SocketDir,
+		Servers:      servers,
+		Retries:      s.Retries,
+		Timeout:      s.Timeout,
+		Interval:     s.Interval,
+		PullTimeout:  s.PullTimeout,
+		PullInterval: s.PullInterval,
+		BufferLimit:  s.BufferLimit,
+		DstDir:       s.DstDir,
+		TmpDstDir:    s.TmpDstDir,
+		Workers:      s.Workers,
+		QueueSize:    s.QueueSize,
+	}
 }

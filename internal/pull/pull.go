@@ -195,8 +195,19 @@ func (p *Puller) Round(ctx context.Context, now time.Time) error {
 	}()
 
 	var size sizeCounter
+	var mu sync.Mutex
+	var answers map[string][]byte
+	if p.cfg.Handoff != nil {
+		answers = make(map[string][]byte, 2*len(sockets))
+	}
 	failed := p.pull(ctx, sockets, func(file string, data []byte) error {
 		size.add(len(data))
+		if answers != nil {
+			mu.Lock()
+			answers[file] = data
+			mu.Unlock()
+			return nil
+		}
 		return writeFile(filepath.Join(tmp, file), data)
 	})
 	if len(failed) > 0 {
@@ -205,6 +216,17 @@ func (p *Puller) Round(ctx context.Context, now time.Time) error {
 	if err := ctx.Err(); err != nil {
 		// Every answer arrived, but too late (or we are stopping).
 		return fmt.Errorf("snapshot %s: %w", name, err)
+	}
+	if answers != nil {
+		if p.cfg.Handoff(name, answers) {
+			p.log.Debug("snapshot handed over in memory", "snapshot", name, "bytes", size.total())
+			return nil
+		}
+		for file, data := range answers {
+			if err := writeFile(filepath.Join(tmp, file), data); err != nil {
+				return fmt.Errorf("snapshot %s: %w", name, err)
+			}
+		}
 	}
 	if err := renameNoReplace(tmp, final); err != nil {
 		if errors.Is(err, fs.ErrExist) {
@@ -218,6 +240,49 @@ func (p *Puller) Round(ctx context.Context, now time.Time) error {
 	}
 	p.log.Debug("snapshot committed", "snapshot", name, "sockets", len(sockets),
 		"bytes", size.total(), "took", time.Since(started))
+	return nil
+}
+
+// Commit writes answers as snapshot name into the spool the way a round
+// does (temporary directory, fsync, rename), for a snapshot that was taken
+// in memory and could not be handed on. An existing DstDir/<name> is left
+// untouched (ErrSnapshotExists).
+func (p *Puller) Commit(name string, answers map[string][]byte) error {
+	if !isSnapshotName(name) {
+		return fmt.Errorf("commit snapshot %q: not a snapshot name", name)
+	}
+	p.round.Lock()
+	defer p.round.Unlock()
+	if err := p.ensureDir(p.cfg.DstDir, "dst-dir"); err != nil {
+		return err
+	}
+	if err := p.ensureDir(p.cfg.TmpDstDir, "tmp-dst-dir"); err != nil {
+		return err
+	}
+	tmp := filepath.Join(p.cfg.TmpDstDir, name)
+	if err := os.RemoveAll(tmp); err != nil {
+		return fmt.Errorf("empty %s: %w", tmp, err)
+	}
+	if err := os.Mkdir(tmp, 0o755); err != nil {
+		return fmt.Errorf("snapshot %s: %w", name, err)
+	}
+	for file, data := range answers {
+		if err := writeFile(filepath.Join(tmp, file), data); err != nil {
+			os.RemoveAll(tmp)
+			return fmt.Errorf("snapshot %s: %w", name, err)
+		}
+	}
+	final := filepath.Join(p.cfg.DstDir, name)
+	if err := renameNoReplace(tmp, final); err != nil {
+		os.RemoveAll(tmp)
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("snapshot %s: %w", final, ErrSnapshotExists)
+		}
+		return fmt.Errorf("commit snapshot %s: %w", name, err)
+	}
+	if err := syncDir(p.cfg.DstDir); err != nil {
+		p.log.Warn("cannot fsync dst-dir", "dir", p.cfg.DstDir, "err", err)
+	}
 	return nil
 }
 

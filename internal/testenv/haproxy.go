@@ -103,7 +103,7 @@ type HAProxy struct {
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	done   chan struct{}
-	output *lockedBuffer
+	output *Buffer
 }
 
 // StartHAProxy writes cfg to a haproxy.cfg in a new temporary directory,
@@ -163,7 +163,7 @@ defaults
 func (h *HAProxy) start() {
 	h.t.Helper()
 	h.mu.Lock()
-	out := &lockedBuffer{}
+	out := &Buffer{}
 	cmd := exec.Command(h.bin, "-db", "-f", h.cfg)
 	cmd.Dir = h.dir
 	cmd.Stdout = out
@@ -316,18 +316,20 @@ func Proxies(bindPort, backends, servers, serverPort int) string {
 	return b.String()
 }
 
-type lockedBuffer struct {
+// Buffer is a bytes.Buffer that one goroutine may write (a program's
+// output, a logger) while another reads it.
+type Buffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+func (l *Buffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) String() string {
+func (l *Buffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/haproxystats-go/haproxystats/internal/testenv"
+)
+
+// waitFor polls cond every 50ms for at most d.
+func waitFor(d time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+	}
+	return cond()
+}
+
+func spoolDirs(t *testing.T, dir string) []string {
+	entries, _ := os.ReadDir(dir)
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+// TestOneDaemon runs `run --pull` against two real HAProxy instances: while
+// Graphite keeps up the snapshots go through memory and never touch the
+// spool; while Graphite is down they are written to the spool, and once it
+// is back every one of them is delivered and removed.
+func TestOneDaemon(t *testing.T) {
+	testenv.HAProxyBinary(t)
+	sockets := testenv.ShortDir(t)
+	for i := 1; i <= 2; i++ {
+		testenv.StartHAProxy(t, testenv.HAProxyConfig{
+			StatsSockets: []string{filepath.Join(sockets, fmt.Sprintf("admin%d.sock", i))},
+			Body:         testenv.Proxies(testenv.FreePort(t), 2, 2, testenv.FreePort(t)),
+		})
+	}
+	graphitePort := testenv.FreePort(t)
+	base := t.TempDir()
+	conf := filepath.Join(base, "haproxystats.conf")
+	os.WriteFile(conf, []byte(fmt.Sprintf(`[paths]
+base-dir = %s
+[pull]
+socket-dir = %s
+pull-interval = 1
+[process]
+workers = 1
+[graphite]
+server = 127.0.0.1
+port = %d
+prefix-hostname = false
+retries = 0
+interval = 0.1
+delay = 0.2
+connect-timeout = 0.2
+`, base, sockets, graphitePort)), 0o644)
+	incoming := filepath.Join(base, "incoming")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stderr testenv.Buffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"run", "--pull", "-f", conf}, &stderr, &stderr) }()
+
+	// Graphite down: rounds pile up in the spool.
+	if !waitFor(15*time.Second, func() bool { return len(spoolDirs(t, incoming)) >= 2 }) {
+		t.Fatalf("no snapshot spilled to the spool while Graphite is down: %v\n%s", spoolDirs(t, incoming), stderr.String())
+	}
+	spilled := spoolDirs(t, incoming)
+
+	// Graphite up: the spooled snapshots are delivered and removed.
+	rec := testenv.NewRecorder(t, graphitePort)
+	if !waitFor(20*time.Second, func() bool {
+		data, _ := rec.Bytes()
+		for _, s := range spilled {
+			if !bytes.Contains(data, []byte(".haproxystats.TotalWallClockTime ")) || !bytes.Contains(data, []byte(" "+s+"\n")) {
+				return false
+			}
+		}
+		for _, s := range spoolDirs(t, incoming) {
+			for _, sp := range spilled {
+				if s == sp {
+					return false
+				}
+			}
+		}
+		return true
+	}) {
+		t.Fatalf("spilled snapshots %v not delivered and removed; spool now %v\n%s", spilled, spoolDirs(t, incoming), stderr.String())
+	}
+
+	// Caught up: later rounds go through memory, the spool stays empty.
+	data, _ := rec.Bytes()
+	before := bytes.Count(data, []byte(".haproxystats.TotalWallClockTime "))
+	if !waitFor(10*time.Second, func() bool {
+		data, _ := rec.Bytes()
+		return bytes.Count(data, []byte(".haproxystats.TotalWallClockTime ")) >= before+3
+	}) {
+		t.Fatalf("no new snapshots delivered after catching up\n%s", stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "snapshot written to the spool") && len(spilled) == 0 {
+		t.Error("nothing was spilled while Graphite was down")
+	}
+	if dirs := spoolDirs(t, incoming); len(dirs) > 1 {
+		t.Errorf("spool holds %v while Graphite keeps up, want at most the round in flight", dirs)
+	}
+	data, _ = rec.Bytes()
+	for _, want := range []string{"loadbalancers.haproxy.frontend.fe.stot ", "loadbalancers.haproxy.daemon.50PercentileCpuUsagePct ", "loadbalancers.haproxy.backend.be1.TotalServers 2 "} {
+		if !bytes.Contains(data, []byte(want)) {
+			t.Errorf("Graphite received no %q line", want)
+		}
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit %d after stop\n%s", code, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("run --pull did not stop within 30s")
+	}
+}
