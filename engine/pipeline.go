@@ -9,7 +9,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sort"
-	"sync/atomic"
+	"sync"
 	"time"
 )
 
@@ -26,13 +26,13 @@ type Config struct {
 // workers: its methods are safe for concurrent use as long as its stages
 // are.
 type Pipeline struct {
-	paths   *Paths
-	logger  *slog.Logger
-	stages  []StageSpec
-	columns []string // nil: every column
-	parsers freeList[*Parser]
-	buffers freeList[[]byte] // output buffers
-	hint    atomic.Int64     // size of the last output, to size the next
+	paths     *Paths
+	logger    *slog.Logger
+	stages    []StageSpec
+	columns   []string // nil: every column
+	parsers   freeList[*Parser]
+	output    *bufferPool   // Output.Lines
+	stageBufs []*bufferPool // one per stage
 }
 
 // Output is the result of processing one snapshot.
@@ -108,8 +108,12 @@ func NewPipeline(cfg Config, stages ...StageSpec) (*Pipeline, error) {
 		p.columns = []string{}
 	}
 	sort.Strings(p.columns)
-	p.parsers = newFreeList[*Parser](runtime.GOMAXPROCS(0) + 4)
-	p.buffers = newFreeList[[]byte](runtime.GOMAXPROCS(0) + 4)
+	keep := runtime.GOMAXPROCS(0) + 4
+	p.parsers = newFreeList[*Parser](keep)
+	p.output = newBufferPool(keep)
+	for range stages {
+		p.stageBufs = append(p.stageBufs, newBufferPool(keep))
+	}
 	return p, nil
 }
 
@@ -156,42 +160,75 @@ func (p *Pipeline) Run(ctx context.Context, snap *Snapshot) (*Output, error) {
 	return p.run(ctx, snap, now, now)
 }
 
-func (p *Pipeline) run(ctx context.Context, snap *Snapshot, start, parseStart time.Time) (out *Output, err error) {
-	w := &lineWriter{paths: p.paths, ts: snap.Name, buf: p.buffer()}
-	out = &Output{Snapshot: snap.Name, Problems: append([]error(nil), snap.Problems...), pool: p.buffers}
-	for _, spec := range p.stages {
-		if err := ctx.Err(); err != nil {
-			return nil, err
+// stageResult is what one stage produced for a snapshot.
+type stageResult struct {
+	w       lineWriter
+	err     error
+	elapsed float64
+}
+
+// run runs the stages concurrently, each formatting into its own buffer
+// (stages only read the snapshot), then joins their lines in stage order
+// with the self-metrics.
+func (p *Pipeline) run(ctx context.Context, snap *Snapshot, start, parseStart time.Time) (*Output, error) {
+	results := make([]stageResult, len(p.stages))
+	var wg sync.WaitGroup
+	for i := range p.stages {
+		r := &results[i]
+		r.w = lineWriter{paths: p.paths, ts: snap.Name, buf: p.stageBufs[i].get()}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t0 := time.Now()
+			r.err = p.call(ctx, p.stages[i], snap, &r.w)
+			r.elapsed = time.Since(t0).Seconds()
+		}()
+	}
+	wg.Wait()
+	defer func() {
+		for i := range results {
+			p.stageBufs[i].put(results[i].w.buf)
 		}
-		mark, lines, count := len(w.buf), w.lines, w.count
-		t0 := time.Now()
-		serr := p.call(ctx, spec, snap, w)
-		elapsed := time.Since(t0).Seconds()
+	}()
+	for _, r := range results {
 		var perr *PanicError
-		switch {
-		case errors.As(serr, &perr):
+		if errors.As(r.err, &perr) {
 			return nil, perr
-		case ctx.Err() != nil:
-			return nil, ctx.Err()
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	size := 4096
+	for _, r := range results {
+		size += len(r.w.buf)
+	}
+	w := &lineWriter{paths: p.paths, ts: snap.Name, buf: p.output.getSize(size)}
+	out := &Output{Snapshot: snap.Name, Problems: append([]error(nil), snap.Problems...), pool: p.output.free}
+	for i, r := range results {
+		spec := p.stages[i]
+		serr := r.err
+		switch {
 		case errors.Is(serr, ErrSkip):
-			w.buf, w.lines, w.count = w.buf[:mark], lines, count
 			continue
 		case serr != nil:
-			w.buf, w.lines = w.buf[:mark], lines
 			serr = fmt.Errorf("stage %s: %w", spec.Name, serr)
 			out.Problems = append(out.Problems, serr)
 			p.logger.Error("stage failed", "stage", spec.Name, "snapshot", snap.Name, "error", serr)
+		default:
+			w.buf = append(w.buf, r.w.buf...)
+			w.lines += r.w.lines
 		}
-		emitted := w.count - count
 		if spec.TimeMetric != "" {
-			w.Emit(Metric{Scope: ScopeSelf, Name: spec.TimeMetric, Value: elapsed})
+			w.Emit(Metric{Scope: ScopeSelf, Name: spec.TimeMetric, Value: r.elapsed})
 			continue
 		}
-		errs := 0.0
+		errs, emitted := 0.0, r.w.count
 		if serr != nil {
 			errs, emitted = 1, 0
 		}
-		w.Emit(Metric{Scope: ScopeSelf, Name: "Stage" + spec.Name + "WallClockTime", Value: elapsed})
+		w.Emit(Metric{Scope: ScopeSelf, Name: "Stage" + spec.Name + "WallClockTime", Value: r.elapsed})
 		w.Emit(Metric{Scope: ScopeSelf, Name: "Stage" + spec.Name + "Metrics", Value: float64(emitted)})
 		w.Emit(Metric{Scope: ScopeSelf, Name: "Stage" + spec.Name + "Errors", Value: errs})
 	}
@@ -201,18 +238,7 @@ func (p *Pipeline) run(ctx context.Context, snap *Snapshot, start, parseStart ti
 	w.Emit(Metric{Scope: ScopeSelf, Name: "WallClockTimeAllStats", Value: time.Since(parseStart).Seconds()})
 	w.Emit(Metric{Scope: ScopeSelf, Name: "TotalWallClockTime", Value: time.Since(start).Seconds()})
 	out.Lines, out.Count = w.buf, w.lines
-	p.hint.Store(int64(len(w.buf)))
 	return out, nil
-}
-
-// buffer returns an empty output buffer, large enough for the previous
-// snapshot's output so that formatting does not grow it by copying.
-func (p *Pipeline) buffer() []byte {
-	want := int(p.hint.Load()) + int(p.hint.Load())/8 + 4096
-	if b, ok := p.buffers.get(); ok && cap(b) >= want {
-		return b[:0]
-	}
-	return make([]byte, 0, want)
 }
 
 func (p *Pipeline) parser() *Parser {
