@@ -26,6 +26,8 @@ const usage = `Usage:
     haproxystats-engine test [-v] [--update] PATH...
     haproxystats-engine run [-f FILE] [-d DIR] SNAPSHOT_DIR...
     haproxystats-engine run --pull [-f FILE] [-d DIR]
+    haproxystats-engine check [-f FILE] [-d DIR]
+    haproxystats-engine check-queue [-f FILE] [-o OK] [-w WARNING]
     haproxystats-engine -h | --help
     haproxystats-engine --version
 
@@ -35,6 +37,8 @@ Commands:
     run    process snapshot directories once and print the Graphite lines;
            with --pull, run as one daemon: pull from the stats sockets on the
            [pull] cadence and send to Graphite, the spool as the buffer
+    check  validate the configuration and load every stage (compile, check
+           the ABI) without processing anything
 `
 
 func main() {
@@ -54,6 +58,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return testCmd(ctx, args[1:], stdout, stderr)
 	case "run":
 		return runCmd(ctx, args[1:], stdout, stderr)
+	case "check":
+		return checkCmd(args[1:], stdout, stderr)
+	case "check-queue":
+		return checkQueueCmd(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -119,7 +127,7 @@ func runDaemon(ctx context.Context, file, dir string, stderr io.Writer) int {
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	logger.Info("haproxystats-engine run --pull started", "version", buildinfo.String(), "config", file)
-	if err := oneDaemon(ctx, cfg, logger); err != nil {
+	if err := oneDaemon(ctx, cfg, filepath.Dir(file), logger); err != nil {
 		fmt.Fprintln(stderr, "haproxystats-engine run --pull:", err)
 		return 1
 	}
@@ -152,11 +160,12 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "haproxystats-engine run:", err)
 		return 2
 	}
-	built, err := pipeline.New(cfg, pipeline.Options{Logger: logger})
+	built, err := pipeline.New(cfg, pipeline.Options{Logger: logger, ConfigDir: filepath.Dir(*file)})
 	if err != nil {
 		fmt.Fprintln(stderr, "haproxystats-engine run:", err)
 		return 2
 	}
+	defer built.Close()
 	code := 0
 	for _, snap := range fs.Args() {
 		out, err := built.Pipeline.ProcessDir(ctx, filepath.Clean(snap))
@@ -175,4 +184,46 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		out.Release()
 	}
 	return code
+}
+
+// checkCmd validates the configuration as haproxystats-process (and, when
+// sockets are configured, haproxystats-pull) would at start, and loads
+// every WebAssembly stage, for an operator's own CI.
+func checkCmd(args []string, stdout, stderr io.Writer) int {
+	fs := pflag.NewFlagSet("check", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.StringP("file", "f", "/etc/haproxystats.conf", "configuration file")
+	dir := fs.StringP("dir", "d", "", "directory of additional *.conf files, read after FILE in name order")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "haproxystats-engine check: unexpected argument", fs.Arg(0))
+		return 2
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cfg, err := config.Load(*file, *dir, logger)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	var problems []string
+	if cfg.Has(config.SectionPull, "socket-dir") || cfg.Has(config.SectionPull, "servers") {
+		if _, err := cfg.PullSettings(); err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
+	built, err := pipeline.New(cfg, pipeline.Options{Logger: logger, ConfigDir: filepath.Dir(*file), StageCacheDir: "-"})
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
+	if len(problems) > 0 {
+		for _, p := range problems {
+			fmt.Fprintln(stderr, p)
+		}
+		return 1
+	}
+	defer built.Close()
+	fmt.Fprintf(stdout, "OK: %s: configuration valid, %d stage(s) loaded %v\n", *file, len(built.Settings.Process.Stages), built.Settings.Process.Stages)
+	return 0
 }

@@ -19,7 +19,7 @@ import (
 // spool holds snapshots, or every worker is busy) the round is written to
 // the spool, and a snapshot taken in memory that cannot be delivered in
 // full is written there too. The spool is [pull] dst-dir.
-func oneDaemon(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
+func oneDaemon(ctx context.Context, cfg *config.Config, configDir string, logger *slog.Logger) error {
 	ps, err := cfg.PullSettings()
 	if err != nil {
 		return err
@@ -37,7 +37,7 @@ func oneDaemon(ctx context.Context, cfg *config.Config, logger *slog.Logger) err
 		}
 		return puller.Commit(name, answers)
 	}
-	daemon, _, err := process.FromConfig(cfg, logger, process.Options{SrcDir: ps.DstDir, Spill: spill, SpillAfter: ps.PullInterval})
+	daemon, _, err := process.FromConfig(cfg, logger, process.Options{SrcDir: ps.DstDir, ConfigDir: configDir, Spill: spill, SpillAfter: ps.PullInterval})
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/spf13/pflag"
@@ -90,7 +91,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: settings.Process.Loglevel}))
-	daemon, _, err := process.FromConfig(cfg, logger, process.Options{})
+	daemon, _, err := process.FromConfig(cfg, logger, process.Options{ConfigDir: filepath.Dir(*file)})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

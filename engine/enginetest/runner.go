@@ -39,7 +39,8 @@ func Find(paths ...string) ([]Case, error) {
 	var cases []Case
 	for _, p := range paths {
 		if isCase(p) {
-			cases = append(cases, Case{Name: filepath.Base(filepath.Clean(p)), Dir: p})
+			// Named as given: example cases are all called testcase.
+			cases = append(cases, Case{Name: filepath.Clean(p), Dir: p})
 			continue
 		}
 		entries, err := os.ReadDir(p)

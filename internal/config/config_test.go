@@ -507,6 +507,7 @@ loglevel = info
 per-process-metrics = false
 retries = 2
 src-dir = ${paths:base-dir}/incoming
+stage-cache-dir = ${paths:base-dir}/stage-cache
 timeout = 1
 workers = 4
 
@@ -612,6 +613,7 @@ loglevel = debug
 per-process-metrics = false
 retries = 2
 src-dir = /srv/incoming
+stage-cache-dir = /srv/stage-cache
 timeout = 1
 workers = 4
 

@@ -66,6 +66,7 @@ var table = []option{
 	{section: SectionProcess, name: "per-process-metrics", value: "false"},
 	{section: SectionProcess, name: "calculate-percentages", value: "false"},
 	{section: SectionProcess, name: "liveness-check-interval", value: "10"},
+	{section: SectionProcess, name: "stage-cache-dir", value: "${paths:base-dir}/stage-cache"},
 
 	{section: SectionGraphite, name: "server", value: "127.0.0.1"},
 	{section: SectionGraphite, name: "port", value: "3002"},

@@ -62,6 +62,11 @@ type Process struct {
 	PerProcessMetrics                 bool
 	CalculatePercentages              bool
 	LivenessCheckInterval             time.Duration
+	// Stages names the WebAssembly stages, in order, each configured by a
+	// [stage.<name>] section (see Config.StageOptions); nil = none.
+	Stages []string
+	// StageCacheDir holds the compiled stage modules between restarts.
+	StageCacheDir string
 }
 
 // Graphite is the validated [graphite] section.
@@ -165,6 +170,16 @@ func (c *Config) ProcessSettings() (*ProcessSettings, error) {
 		CalculatePercentages:  k.boolean(p, "calculate-percentages"),
 		LivenessCheckInterval: k.seconds(p, "liveness-check-interval", false),
 	}
+	ps.Process.StageCacheDir, _ = k.str(p, "stage-cache-dir")
+	if v, ok := k.str(p, "stages"); ok {
+		ps.Process.Stages = strings.Fields(v)
+		for _, name := range ps.Process.Stages {
+			if !c.HasSection(StageSection(name)) {
+				k.errs = append(k.errs, &Error{Section: p, Option: "stages", Value: v,
+					Err: fmt.Errorf("no [%s] section", StageSection(name))})
+			}
+		}
+	}
 	ps.Process.ExcludeFrontends, _ = k.str(p, "exclude-frontends")
 	ps.Process.ExcludeBackends, _ = k.str(p, "exclude-backends")
 
@@ -195,6 +210,30 @@ func (c *Config) ProcessSettings() (*ProcessSettings, error) {
 		return nil, err
 	}
 	return ps, nil
+}
+
+// StageSection is the name of the section that configures stage name.
+func StageSection(name string) string { return "stage." + name }
+
+// StageOptions returns the options written in the [stage.<name>] section,
+// interpolated. Options of [DEFAULT] are not inherited: they would become
+// the stage's parameters (and DEFAULT's timeout its time limit).
+func (c *Config) StageOptions(name string) (map[string]string, error) {
+	section := StageSection(name)
+	if !c.HasSection(section) {
+		return nil, &Error{Section: section, Err: ErrNoSection}
+	}
+	out := make(map[string]string)
+	var errs []error
+	for _, opt := range c.OwnOptions(section) {
+		v, err := c.Get(section, opt)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out[opt] = v
+	}
+	return out, errors.Join(errs...)
 }
 
 // CheckReadWrite checks that dir (process src-dir) can be listed and that a

@@ -109,6 +109,7 @@ func TestProcessSettingsDefaults(t *testing.T) {
 			SrcDir:                "/var/lib/haproxystats/incoming",
 			Workers:               4,
 			LivenessCheckInterval: 10 * time.Second,
+			StageCacheDir:         "/var/lib/haproxystats/stage-cache",
 		},
 		Graphite: Graphite{
 			Server:         "127.0.0.1",
@@ -189,6 +190,7 @@ dir = local-store
 		PerProcessMetrics:     true,
 		CalculatePercentages:  true,
 		LivenessCheckInterval: 2500 * time.Millisecond,
+		StageCacheDir:         "/srv/hs/stage-cache",
 	}
 	if !reflect.DeepEqual(got.Process, wantProcess) {
 		t.Errorf("ProcessSettings().Process = %+v, want %+v", got.Process, wantProcess)
@@ -411,5 +413,40 @@ func TestCheckReadWrite(t *testing.T) {
 	}
 	if err := CheckReadWrite(ro); err == nil || !strings.Contains(err.Error(), ro) {
 		t.Errorf("CheckReadWrite(%q) = %v, want an error naming it", ro, err)
+	}
+}
+
+func TestStages(t *testing.T) {
+	c, err := LoadSources(nil, Source{Name: "s.conf", Data: []byte(`[DEFAULT]
+timeout = 5
+[process]
+stages = ratio  rate
+[stage.ratio]
+module = ratio.wasm
+top = ${process:workers}
+[stage.rate]
+module = /abs/rate.wasm
+`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := c.ProcessSettings()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(ps.Process.Stages, ","); got != "ratio,rate" {
+		t.Errorf("Stages = %q, want ratio,rate", got)
+	}
+	opts, err := c.StageOptions("ratio")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(opts) != 2 || opts["module"] != "ratio.wasm" || opts["top"] != "4" {
+		t.Errorf("StageOptions(ratio) = %v, want module and top only (no DEFAULT timeout), top interpolated", opts)
+	}
+	c, _ = LoadSources(nil, Source{Name: "s.conf", Data: []byte("[process]\nstages = missing\n")})
+	_, err = c.ProcessSettings()
+	if err == nil || !strings.Contains(err.Error(), `[process] stages = "missing"`) || !strings.Contains(err.Error(), "[stage.missing]") {
+		t.Errorf("stage without section: error %v", err)
 	}
 }

@@ -1,8 +1,10 @@
 package pipeline
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,6 +14,7 @@ import (
 	"github.com/haproxystats-go/haproxystats/engine"
 	"github.com/haproxystats-go/haproxystats/engine/enginetest"
 	"github.com/haproxystats-go/haproxystats/internal/config"
+	"github.com/haproxystats-go/haproxystats/internal/wasmstage"
 )
 
 // Options says where relative paths point.
@@ -19,6 +22,12 @@ type Options struct {
 	// Dir resolves relative exclusion-file paths ("" = the working
 	// directory, as the original did).
 	Dir string
+	// ConfigDir resolves relative stage module paths: the directory of the
+	// configuration file.
+	ConfigDir string
+	// StageCacheDir overrides [process] stage-cache-dir; "-" disables the
+	// compilation cache.
+	StageCacheDir string
 	// Hostname overrides os.Hostname for prefix-hostname (tests).
 	Hostname string
 	Logger   *slog.Logger
@@ -28,6 +37,16 @@ type Options struct {
 type Result struct {
 	Pipeline *engine.Pipeline
 	Settings *config.ProcessSettings
+	closers  []io.Closer
+}
+
+// Close releases the WebAssembly runtimes of the stages.
+func (r *Result) Close() error {
+	var errs []error
+	for _, c := range r.closers {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // New validates the process settings of cfg and builds the pipeline.
@@ -82,11 +101,54 @@ func New(cfg *config.Config, opts Options) (*Result, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	pl, err := engine.NewPipeline(engine.Config{Paths: paths, Logger: logger}, builtin.Stages(bopts)...)
+	r := &Result{Settings: settings}
+	stages := builtin.Stages(bopts)
+	for _, name := range p.Stages {
+		st, err := wasmStage(cfg, name, opts, p.StageCacheDir, logger)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		r.closers = append(r.closers, st)
+		stages = append(stages, engine.StageSpec{Name: name, Stage: st})
+	}
+	if err := errors.Join(errs...); err != nil {
+		r.Close()
+		return nil, err
+	}
+	r.Pipeline, err = engine.NewPipeline(engine.Config{Paths: paths, Logger: logger}, stages...)
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// wasmStage loads the stage configured by [stage.<name>]: the module is
+// compiled (or taken from the compilation cache) and its ABI checked.
+func wasmStage(cfg *config.Config, name string, opts Options, cacheDir string, logger *slog.Logger) (*wasmstage.Stage, error) {
+	raw, err := cfg.StageOptions(name)
 	if err != nil {
 		return nil, err
 	}
-	return &Result{Pipeline: pl, Settings: settings}, nil
+	so, err := wasmstage.ParseOptions(name, raw, opts.ConfigDir)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case opts.StageCacheDir == "-":
+		cacheDir = ""
+	case opts.StageCacheDir != "":
+		cacheDir = opts.StageCacheDir
+	}
+	if cacheDir != "" {
+		if err := os.MkdirAll(cacheDir, 0o755); err != nil {
+			logger.Warn("stage compilation cache disabled", "dir", cacheDir, "error", err)
+			cacheDir = ""
+		}
+	}
+	so.CacheDir = cacheDir
+	return wasmstage.New(context.Background(), so, logger.With("stage", name))
 }
 
 // Prefix returns `namespace[.host].haproxy`: with prefix-hostname the
@@ -138,9 +200,19 @@ func BuildCase(caseDir, confFile string) (*enginetest.Setup, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := New(cfg, Options{Dir: caseDir, Hostname: "localhost"})
+	r, err := New(cfg, Options{Dir: caseDir, ConfigDir: caseDir, Hostname: "localhost", StageCacheDir: userCache()})
 	if err != nil {
 		return nil, err
 	}
 	return &enginetest.Setup{Pipeline: r.Pipeline, LocalStore: r.Settings.LocalStore.Enabled}, nil
+}
+
+// userCache is where haproxystats-engine keeps compiled stage modules
+// when it runs cases ("-", no cache, when the user has no cache directory).
+func userCache() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return "-"
+	}
+	return filepath.Join(dir, "haproxystats-go", "stage-cache")
 }

@@ -25,6 +25,8 @@ type Options struct {
 	// SrcDir overrides [process] src-dir (the one-daemon mode uses the
 	// puller's dst-dir).
 	SrcDir string
+	// ConfigDir resolves relative stage module paths.
+	ConfigDir string
 	// Spill enables Offer; see Config.Spill and Config.SpillAfter.
 	Spill      func(name string, files []engine.File) error
 	SpillAfter time.Duration
@@ -33,7 +35,7 @@ type Options struct {
 // FromConfig builds the daemon from a loaded configuration: every check
 // that can refuse to start happens here, with errors naming the option.
 func FromConfig(cfg *config.Config, logger *slog.Logger, opts Options) (*Daemon, *config.ProcessSettings, error) {
-	built, err := pipeline.New(cfg, pipeline.Options{Logger: logger})
+	built, err := pipeline.New(cfg, pipeline.Options{Logger: logger, ConfigDir: opts.ConfigDir})
 	if err != nil {
 		return nil, nil, err
 	}
