@@ -37,7 +37,7 @@ func TestTestCommandFailsAndUpdates(t *testing.T) {
 	if code := run(context.Background(), []string{"test", dir}, &out, &out); code != 1 {
 		t.Fatalf("exit %d for a failing case, want 1\n%s", code, out.String())
 	}
-	if !strings.Contains(out.String(), "FAIL dots-defaults\n") || !strings.Contains(out.String(), "value   loadbalancers.haproxy.backend.api_v1.bin") || !strings.HasSuffix(out.String(), "0 passed, 1 failed\n") {
+	if !strings.Contains(out.String(), "FAIL "+dir+"\n") || !strings.Contains(out.String(), "value   loadbalancers.haproxy.backend.api_v1.bin") || !strings.HasSuffix(out.String(), "0 passed, 1 failed\n") {
 		t.Errorf("output:\n%s", out.String())
 	}
 	out.Reset()
