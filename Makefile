@@ -6,7 +6,7 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo deve
 LDFLAGS := -X github.com/haproxystats-go/haproxystats/internal/buildinfo.Version=$(VERSION)
 PROGRAMS := $(notdir $(wildcard cmd/*))
 
-.PHONY: all build test test-go deps demo bench fuzz lint check conformance clean
+.PHONY: all build test test-go deps demo wasm-examples wasm-test bench fuzz lint check conformance clean dist deb man contrib-check
 
 all: build
 
@@ -19,7 +19,7 @@ build:
 deps:
 	@./.ci/install-deps
 
-test: deps build lint test-go conformance
+test: deps build lint test-go conformance wasm-test
 
 test-go:
 	$(GO) test -race -count=1 -timeout 15m ./...
@@ -27,6 +27,18 @@ test-go:
 # The corpus through the command an operator runs.
 conformance: build
 	$(BIN)/haproxystats-engine test testdata/conformance
+
+# The example WASM stages (Go, WAT; C and Rust when their toolchains are
+# installed) and their recorded cases, run by the command an operator uses.
+wasm-examples:
+	./wasm-examples/build.sh
+	@if [ -x wasm-examples/build-c-rust.sh ]; then ./wasm-examples/build-c-rust.sh; fi
+
+wasm-test: build wasm-examples
+	@cases=""; for d in wasm-examples/*/testcase; do n=$$(basename $$(dirname $$d)); \
+	  if [ -f wasm-examples/$$n/$$n.wasm ]; then cases="$$cases $$d"; \
+	  else echo "!!! SKIPPED $$d: $$n.wasm was not built (see above)" >&2; fi; done; \
+	  $(BIN)/haproxystats-engine test $$cases
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -48,6 +60,31 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseStat -fuzztime $(FUZZTIME) ./engine/
 	$(GO) test -run '^$$' -fuzz FuzzParseInfo -fuzztime $(FUZZTIME) ./engine/
+
+# Release artefacts. `make dist`: static binaries (no cgo, paths trimmed,
+# the git version stamped; `-v` prints it) in $(DIST)/. `make deb`:
+# $(DIST)/haproxystats_<version>_<arch>.deb (contrib/debian/build-deb.sh).
+# `make man`: the man pages in $(MANOUT)/ from contrib/man/.
+DIST    ?= dist
+MANOUT  ?= man
+MANDATE := $(shell git log -1 --format=%cs 2>/dev/null || date +%F)
+DEB_VERSION = $(shell contrib/debian/version.sh $(VERSION))
+DEB_ARCH = $(shell goarch=$$($(GO) env GOARCH); case $$goarch in 386) echo i386;; arm) echo armhf;; *) echo $$goarch;; esac)
+
+dist:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/ $(addprefix ./cmd/,$(PROGRAMS))
+
+man:
+	contrib/man/render.sh $(MANOUT) '$(VERSION)' '$(MANDATE)'
+
+deb: dist man
+	contrib/debian/build-deb.sh '$(DEB_VERSION)' '$(DEB_ARCH)' $(DIST) $(MANOUT) $(DIST)
+
+# The operating files of contrib/ (units, checks, example configuration,
+# dashboard, package, man pages); also part of test-go.
+contrib-check:
+	$(GO) test -count=1 ./contrib/
+	$(GO) test -count=1 -run CheckQueue ./cmd/haproxystats-engine/
 
 clean:
 	rm -rf $(BIN) dist

@@ -1,0 +1,158 @@
+package wasmstage
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/haproxystats-go/haproxystats/builtin"
+	"github.com/haproxystats-go/haproxystats/engine"
+	"github.com/haproxystats-go/haproxystats/engine/enginetest"
+	"github.com/haproxystats-go/haproxystats/internal/config"
+)
+
+var update = flag.Bool("update", false, "rewrite the expected.txt of the wasm-examples test cases")
+
+// exampleNames lists the directories of wasm-examples/ that hold an
+// example (a test case directory).
+func exampleNames(t *testing.T) []string {
+	entries, err := os.ReadDir(examplesDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		if _, err := os.Stat(filepath.Join(examplesDir, e.Name(), "testcase", "haproxystats.conf")); err == nil {
+			names = append(names, e.Name())
+		}
+	}
+	if len(names) < 4 {
+		t.Fatalf("found examples %v, want at least 4", names)
+	}
+	return names
+}
+
+// TestExamples builds every example and runs its test case, as
+// `haproxystats-engine test` does: built-in stages plus the stages of
+// `[process] stages`, output compared with expected.txt.
+func TestExamples(t *testing.T) {
+	for _, name := range exampleNames(t) {
+		t.Run(name, func(t *testing.T) {
+			module := example(t, name)
+			// The case refers to ../<name>.wasm: run a copy next to the
+			// built module.
+			dir := filepath.Join(filepath.Dir(module), "testcase")
+			if err := os.RemoveAll(dir); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.CopyFS(dir, os.DirFS(filepath.Join(examplesDir, name, "testcase"))); err != nil {
+				t.Fatal(err)
+			}
+			if *update {
+				// An empty expected file lets the run produce the output.
+				if err := os.WriteFile(filepath.Join(dir, "expected.txt"), nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r := enginetest.Run(context.Background(), enginetest.Case{Name: name, Dir: dir}, caseBuilder(t))
+			if r.Err != nil {
+				t.Fatal(r.Err)
+			}
+			if *update {
+				src := filepath.Join(examplesDir, name, "testcase", "expected.txt")
+				if err := os.WriteFile(src, r.Output, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if !r.Passed() {
+				var b strings.Builder
+				enginetest.Report(&b, r, true)
+				t.Errorf("case %s:\n%s", name, b.String())
+			}
+			if !strings.Contains(string(r.Output), ".haproxystats.Stage"+name+"Errors 0 ") {
+				t.Errorf("case %s: no Stage%sErrors 0 line", name, name)
+			}
+		})
+	}
+}
+
+// caseBuilder builds the pipeline of a case: the built-in stages with
+// their defaults (the example cases set nothing else) and the WASM stages
+// of `[process] stages`, configured from their `[stage.<name>]` sections.
+func caseBuilder(t *testing.T) enginetest.Build {
+	return func(caseDir, confFile string) (*enginetest.Setup, error) {
+		cfg, err := config.Load(confFile, "", nil)
+		if err != nil {
+			return nil, err
+		}
+		ns, err := cfg.Get("graphite", "namespace")
+		if err != nil {
+			return nil, err
+		}
+		specs := builtin.Stages(builtin.Options{})
+		list, err := cfg.Get("process", "stages")
+		if err != nil && !errors.Is(err, config.ErrNoOption) {
+			return nil, err
+		}
+		for _, name := range strings.Fields(list) {
+			section := "stage." + name
+			raw := map[string]string{}
+			for _, opt := range cfg.OwnOptions(section) {
+				if raw[opt], err = cfg.Get(section, opt); err != nil {
+					return nil, err
+				}
+			}
+			opts, err := ParseOptions(name, raw, filepath.Dir(confFile))
+			if err != nil {
+				return nil, err
+			}
+			s, err := New(context.Background(), opts, nil)
+			if err != nil {
+				return nil, err
+			}
+			t.Cleanup(func() { s.Close() })
+			specs = append(specs, engine.StageSpec{Name: name, Stage: s})
+		}
+		p, err := engine.NewPipeline(engine.Config{Paths: &engine.Paths{Prefix: ns + ".haproxy"}}, specs...)
+		if err != nil {
+			return nil, err
+		}
+		return &enginetest.Setup{Pipeline: p}, nil
+	}
+}
+
+// TestExampleFiles checks that every example has what the house style
+// asks for: a README with the exact build command, its source, a test case
+// with an expected output.
+func TestExampleFiles(t *testing.T) {
+	for _, name := range exampleNames(t) {
+		dir := filepath.Join(examplesDir, name)
+		readme, err := os.ReadFile(filepath.Join(dir, "README.md"))
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if !strings.Contains(string(readme), name+"/"+name+".wasm") {
+			t.Errorf("%s/README.md does not give the build command producing %s/%s.wasm", name, name, name)
+		}
+		var sources int
+		_ = fs.WalkDir(os.DirFS(dir), ".", func(p string, d fs.DirEntry, err error) error {
+			if err == nil && (strings.HasSuffix(p, ".go") || strings.HasSuffix(p, ".wat")) {
+				sources++
+			}
+			return nil
+		})
+		if sources == 0 {
+			t.Errorf("%s: no source", name)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "testcase", "expected.txt")); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

@@ -1,0 +1,6 @@
+;; abi2.wat: a module for ABI version 2, which this host does not implement.
+(module
+  (memory (export "memory") 1)
+  (func (export "hs_abi_version") (result i32) (i32.const 2))
+  (func (export "hs_alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "hs_process") (param i32 i32) (result i64) (i64.const 0)))

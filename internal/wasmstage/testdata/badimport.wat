@@ -1,0 +1,7 @@
+;; badimport.wat: imports a function the host does not provide.
+(module
+  (import "env" "open" (func (param i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "hs_abi_version") (result i32) (i32.const 1))
+  (func (export "hs_alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "hs_process") (param i32 i32) (result i64) (i64.const 0)))

@@ -1,0 +1,7 @@
+;; initfail.wat: hs_init rejects its parameters.
+(module
+  (memory (export "memory") 1)
+  (func (export "hs_abi_version") (result i32) (i32.const 1))
+  (func (export "hs_init") (param i32 i32) (result i32) (i32.const 7))
+  (func (export "hs_alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "hs_process") (param i32 i32) (result i64) (i64.const 0)))

@@ -1,0 +1,7 @@
+;; initloop.wat: _initialize never returns.
+(module
+  (memory (export "memory") 1)
+  (func (export "_initialize") (loop $l (br $l)))
+  (func (export "hs_abi_version") (result i32) (i32.const 1))
+  (func (export "hs_alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "hs_process") (param i32 i32) (result i64) (i64.const 0)))
