@@ -18,8 +18,9 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the expected.txt of the wasm-examples test cases")
 
-// exampleNames lists the directories of wasm-examples/ that hold an
-// example (a test case directory).
+// exampleNames lists the directories of wasm-examples/ that hold a Go or
+// WAT example (a test case directory and main.go or <name>.wat); the C and
+// Rust examples are tested by wasm-examples/ctest.
 func exampleNames(t *testing.T) []string {
 	entries, err := os.ReadDir(examplesDir)
 	if err != nil {
@@ -27,8 +28,15 @@ func exampleNames(t *testing.T) []string {
 	}
 	var names []string
 	for _, e := range entries {
-		if _, err := os.Stat(filepath.Join(examplesDir, e.Name(), "testcase", "haproxystats.conf")); err == nil {
-			names = append(names, e.Name())
+		dir := filepath.Join(examplesDir, e.Name())
+		if _, err := os.Stat(filepath.Join(dir, "testcase", "haproxystats.conf")); err != nil {
+			continue
+		}
+		for _, src := range []string{"main.go", e.Name() + ".wat"} {
+			if _, err := os.Stat(filepath.Join(dir, src)); err == nil {
+				names = append(names, e.Name())
+				break
+			}
 		}
 	}
 	if len(names) < 4 {
