@@ -411,3 +411,45 @@ func TestParseParallelMatchesSequential(t *testing.T) {
 		p.Release(s)
 	}
 }
+
+func TestParseReuseClearsPreviousSnapshot(t *testing.T) {
+	// A recycled parser must not leak the previous snapshot's cells into
+	// empty cells of the next one, on the sequential and the concurrent
+	// path alike.
+	gen := func(rows int, full bool) []File {
+		var files []File
+		for f := 0; f < 2; f++ {
+			var b strings.Builder
+			b.WriteString("# pxname,svname,scur,stot,type,\n")
+			for i := 0; i < rows; i++ {
+				if full {
+					fmt.Fprintf(&b, "be%d,s%d,%d,%d,2,\n", i/10, i, i+1, i+2)
+				} else {
+					fmt.Fprintf(&b, ",s%d,,,,\n", i)
+				}
+			}
+			files = append(files, File{Name: fmt.Sprintf("p%d_stat", f), Data: []byte(b.String())})
+		}
+		return files
+	}
+	for _, rows := range []int{5, parallelRows} {
+		p := NewParser(nil)
+		p.Release(p.Parse("1", gen(rows, true)))
+		s := p.Parse("2", gen(rows, false))
+		tb := &s.Stats
+		if tb.Rows() != 2*rows {
+			t.Fatalf("%d rows per file: Rows() = %d, want %d", rows, tb.Rows(), 2*rows)
+		}
+		for i := range tb.Rows() {
+			if tb.Px[i] != "" || tb.PxName[i] != "" || tb.Kind[i] != 0 {
+				t.Fatalf("%d rows per file: row %d keeps Px %q PxName %q Kind %d from the previous snapshot", rows, i, tb.Px[i], tb.PxName[i], tb.Kind[i])
+			}
+			for _, name := range []string{"scur", "stot"} {
+				if c := tb.Column(name); !c.Null(i) || c.Values[i] != 0 {
+					t.Fatalf("%d rows per file: %s row %d = %v (null %v), want empty", rows, name, i, c.Values[i], c.Null(i))
+				}
+			}
+		}
+		checkTable(t, tb)
+	}
+}

@@ -128,6 +128,18 @@ func (p *Parser) fill(t *StatTable, files []*statFile) {
 
 // fillFile parses the records of one file into rows [start, start+rows).
 func (in *interner) fillFile(t *StatTable, sf *statFile) {
+	// The table comes uncleared from grow and alloc: each worker zeroes
+	// its own rows, in parallel and just before writing them.
+	lo, hi := sf.start, sf.start+sf.rows
+	clear(t.Proc[lo:hi])
+	clear(t.Kind[lo:hi])
+	clear(t.Px[lo:hi])
+	clear(t.Sv[lo:hi])
+	clear(t.PxName[lo:hi])
+	clear(t.SvName[lo:hi])
+	for _, c := range t.cols {
+		clear(c.Values[lo:hi])
+	}
 	data, pos := sf.body, 0
 	for pos < len(data) && sf.got < sf.rows {
 		end := bytes.IndexByte(data[pos:], '\n')
@@ -159,21 +171,33 @@ func (in *interner) fillFile(t *StatTable, sf *statFile) {
 }
 
 // fields stores the cells of one unquoted record.
+//
+// Most cells are small unsigned integers: their value is accumulated while
+// looking for the separator, so that they are read once.
 func (in *interner) fields(t *StatTable, sf *statFile, row int, line []byte, typ *int64) {
 	field, start := 0, 0
 	slots := sf.slots
-	for i := 0; i < len(line); i++ {
-		if line[i] != ',' {
-			continue
+	var n uint64
+	digits := true
+	for i := 0; i <= len(line); i++ {
+		if i < len(line) {
+			if c := line[i]; c != ',' {
+				d := c - '0'
+				n = n*10 + uint64(d)
+				digits = digits && d <= 9
+				continue
+			}
 		}
-		if field < len(slots) && slots[field] != slotSkip && i > start {
-			in.cell(t, sf, row, field, line[start:i], typ)
+		if field < len(slots) && i > start {
+			if slot := slots[field]; slot >= 0 && digits && i-start < 19 {
+				in.store(t, sf, row, slot, float64(n))
+			} else if slot != slotSkip {
+				in.cell(t, sf, row, field, line[start:i], typ)
+			}
 		}
 		field++
 		start = i + 1
-	}
-	if field < len(slots) && slots[field] != slotSkip && len(line) > start {
-		in.cell(t, sf, row, field, line[start:], typ)
+		n, digits = 0, true
 	}
 }
 
@@ -236,6 +260,12 @@ func (in *interner) cell(t *StatTable, sf *statFile, row, field int, cell []byte
 	switch slot := sf.slots[field]; slot {
 	case slotSkip:
 	case slotPx:
+		// The rows of one proxy are consecutive: most lookups are the
+		// previous row's name.
+		if row > sf.start && t.Px[row-1] == string(cell) {
+			t.Px[row], t.PxName[row] = t.Px[row-1], t.PxName[row-1]
+			break
+		}
 		t.Px[row] = in.intern(cell)
 		t.PxName[row] = in.dots(t.Px[row])
 	case slotSv:
@@ -247,16 +277,21 @@ func (in *interner) cell(t *StatTable, sf *statFile, row, field int, cell []byte
 		}
 	default:
 		if v, ok := parseNumber(cell); ok {
-			c := t.cols[slot]
-			c.Values[row] = v
-			w, bit := row>>6, uint64(1)<<(uint(row)&63)
-			if w == sf.loWord || w == sf.hiWord {
-				// Shared with a neighbouring file parsed concurrently.
-				atomic.AndUint64(&c.null[w], ^bit)
-			} else {
-				c.null[w] &^= bit
-			}
+			in.store(t, sf, row, slot, v)
 		}
+	}
+}
+
+// store sets the cell of row in column slot to v and marks it non-empty.
+func (in *interner) store(t *StatTable, sf *statFile, row int, slot int32, v float64) {
+	c := t.cols[slot]
+	c.Values[row] = v
+	w, bit := row>>6, uint64(1)<<(uint(row)&63)
+	if w == sf.loWord || w == sf.hiWord {
+		// Shared with a neighbouring file parsed concurrently.
+		atomic.AndUint64(&c.null[w], ^bit)
+	} else {
+		c.null[w] &^= bit
 	}
 }
 
@@ -321,9 +356,7 @@ func (p *Parser) floatSlice(n int) []float64 {
 		if f := p.floats[i]; cap(f) >= n {
 			p.floats[i] = p.floats[len(p.floats)-1]
 			p.floats = p.floats[:len(p.floats)-1]
-			f = f[:n]
-			clear(f)
-			return f
+			return f[:n]
 		}
 	}
 	return make([]float64, n)
@@ -346,13 +379,7 @@ func (t *StatTable) grow(rows int, old *StatTable) {
 	if old != nil && cap(old.Kind) >= rows {
 		t.Proc, t.Kind = old.Proc[:rows], old.Kind[:rows]
 		t.Px, t.Sv, t.PxName, t.SvName = old.Px[:rows], old.Sv[:rows], old.PxName[:rows], old.SvName[:rows]
-		clear(t.Proc)
-		clear(t.Kind)
-		clear(t.Px)
-		clear(t.Sv)
-		clear(t.PxName)
-		clear(t.SvName)
-		return
+		return // cleared by fillFile, range by range
 	}
 	t.Proc = make([]int32, rows)
 	t.Kind = make([]uint8, rows)
