@@ -39,6 +39,9 @@ Commands:
            [pull] cadence and send to Graphite, the spool as the buffer
     check  validate the configuration and load every stage (compile, check
            the ABI) without processing anything
+    check-queue
+           Nagios check of the spool backlog: the snapshots waiting in
+           [pull] dst-dir against the OK and WARNING thresholds
 `
 
 func main() {
