@@ -64,21 +64,21 @@ fuzz:
 # Release artefacts. `make dist`: static binaries (no cgo, paths trimmed,
 # the git version stamped; `-v` prints it) in $(DIST)/. `make deb`:
 # $(DIST)/haproxystats_<version>_<arch>.deb (contrib/debian/build-deb.sh).
-# `make man`: the man pages in $(MANOUT)/ from contrib/man/.
+# `make man`: the man pages in $(MANOUT)/ from the templates of contrib/man/,
+# their synopsis, options and defaults taken from the dist binaries' -h and -p.
 DIST    ?= dist
-MANOUT  ?= man
+MANOUT  ?= $(DIST)/man
 MANDATE := $(shell git log -1 --format=%cs 2>/dev/null || date +%F)
 DEB_VERSION = $(shell contrib/debian/version.sh $(VERSION))
-DEB_ARCH = $(shell goarch=$$($(GO) env GOARCH); case $$goarch in 386) echo i386;; arm) echo armhf;; *) echo $$goarch;; esac)
 
 dist:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/ $(addprefix ./cmd/,$(PROGRAMS))
 
-man:
-	contrib/man/render.sh $(MANOUT) '$(VERSION)' '$(MANDATE)'
+man: dist
+	contrib/man/render.sh $(MANOUT) '$(VERSION)' '$(MANDATE)' $(DIST)
 
 deb: dist man
-	contrib/debian/build-deb.sh '$(DEB_VERSION)' '$(DEB_ARCH)' $(DIST) $(MANOUT) $(DIST)
+	contrib/debian/build-deb.sh '$(DEB_VERSION)' "$$($(GO) env GOARCH)" $(DIST) $(MANOUT) $(DIST)
 
 # The operating files of contrib/ (units, checks, example configuration,
 # dashboard, package, man pages); also part of test-go.
