@@ -1,5 +1,8 @@
-// Package testenv starts real programs for integration tests: today a
-// foreground haproxy with its stats sockets in a short temporary directory.
+// Package testenv starts real programs for integration tests: a foreground
+// haproxy with its stats sockets in a short temporary directory, a
+// carbon-c-relay writing to a file, a single-node VictoriaMetrics with a
+// Graphite listener; it also provides a Graphite stand-in (Recorder) that
+// can be slow, stall or die, and the large-snapshot generator.
 //
 // Everything here takes a testing.TB, fails or skips the test on error, and
 // registers its own cleanup: every process it starts is stopped by PID
@@ -21,7 +24,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -95,15 +97,13 @@ type HAProxyConfig struct {
 // HAProxy is a haproxy process started by StartHAProxy, running in the
 // foreground (-db) under the test's own user.
 type HAProxy struct {
-	t      testing.TB
-	bin    string
-	dir    string
-	cfg    string
-	conf   HAProxyConfig
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	done   chan struct{}
-	output *Buffer
+	t    testing.TB
+	bin  string
+	dir  string
+	cfg  string
+	conf HAProxyConfig
+	mu   sync.Mutex
+	p    *process
 }
 
 // StartHAProxy writes cfg to a haproxy.cfg in a new temporary directory,
@@ -162,43 +162,23 @@ defaults
 
 func (h *HAProxy) start() {
 	h.t.Helper()
-	h.mu.Lock()
-	out := &Buffer{}
-	cmd := exec.Command(h.bin, "-db", "-f", h.cfg)
-	cmd.Dir = h.dir
-	cmd.Stdout = out
-	cmd.Stderr = out
-	if err := cmd.Start(); err != nil {
-		h.mu.Unlock()
-		h.t.Fatalf("start %s: %v", h.bin, err)
+	p, err := startProcess(h.dir, h.bin, "-db", "-f", h.cfg)
+	if err != nil {
+		h.t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(done)
-	}()
-	h.cmd, h.done, h.output = cmd, done, out
+	h.mu.Lock()
+	h.p = p
 	h.mu.Unlock()
 
 	deadline := time.Now().Add(HAProxyStartTimeout)
 	for _, s := range h.conf.StatsSockets {
-		for {
+		err := p.waitReady(time.Until(deadline), func() error {
 			_, err := Command(statsNetwork(s), s, "show info", time.Second)
-			if err == nil {
-				break
-			}
-			select {
-			case <-done:
-				h.t.Fatalf("haproxy -f %s exited before its stats socket %s answered (%v); output:\n%s",
-					h.cfg, s, cmd.ProcessState, out.String())
-			default:
-			}
-			if time.Now().After(deadline) {
-				h.Stop()
-				h.t.Fatalf("haproxy -f %s: stats socket %s did not answer within %v: %v; output:\n%s",
-					h.cfg, s, HAProxyStartTimeout, err, out.String())
-			}
-			time.Sleep(20 * time.Millisecond)
+			return err
+		})
+		if err != nil {
+			h.Stop()
+			h.t.Fatalf("haproxy -f %s: stats socket %s: %v; output:\n%s", h.cfg, s, err, p.output())
 		}
 	}
 }
@@ -209,28 +189,8 @@ func (h *HAProxy) start() {
 func (h *HAProxy) Stop() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.cmd == nil {
-		return
-	}
-	cmd, done := h.cmd, h.done
-	h.cmd = nil
-	select {
-	case <-done:
-		return
-	default:
-	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-		return
-	case <-time.After(HAProxyStopTimeout):
-	}
-	h.t.Logf("haproxy pid %d ignored SIGTERM for %v; sending SIGKILL", cmd.Process.Pid, HAProxyStopTimeout)
-	cmd.Process.Kill()
-	select {
-	case <-done:
-	case <-time.After(HAProxyStopTimeout):
-		h.t.Errorf("haproxy pid %d still running after SIGKILL", cmd.Process.Pid)
+	if h.p != nil {
+		h.p.stop(h.t, HAProxyStopTimeout)
 	}
 }
 
@@ -246,10 +206,7 @@ func (h *HAProxy) Restart() {
 func (h *HAProxy) PID() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.cmd == nil {
-		return 0
-	}
-	return h.cmd.Process.Pid
+	return h.p.pid()
 }
 
 // ConfigPath returns the path of the haproxy.cfg written for this instance.
@@ -259,10 +216,7 @@ func (h *HAProxy) ConfigPath() string { return h.cfg }
 func (h *HAProxy) Output() string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.output == nil {
-		return ""
-	}
-	return h.output.String()
+	return h.p.output()
 }
 
 // StatsSockets returns the stats socket addresses, as given.
