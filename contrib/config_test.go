@@ -45,12 +45,6 @@ const exampleConf = "contrib/haproxystats.conf"
 // setExtra are the options the shipped file really sets.
 var setExtra = map[string]string{"pull/socket-dir": "/run/haproxy"}
 
-// notInTable are options the programs read that internal/config's table
-// of known options does not list (so a file setting them gets a debug
-// "unknown configuration option" line): [process] stages, read by
-// ProcessSettings. Each is treated as a table row without default.
-var notInTable = []string{"process/stages"}
-
 // codeOption is one row of the table of known options in
 // internal/config/defaults.go.
 type codeOption struct {
@@ -140,12 +134,6 @@ func codeTable(t *testing.T) map[string]map[string]codeOption {
 			out[section] = map[string]codeOption{}
 		}
 		out[section][name] = o
-	}
-	for _, opt := range notInTable {
-		section, key, _ := strings.Cut(opt, "/")
-		if _, ok := out[section][key]; !ok {
-			out[section][key] = codeOption{unset: true}
-		}
 	}
 	// The rows with a default are what -p prints (each section with the
 	// DEFAULT options it inherits).

@@ -424,7 +424,8 @@ func TestOwnOptions(t *testing.T) {
 func TestUnknownLogged(t *testing.T) {
 	var logs bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	c, err := LoadSources(logger, Source{Name: "x.conf", Data: []byte("[graphite]\nprefix_hostname = false\n[mystery]\na = 1\n[backend-groups]\nanything = x\n")})
+	c, err := LoadSources(logger, Source{Name: "x.conf", Data: []byte("[graphite]\nprefix_hostname = false\n[mystery]\na = 1\n[backend-groups]\nanything = x\n" +
+		"[process]\nstages = s1\n[stage.s1]\nmodule = s1.wasm\nthreshold = 3\n")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -433,8 +434,10 @@ func TestUnknownLogged(t *testing.T) {
 			t.Errorf("log = %q, want %q", logs.String(), want)
 		}
 	}
-	if strings.Contains(logs.String(), "anything") {
-		t.Errorf("log = %q, a group option is not unknown", logs.String())
+	for _, known := range []string{"anything", "stages", "stage.s1", "threshold"} {
+		if strings.Contains(logs.String(), known) {
+			t.Errorf("log = %q mentions %s: group options, [process] stages and stage sections and parameters are not unknown", logs.String(), known)
+		}
 	}
 	if got, _ := c.Get("mystery", "a"); got != "1" {
 		t.Errorf("Get(mystery, a) = %q, want %q (unknown sections are kept)", got, "1")

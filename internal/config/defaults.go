@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"io"
 	"slices"
+	"strings"
 )
 
 // Section names.
@@ -66,6 +67,7 @@ var table = []option{
 	{section: SectionProcess, name: "per-process-metrics", value: "false"},
 	{section: SectionProcess, name: "calculate-percentages", value: "false"},
 	{section: SectionProcess, name: "liveness-check-interval", value: "10"},
+	{section: SectionProcess, name: "stages", unset: true},
 	{section: SectionProcess, name: "stage-cache-dir", value: "${paths:base-dir}/stage-cache"},
 
 	{section: SectionGraphite, name: "server", value: "127.0.0.1"},
@@ -108,14 +110,15 @@ func index(rows []option) (values map[string]map[string]string, names map[string
 // isKnownSection reports whether the programs read section.
 func isKnownSection(s string) bool {
 	_, ok := known[s]
-	return ok || slices.Contains(groupSections, s)
+	return ok || slices.Contains(groupSections, s) || strings.HasPrefix(s, StageSection(""))
 }
 
 // isKnownOption reports whether the programs read option in section: an
 // option of the table for that section or for DEFAULT, or any option of a
-// group section.
+// group section or of a stage section (whose options other than its own
+// are the module's parameters).
 func isKnownOption(s, o string) bool {
-	if slices.Contains(groupSections, s) {
+	if slices.Contains(groupSections, s) || strings.HasPrefix(s, StageSection("")) {
 		return true
 	}
 	return known[s][o] || known[SectionDefault][o]
