@@ -14,6 +14,7 @@ import (
 	"github.com/haproxystats-go/haproxystats/engine"
 	"github.com/haproxystats-go/haproxystats/engine/enginetest"
 	"github.com/haproxystats-go/haproxystats/internal/config"
+	"github.com/haproxystats-go/haproxystats/internal/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite the expected.txt of the wasm-examples test cases")
@@ -52,40 +53,7 @@ func TestExamples(t *testing.T) {
 	for _, name := range exampleNames(t) {
 		t.Run(name, func(t *testing.T) {
 			module := example(t, name)
-			// The case refers to ../<name>.wasm: run a copy next to the
-			// built module.
-			dir := filepath.Join(filepath.Dir(module), "testcase")
-			if err := os.RemoveAll(dir); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.CopyFS(dir, os.DirFS(filepath.Join(examplesDir, name, "testcase"))); err != nil {
-				t.Fatal(err)
-			}
-			if *update {
-				// An empty expected file lets the run produce the output.
-				if err := os.WriteFile(filepath.Join(dir, "expected.txt"), nil, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			r := enginetest.Run(context.Background(), enginetest.Case{Name: name, Dir: dir}, caseBuilder(t))
-			if r.Err != nil {
-				t.Fatal(r.Err)
-			}
-			if *update {
-				src := filepath.Join(examplesDir, name, "testcase", "expected.txt")
-				if err := os.WriteFile(src, r.Output, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			if !r.Passed() {
-				var b strings.Builder
-				enginetest.Report(&b, r, true)
-				t.Errorf("case %s:\n%s", name, b.String())
-			}
-			if !strings.Contains(string(r.Output), ".haproxystats.Stage"+name+"Errors 0 ") {
-				t.Errorf("case %s: no Stage%sErrors 0 line", name, name)
-			}
+			testenv.ExampleCase(t, name, filepath.Join(examplesDir, name), module, caseBuilder(t), *update)
 		})
 	}
 }
