@@ -138,7 +138,8 @@ func TestFaultGraphiteKilledMidSnapshot(t *testing.T) {
 // TestFaultGraphiteKilledWithSnapshotsInFlight makes Graphite die while
 // three medium snapshots sit, written but unacknowledged, in the daemon's
 // socket send queue: it accepts, reads nothing for 1.5s (the daemon's
-// write()s have long returned: Linux queues about 4 MB), then resets the
+// write()s have long returned: Linux queues about 4 MB, while Graphite's
+// receive buffer, 32 KiB, cannot hold a snapshot), then resets the
 // connection and stops listening. The reset discards the queued bytes, so
 // none of the snapshots may have left the spool; Graphite comes back on the
 // same port and every line must arrive, exactly once (nothing was read
@@ -149,7 +150,7 @@ func TestFaultGraphiteKilledWithSnapshotsInFlight(t *testing.T) {
 	exp := loadExpectation(t, caseName)
 	port := testenv.FreePort(t)
 	ta := newTally()
-	st1 := testenv.StartRecorder(t, testenv.RecorderOptions{Port: port, DieAfter: 1500 * time.Millisecond})
+	st1 := testenv.StartRecorder(t, testenv.RecorderOptions{Port: port, DieAfter: 1500 * time.Millisecond, RcvBuf: 32 << 10})
 	s := newScratch(t, caseName, port, "", quickRetries+patientWrites)
 	eps := epochs(1795507862, 3)
 	s.putCopies(t, caseSnapshot(t, caseName), eps)
@@ -279,13 +280,13 @@ func TestFaultThousandSnapshots(t *testing.T) {
 }
 
 // TestFaultGraphiteNeverReads points the daemon at a Graphite that accepts
-// connections and never reads (its receive window fills): the snapshots
+// connections and never reads (its 32 KiB receive buffer fills): the snapshots
 // must stay in the spool; SIGTERM must make it exit 0 within the stop
 // timeout (20s) plus slack, leaving them there for the next start.
 func TestFaultGraphiteNeverReads(t *testing.T) {
 	t.Parallel()
 	const caseName = "medium-defaults"
-	st := testenv.StartRecorder(t, testenv.RecorderOptions{NoRead: true})
+	st := testenv.StartRecorder(t, testenv.RecorderOptions{NoRead: true, RcvBuf: 32 << 10})
 	s := newScratch(t, caseName, st.Port(), "", quickRetries+"write-timeout = 1\n")
 	eps := epochs(1795500000, 3)
 	s.putCopies(t, caseSnapshot(t, caseName), eps)
