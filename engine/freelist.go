@@ -47,11 +47,14 @@ func (b *bufferPool) get() []byte {
 }
 
 // getSize returns an empty buffer with room for at least size bytes.
+// New buffers are rounded up to a whole 256 KiB, so that snapshots whose
+// sizes differ by a few bytes (the self-metrics' digits) reuse them.
 func (b *bufferPool) getSize(size int) []byte {
 	if buf, ok := b.free.get(); ok && cap(buf) >= size {
 		return buf[:0]
 	}
-	return make([]byte, 0, size)
+	const round = 256 << 10
+	return make([]byte, 0, (size+round-1)/round*round)
 }
 
 // put recycles buf and remembers its length.

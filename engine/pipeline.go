@@ -39,7 +39,10 @@ type Pipeline struct {
 type Output struct {
 	// Snapshot is the snapshot name (the timestamp of every line).
 	Snapshot string
-	// Lines holds the Graphite lines, each ending in '\n'.
+	// Lines holds the Graphite lines, each ending in '\n', grouped by
+	// stage: the stage that wrote the most first, then in stage order the
+	// other stages' lines and each stage's self-metrics, then the
+	// snapshot's self-metrics.
 	Lines []byte
 	// Count is the number of lines in Lines.
 	Count int
@@ -47,16 +50,16 @@ type Output struct {
 	// everything else are in Lines.
 	Problems []error
 
-	pool freeList[[]byte]
+	pool *bufferPool
 }
 
 // Release hands the memory of Lines back to the pipeline for the next
 // snapshot. Calling it is optional; Lines must not be used afterwards.
 func (o *Output) Release() {
-	if o.pool.ch != nil && o.Lines != nil {
-		o.pool.put(o.Lines[:0])
+	if o.pool != nil {
+		o.pool.put(o.Lines)
 	}
-	o.Lines, o.pool = nil, freeList[[]byte]{}
+	o.Lines, o.pool = nil, nil
 }
 
 // PanicError is returned when a stage panicked; the snapshot produced no
@@ -185,9 +188,14 @@ func (p *Pipeline) run(ctx context.Context, snap *Snapshot, start, parseStart ti
 		}()
 	}
 	wg.Wait()
+	// grow is a stage whose next buffer must hold the whole output.
+	grow, size, base := -1, 0, -1
 	defer func() {
 		for i := range results {
 			p.stageBufs[i].put(results[i].w.buf)
+		}
+		if grow >= 0 {
+			p.stageBufs[grow].hint.Store(int64(size))
 		}
 	}()
 	for _, r := range results {
@@ -200,12 +208,27 @@ func (p *Pipeline) run(ctx context.Context, snap *Snapshot, start, parseStart ti
 		return nil, err
 	}
 
-	size := 4096
-	for _, r := range results {
+	// The lines of the stage that wrote the most (the servers: most of a
+	// large snapshot) are not copied: its buffer becomes the output, and
+	// the other stages' lines follow it, in stage order.
+	size, base = 4096, -1
+	for i, r := range results {
 		size += len(r.w.buf)
+		if r.err == nil && (base < 0 || len(r.w.buf) > len(results[base].w.buf)) {
+			base = i
+		}
 	}
-	w := &lineWriter{paths: p.paths, ts: snap.Name, buf: p.output.getSize(size)}
-	out := &Output{Snapshot: snap.Name, Problems: append([]error(nil), snap.Problems...), pool: p.output.free}
+	out := &Output{Snapshot: snap.Name, Problems: append([]error(nil), snap.Problems...)}
+	w := &lineWriter{paths: p.paths, ts: snap.Name}
+	if base >= 0 && cap(results[base].w.buf) >= size {
+		w.buf, w.lines = results[base].w.buf, results[base].w.lines
+		results[base].w.buf = nil
+		out.pool = p.stageBufs[base]
+	} else {
+		grow, base = base, -1
+		w.buf = p.output.getSize(size)
+		out.pool = p.output
+	}
 	for i, r := range results {
 		spec := p.stages[i]
 		serr := r.err
@@ -216,7 +239,7 @@ func (p *Pipeline) run(ctx context.Context, snap *Snapshot, start, parseStart ti
 			serr = fmt.Errorf("stage %s: %w", spec.Name, serr)
 			out.Problems = append(out.Problems, serr)
 			p.logger.Error("stage failed", "stage", spec.Name, "snapshot", snap.Name, "error", serr)
-		default:
+		case i != base:
 			w.buf = append(w.buf, r.w.buf...)
 			w.lines += r.w.lines
 		}
