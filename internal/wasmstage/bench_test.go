@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/haproxystats-go/haproxystats/builtin"
 	"github.com/haproxystats-go/haproxystats/engine"
+	"github.com/haproxystats-go/haproxystats/internal/testenv"
 )
 
 // The benchmarks run on the large snapshot of shared/perf (8 processes x
@@ -149,29 +149,6 @@ func BenchmarkEncode(b *testing.B) {
 // from failing the benchmark), "trusted" is timeout = 0.
 func BenchmarkPipeline(b *testing.B) {
 	files := largeSnapshot(b)
-	newPipeline := func(b *testing.B, extra ...engine.StageSpec) *engine.Pipeline {
-		specs := append(builtin.Stages(builtin.Options{}), extra...)
-		p, err := engine.NewPipeline(engine.Config{Paths: &engine.Paths{Prefix: "loadbalancers.haproxy"}}, specs...)
-		if err != nil {
-			b.Fatal(err)
-		}
-		return p
-	}
-	ts := 1795507862
-	run := func(b *testing.B, p *engine.Pipeline) time.Duration {
-		ts++
-		start := time.Now()
-		out, err := p.ProcessFiles(context.Background(), strconv.Itoa(ts), files)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if len(out.Problems) > 0 {
-			b.Fatal(out.Problems)
-		}
-		out.Release()
-		return time.Since(start)
-	}
-	base := newPipeline(b)
 	for _, name := range goExamples {
 		for _, mode := range []struct {
 			name    string
@@ -179,22 +156,7 @@ func BenchmarkPipeline(b *testing.B) {
 		}{{"limits", 10 * time.Second}, {"trusted", 0}} {
 			b.Run(name+"/"+mode.name, func(b *testing.B) {
 				s := newStage(b, Options{Name: name, Module: example(b, name), Timeout: mode.timeout})
-				with := newPipeline(b, engine.StageSpec{Name: name, Stage: s})
-				for range 3 { // steady state: buffers grown
-					run(b, base)
-					run(b, with)
-				}
-				var tBase, tWith time.Duration
-				b.ReportAllocs()
-				b.ResetTimer()
-				for range b.N {
-					tBase += run(b, base)
-					tWith += run(b, with)
-				}
-				n := float64(b.N)
-				b.ReportMetric(tBase.Seconds()*1e3/n, "builtin-ms/op")
-				b.ReportMetric(tWith.Seconds()*1e3/n, "with-stage-ms/op")
-				b.ReportMetric(100*(tWith-tBase).Seconds()/tBase.Seconds(), "overhead-%")
+				testenv.StageOverhead(b, files, engine.StageSpec{Name: name, Stage: s}, nil)
 			})
 		}
 	}

@@ -3,11 +3,9 @@ package ctest
 import (
 	"context"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
-	"github.com/haproxystats-go/haproxystats/builtin"
 	"github.com/haproxystats-go/haproxystats/engine"
 	"github.com/haproxystats-go/haproxystats/internal/testenv"
 	"github.com/haproxystats-go/haproxystats/internal/wasmstage"
@@ -35,29 +33,6 @@ func BenchmarkPipeline(b *testing.B) {
 		b.Fatal(err)
 	}
 	snap := engine.NewParser(nil).Parse("1795507862", files)
-	ts := 1795507862
-	run := func(b *testing.B, p *engine.Pipeline) time.Duration {
-		ts++
-		start := time.Now()
-		out, err := p.ProcessFiles(context.Background(), strconv.Itoa(ts), files)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if len(out.Problems) > 0 {
-			b.Fatal(out.Problems)
-		}
-		out.Release()
-		return time.Since(start)
-	}
-	newPipeline := func(b *testing.B, extra ...engine.StageSpec) *engine.Pipeline {
-		specs := append(builtin.Stages(builtin.Options{}), extra...)
-		p, err := engine.NewPipeline(engine.Config{Paths: &engine.Paths{Prefix: "loadbalancers.haproxy"}}, specs...)
-		if err != nil {
-			b.Fatal(err)
-		}
-		return p
-	}
-	base := newPipeline(b)
 	for _, name := range []string{"cqueue", "rsavail"} {
 		for _, mode := range []struct {
 			name    string
@@ -71,32 +46,20 @@ func BenchmarkPipeline(b *testing.B) {
 					b.Fatal(err)
 				}
 				defer s.Close()
-				with := newPipeline(b, engine.StageSpec{Name: name, Stage: s})
 				var d discard
-				call := func() time.Duration {
+				var tCall time.Duration
+				call := func() {
 					start := time.Now()
 					if err := s.Process(context.Background(), snap, &d); err != nil {
 						b.Fatal(err)
 					}
-					return time.Since(start)
+					tCall += time.Since(start)
 				}
-				run(b, base)
-				run(b, with) // steady state: buffers grown
 				call()
-				d.n = 0
-				var tBase, tWith, tCall time.Duration
-				b.ResetTimer()
-				for range b.N {
-					tCall += call()
-					tBase += run(b, base)
-					tWith += run(b, with)
-				}
-				n := float64(b.N)
-				b.ReportMetric(tCall.Seconds()*1e3/n, "stage-ms/op")
-				b.ReportMetric(float64(d.n)/n, "metrics/op")
-				b.ReportMetric(tBase.Seconds()*1e3/n, "builtin-ms/op")
-				b.ReportMetric(tWith.Seconds()*1e3/n, "with-stage-ms/op")
-				b.ReportMetric(100*(tWith-tBase).Seconds()/tBase.Seconds(), "overhead-%")
+				d.n, tCall = 0, 0
+				testenv.StageOverhead(b, files, engine.StageSpec{Name: name, Stage: s}, call)
+				b.ReportMetric(tCall.Seconds()*1e3/float64(b.N), "stage-ms/op")
+				b.ReportMetric(float64(d.n)/float64(b.N), "metrics/op")
 			})
 		}
 	}

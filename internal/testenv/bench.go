@@ -1,0 +1,63 @@
+package testenv
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/haproxystats-go/haproxystats/builtin"
+	"github.com/haproxystats-go/haproxystats/engine"
+)
+
+// StageOverhead measures what one extra stage costs the whole pipeline
+// (parse, built-in stages with their defaults, Graphite lines) on files:
+// it runs a pipeline without and one with the stage alternately in one
+// loop, so that noise from other processes hits both alike, and reports
+// builtin-ms/op, with-stage-ms/op and overhead-%. Every run gets a newer
+// snapshot name, as stateful stages expect. each, when not nil, runs in
+// the loop too (timed by the caller).
+func StageOverhead(b *testing.B, files []engine.File, stage engine.StageSpec, each func()) {
+	b.Helper()
+	newPipeline := func(extra ...engine.StageSpec) *engine.Pipeline {
+		p, err := engine.NewPipeline(engine.Config{Paths: &engine.Paths{Prefix: "loadbalancers.haproxy"}},
+			append(builtin.Stages(builtin.Options{}), extra...)...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return p
+	}
+	ts := 1795507862
+	run := func(p *engine.Pipeline) time.Duration {
+		ts++
+		start := time.Now()
+		out, err := p.ProcessFiles(context.Background(), strconv.Itoa(ts), files)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(out.Problems) > 0 {
+			b.Fatal(out.Problems)
+		}
+		out.Release()
+		return time.Since(start)
+	}
+	base, with := newPipeline(), newPipeline(stage)
+	for range 3 { // steady state: buffers grown, stateful stages primed
+		run(base)
+		run(with)
+	}
+	var tBase, tWith time.Duration
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if each != nil {
+			each()
+		}
+		tBase += run(base)
+		tWith += run(with)
+	}
+	n := float64(b.N)
+	b.ReportMetric(tBase.Seconds()*1e3/n, "builtin-ms/op")
+	b.ReportMetric(tWith.Seconds()*1e3/n, "with-stage-ms/op")
+	b.ReportMetric(100*(tWith-tBase).Seconds()/tBase.Seconds(), "overhead-%")
+}
