@@ -195,10 +195,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	}
 	var qerr error
+	qended := false // qdone's only value has been received
 	select {
 	case qerr = <-qdone:
-		// The watcher failed (the spool directory vanished): stop as for a
-		// signal, the error is Run's.
+		// The watcher failed (the spool directory vanished), or ctx was
+		// cancelled and the watcher saw it first: stop as for a signal;
+		// an error is Run's.
+		qended = true
 		qcancel()
 	case <-ctx.Done():
 	}
@@ -209,7 +212,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := <-gdone; err != nil && !errors.Is(err, context.Canceled) {
 		d.log.Error("graphite connection", "error", err)
 	}
-	if qerr == nil {
+	if !qended {
 		qcancel()
 		qerr = <-qdone
 	}
