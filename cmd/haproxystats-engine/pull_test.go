@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -130,5 +131,35 @@ connect-timeout = 0.2
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("run --pull did not stop within 30s")
+	}
+}
+
+// TestHelperMain is not a test: StartHelper runs the program's main in it.
+func TestHelperMain(t *testing.T) {
+	args, ok := testenv.HelperArgs()
+	if !ok {
+		t.Skip("runs only as the helper process of TestOneDaemonSignals")
+	}
+	os.Args = append([]string{"haproxystats-engine"}, args...)
+	main()
+}
+
+// TestOneDaemonSignals: SIGTERM, SIGHUP and SIGINT stop `run --pull` with
+// exit 0, as they stop haproxystats-pull and haproxystats-process.
+func TestOneDaemonSignals(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGHUP, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			base := t.TempDir()
+			conf := filepath.Join(base, "haproxystats.conf")
+			if err := os.WriteFile(conf, []byte(fmt.Sprintf("[paths]\nbase-dir = %s\n[pull]\nsocket-dir = %s\npull-interval = 1\n[graphite]\nport = %d\n",
+				base, t.TempDir(), testenv.FreePort(t))), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cmd := testenv.StartHelper(t, "TestHelperMain", "run", "--pull", "-f", conf)
+			testenv.StopsOn(t, cmd, sig, 25*time.Second, func() bool {
+				_, err := os.Stat(filepath.Join(base, "incoming"))
+				return err == nil // created after the handlers are installed
+			})
+		})
 	}
 }

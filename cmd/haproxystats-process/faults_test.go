@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -307,4 +308,22 @@ func TestFaultGraphiteNeverReads(t *testing.T) {
 	if !strings.Contains(p.log.String(), "snapshot not delivered; left in the spool") {
 		t.Errorf("the daemon did not log that the snapshots were left in the spool:\n%s", p.stderr())
 	}
+}
+
+// TestSIGHUPStopsLikeSIGTERM: the original stopped on SIGHUP as on
+// SIGTERM, and units and scripts rely on it.
+func TestSIGHUPStopsLikeSIGTERM(t *testing.T) {
+	t.Parallel()
+	const caseName = "medium-defaults"
+	exp := loadExpectation(t, caseName)
+	ta := newTally()
+	st := testenv.StartRecorder(t, testenv.RecorderOptions{OnLines: ta.add})
+	s := newScratch(t, caseName, st.Port(), "", "")
+	eps := epochs(1795600000, 2)
+	s.putCopies(t, caseSnapshot(t, caseName), eps)
+	p := s.start(t)
+	s.awaitDelivery(t, 30*time.Second, ta, allKeys(exp, eps))
+	waitFor(t, 10*time.Second, "the spool to empty", func() bool { return len(s.left(t)) == 0 })
+	took := p.stop(t, syscall.SIGHUP, 10*time.Second)
+	t.Logf("exit 0 %v after SIGHUP", took.Round(time.Millisecond))
 }

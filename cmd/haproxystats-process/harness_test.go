@@ -175,15 +175,21 @@ func (d *daemon) kill9(t *testing.T) {
 // the daemon exits 0 in time, and returns how long the exit took.
 func (d *daemon) term(t *testing.T, timeout time.Duration) time.Duration {
 	t.Helper()
+	return d.stop(t, syscall.SIGTERM, timeout)
+}
+
+// stop is term with another signal.
+func (d *daemon) stop(t *testing.T, sig syscall.Signal, timeout time.Duration) time.Duration {
+	t.Helper()
 	start := time.Now()
-	d.cmd.Process.Signal(syscall.SIGTERM)
+	d.cmd.Process.Signal(sig)
 	if !d.wait(timeout) {
 		d.cmd.Process.Kill()
 		d.wait(10 * time.Second)
-		t.Fatalf("daemon did not exit within %v of SIGTERM", timeout)
+		t.Fatalf("daemon did not exit within %v of %v", timeout, sig)
 	}
 	if d.err != nil {
-		t.Fatalf("daemon exit after SIGTERM: %v", d.err)
+		t.Fatalf("daemon exit after %v: %v", sig, d.err)
 	}
 	return time.Since(start)
 }

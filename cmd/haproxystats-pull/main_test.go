@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -120,5 +121,34 @@ func TestPullFlags(t *testing.T) {
 		if code == 0 || !strings.Contains(errb.String(), want) {
 			t.Errorf("invalid config: exit %d, stderr %q lacks %q", code, errb.String(), want)
 		}
+	}
+}
+
+// TestHelperMain is not a test: StartHelper runs the program's main in it.
+func TestHelperMain(t *testing.T) {
+	args, ok := testenv.HelperArgs()
+	if !ok {
+		t.Skip("runs only as the helper process of TestSignals")
+	}
+	os.Args = append([]string{"haproxystats-pull"}, args...)
+	main()
+}
+
+// TestSignals: SIGTERM and SIGHUP both stop the program with exit 0, as
+// they did the original (the systemd units and scripts rely on it).
+func TestSignals(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGHUP} {
+		t.Run(sig.String(), func(t *testing.T) {
+			base := t.TempDir()
+			conf := filepath.Join(base, "haproxystats.conf")
+			if err := os.WriteFile(conf, []byte(fmt.Sprintf("[paths]\nbase-dir = %s\n[pull]\nsocket-dir = %s\npull-interval = 1\n", base, t.TempDir())), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cmd := testenv.StartHelper(t, "TestHelperMain", "-f", conf)
+			testenv.StopsOn(t, cmd, sig, 10*time.Second, func() bool {
+				_, err := os.Stat(filepath.Join(base, "incoming"))
+				return err == nil // created after the handlers are installed
+			})
+		})
 	}
 }
