@@ -1,6 +1,7 @@
 package wasmstage
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -96,6 +97,12 @@ type encoder struct {
 	colIDs      []uint32
 	rows, iRows int
 
+	// The row keys of the statistics section (process table, per-row
+	// process, proxy, server and kind) of the instance's previous input,
+	// for the same-rows flag; havePrev is false for a new instance.
+	prevRows []byte
+	havePrev bool
+
 	// Section offsets, computed by plan.
 	strOff, infoOff, statOff, size int
 }
@@ -111,6 +118,9 @@ func (e *encoder) intern(s string) uint32 {
 	return id
 }
 
+// flagSameRows is bit 0 of the input header's flags (offset 60).
+const flagSameRows = 1
+
 // Bounds of the string table of an instance; past them the instance is
 // re-created (see Stage.Process).
 const (
@@ -122,6 +132,7 @@ const (
 func (e *encoder) reset() {
 	clear(e.ids)
 	e.strs, e.blob = e.strs[:0], 0
+	e.prevRows, e.havePrev = e.prevRows[:0], false
 }
 
 // full reports whether the string table has grown past its bounds.
@@ -302,6 +313,15 @@ func (e *encoder) write(b []byte, snap *engine.Snapshot) {
 	end = align8(off + n)
 	clear(b[off+n : end])
 	off = end
+	// Flag the rows as those of the previous input when they are: a
+	// module may then reuse what it derived from them (docs/ABI.md 3.1).
+	rows := b[e.statOff:end]
+	var flags uint32
+	if e.havePrev && bytes.Equal(rows, e.prevRows) {
+		flags |= flagSameRows
+	}
+	le.PutUint32(b[60:], flags)
+	e.prevRows, e.havePrev = append(e.prevRows[:0], rows...), true
 	words := bitmapWords(n)
 	for i, c := range e.cols {
 		le.PutUint32(b[off:], e.colIDs[i])

@@ -354,3 +354,42 @@ func firstSnapshot(t *testing.T, caseDir string) string {
 	}
 	return entries[0]
 }
+
+func TestInputSameRowsFlag(t *testing.T) {
+	// Bit 0 of the header's flags is set when the row keys are those of
+	// the instance's previous input, whatever the values.
+	first := loadSnapshot(t, conformance+"/dev4-two-snapshots/incoming/1795507783")
+	second := loadSnapshot(t, conformance+"/dev4-two-snapshots/incoming/1795507784")
+	other := loadSnapshot(t, conformance+"/single-defaults/incoming/1795507997")
+	var e encoder
+	flags := func(snap *engine.Snapshot) uint32 {
+		size, err := e.plan(snap, []string{"scur"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, size)
+		e.write(b, snap)
+		return binary.LittleEndian.Uint32(b[60:])
+	}
+	for i, step := range []struct {
+		name  string
+		snap  *engine.Snapshot
+		reset bool
+		want  uint32
+	}{
+		{"first input of an instance", first, false, 0},
+		{"same snapshot again", first, false, 1},
+		{"next snapshot, same rows, other values", second, false, 1},
+		{"other rows", other, false, 0},
+		{"back to the first rows", first, false, 0},
+		{"again", first, false, 1},
+		{"after the instance was re-created", first, true, 0},
+	} {
+		if step.reset {
+			e.reset()
+		}
+		if got := flags(step.snap); got != step.want {
+			t.Errorf("step %d (%s): flags = %d, want %d", i, step.name, got, step.want)
+		}
+	}
+}
