@@ -27,17 +27,11 @@ func init() {
 
 func main() {}
 
-// object is a backend (sv is the ID of "BACKEND") or a server.
-type object struct {
-	px, sv hsabi.ID
-	server bool
-}
-
-// Reused from snapshot to snapshot: the objects in order of their first
-// row, their sums, a column of zeros for the columns a snapshot lacks.
+// Reused from snapshot to snapshot: the rows grouped by object (a
+// backend's BACKEND rows, a server's rows in every process), the sums per
+// object, a column of zeros for the columns a snapshot lacks.
 var (
-	index          hsabi.Index
-	objects        []object
+	objects        hsabi.Grouping
 	errors, totals []float64
 	zeros          []float64
 )
@@ -47,39 +41,26 @@ func process(snap *hsabi.Snapshot, out *hsabi.Emitter) error {
 	if t.Column("hrsp_5xx") == nil {
 		return nil // no HTTP proxy in this snapshot
 	}
-	var cols [6][]float64
-	for c, name := range responses {
-		cols[c] = values(t, name)
-	}
-	index.Reset()
-	objects, errors, totals = objects[:0], errors[:0], totals[:0]
-	// One pass over the rows. A backend is its BACKEND rows, a server its
-	// rows in every process; svname tells them apart (no server is called
-	// BACKEND). Null cells are 0.
-	for i, kind := range t.Kind {
-		if kind != hsabi.KindBackend && kind != hsabi.KindServer {
+	c1, c2, c3 := values(t, "hrsp_1xx"), values(t, "hrsp_2xx"), values(t, "hrsp_3xx")
+	c4, c5, co := values(t, "hrsp_4xx"), values(t, "hrsp_5xx"), values(t, "hrsp_other")
+	n := objects.Group(t, hsabi.Kinds(hsabi.KindBackend, hsabi.KindServer))
+	errors, totals = hsabi.Zeros(errors, n), hsabi.Zeros(totals, n)
+	// One pass over the rows; null cells are 0.
+	for i, o := range objects.Slot {
+		if o < 0 {
 			continue
 		}
-		key := hsabi.Pair(t.PxID[i], t.SvID[i])
-		o := index.Home(key) // inlined: no call for objects seen before
-		if o < 0 {
-			var added bool
-			if o, added = index.Slot(key); added {
-				objects = append(objects, object{t.PxID[i], t.SvID[i], kind == hsabi.KindServer})
-				errors, totals = append(errors, 0), append(totals, 0)
-			}
-		}
-		errors[o] += cols[4][i]
-		totals[o] += cols[0][i] + cols[1][i] + cols[2][i] + cols[3][i] + cols[4][i] + cols[5][i]
+		errors[o] += c5[i]
+		totals[o] += c1[i] + c2[i] + c3[i] + c4[i] + c5[i] + co[i]
 	}
-	for o, obj := range objects {
+	for o, row := range objects.First {
 		if totals[o] == 0 {
 			continue
 		}
-		if obj.server {
-			out.Server(snap.Str(obj.px), snap.Str(obj.sv), "hrsp_5xx_ratio", errors[o]/totals[o])
+		if t.Kind[row] == hsabi.KindServer {
+			out.Server(t.Px(int(row)), t.Sv(int(row)), "hrsp_5xx_ratio", errors[o]/totals[o])
 		} else {
-			out.Backend(snap.Str(obj.px), "hrsp_5xx_ratio", errors[o]/totals[o])
+			out.Backend(t.Px(int(row)), "hrsp_5xx_ratio", errors[o]/totals[o])
 		}
 	}
 	return nil

@@ -66,7 +66,7 @@ type object struct {
 
 // Reused from snapshot to snapshot.
 var (
-	index      hsabi.Index
+	rows       hsabi.Grouping
 	objects    []object
 	scur, slim []float64
 	busiest    []int32 // object slots of the top servers, busiest first
@@ -78,26 +78,22 @@ func process(snap *hsabi.Snapshot, out *hsabi.Emitter) error {
 	if scurCol == nil || slimCol == nil {
 		return nil
 	}
-	index.Reset()
-	objects, scur, slim = objects[:0], scur[:0], slim[:0]
-	// One pass over the rows; an object is a frontend, backend or server
-	// (svname FRONTEND, BACKEND or the server name) over all processes.
-	// Null cells are 0.
-	for i, kind := range t.Kind {
-		if kind == hsabi.KindOther {
+	// An object is a frontend, backend or server (svname FRONTEND, BACKEND
+	// or the server name) over all processes.
+	n := rows.Group(t, hsabi.Kinds(hsabi.KindFrontend, hsabi.KindBackend, hsabi.KindServer))
+	objects = objects[:0]
+	for _, r := range rows.First {
+		objects = append(objects, object{t.Kind[r], t.PxID[r], t.SvID[r]})
+	}
+	scur, slim = hsabi.Zeros(scur, n), hsabi.Zeros(slim, n)
+	// One pass over the rows; null cells are 0.
+	sc, sl := scurCol.Values, slimCol.Values
+	for i, o := range rows.Slot {
+		if o < 0 {
 			continue
 		}
-		key := hsabi.Pair(t.PxID[i], t.SvID[i])
-		o := index.Home(key) // inlined: no call for objects seen before
-		if o < 0 {
-			var added bool
-			if o, added = index.Slot(key); added {
-				objects = append(objects, object{kind, t.PxID[i], t.SvID[i]})
-				scur, slim = append(scur, 0), append(slim, 0)
-			}
-		}
-		scur[o] += scurCol.Values[i]
-		slim[o] += slimCol.Values[i]
+		scur[o] += sc[i]
+		slim[o] += sl[i]
 	}
 
 	minHeadroom, found := 0.0, false

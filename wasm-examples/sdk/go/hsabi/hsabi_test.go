@@ -3,6 +3,7 @@ package hsabi
 import (
 	"encoding/binary"
 	"errors"
+	"slices"
 	"testing"
 	"unsafe"
 )
@@ -75,6 +76,20 @@ func TestDecodeMinimal(t *testing.T) {
 	if _, ok := (*Column)(nil).Get(0); ok {
 		t.Error("nil column has a value")
 	}
+	// The same-rows flag: a new rows generation unless it is set.
+	for i, step := range []struct {
+		flags uint32
+		same  bool
+		gen   uint64
+	}{{0, false, 2}, {1, true, 2}, {1, true, 2}, {0, false, 3}, {3, true, 3}} {
+		le.PutUint32(b[60:], step.flags)
+		if err := s.Decode(b); err != nil {
+			t.Fatal(err)
+		}
+		if s.SameRows != step.same || s.rowsGen != step.gen {
+			t.Errorf("decode %d with flags %d: SameRows %v, generation %d; want %v, %d", i, step.flags, s.SameRows, s.rowsGen, step.same, step.gen)
+		}
+	}
 }
 
 func TestDecodeParams(t *testing.T) {
@@ -128,5 +143,71 @@ func TestIndex(t *testing.T) {
 			t.Fatalf("Len = %d", x.Len())
 		}
 		x.Reset()
+	}
+}
+
+func TestGrouping(t *testing.T) {
+	// Two processes with the same rows: a frontend, backend b1 with
+	// servers s1 s2, backend b2 with server s1. gen stands for the rows
+	// generation Decode keeps (a new one when the host's same-rows flag is
+	// not set).
+	table := func(gen uint64) *StatTable {
+		one := struct {
+			kind   []Kind
+			px, sv []ID
+		}{
+			[]Kind{KindFrontend, KindServer, KindServer, KindBackend, KindServer, KindBackend},
+			[]ID{1, 2, 2, 2, 3, 3},
+			[]ID{9, 4, 5, 8, 4, 8},
+		}
+		st := StatTable{snap: &Snapshot{rowsGen: gen}}
+		for range 2 {
+			st.Kind = append(st.Kind, one.kind...)
+			st.PxID = append(st.PxID, one.px...)
+			st.SvID = append(st.SvID, one.sv...)
+		}
+		return &st
+	}
+	var g Grouping
+	mask := Kinds(KindBackend, KindServer)
+	if n := g.Group(table(1), mask); n != 5 {
+		t.Fatalf("Group = %d objects, want 5", n)
+	}
+	wantSlot := []int32{-1, 0, 1, 2, 3, 4, -1, 0, 1, 2, 3, 4}
+	if !slices.Equal(g.Slot, wantSlot) || !slices.Equal(g.First, []int32{1, 2, 3, 4, 5}) {
+		t.Fatalf("Slot = %v, First = %v; want %v, [1 2 3 4 5]", g.Slot, g.First, wantSlot)
+	}
+	// The same rows generation: kept, not grouped again.
+	if n := g.Group(table(1), mask); n != 5 || g.regrouped != 1 || !slices.Equal(g.Slot, wantSlot) {
+		t.Fatalf("same rows: %d objects, %d groupings, Slot %v; want 5, 1, %v", n, g.regrouped, g.Slot, wantSlot)
+	}
+	// New rows, another mask, or a table without a snapshot: grouped
+	// again, as a fresh Grouping would.
+	gen := uint64(1)
+	for name, change := range map[string]func(*StatTable) KindMask{
+		"server renamed": func(st *StatTable) KindMask { st.SvID[8] = 7; return mask },
+		"proxy changed":  func(st *StatTable) KindMask { st.PxID[4] = 2; return mask },
+		"row removed": func(st *StatTable) KindMask {
+			st.Kind, st.PxID, st.SvID = st.Kind[:11], st.PxID[:11], st.SvID[:11]
+			return mask
+		},
+		"mask changed":    func(st *StatTable) KindMask { st.snap.rowsGen = gen; return Kinds(KindServer) },
+		"no snapshot":     func(st *StatTable) KindMask { st.snap = nil; st.Kind[0] = KindServer; return mask },
+		"same rows again": func(st *StatTable) KindMask { st.snap.rowsGen = gen; return mask },
+	} {
+		gen++
+		g.Group(table(gen), mask)
+		before := g.regrouped
+		st := table(gen + 1)
+		m := change(st) // may set st's generation back to gen: same rows
+		gen++
+		n := g.Group(st, m)
+		if reused := g.regrouped == before; reused != (name == "same rows again") {
+			t.Errorf("%s: reused the previous grouping: %v", name, reused)
+		}
+		var fresh Grouping
+		if fn := fresh.Group(st, m); fn != n || !slices.Equal(fresh.Slot, g.Slot) || !slices.Equal(fresh.First, g.First) {
+			t.Errorf("%s: %d objects %v %v, a fresh grouping gives %d %v %v", name, n, g.Slot, g.First, fn, fresh.Slot, fresh.First)
+		}
 	}
 }

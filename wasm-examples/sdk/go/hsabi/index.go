@@ -7,7 +7,8 @@ package hsabi
 //
 // Go maps work too, but in WebAssembly every map operation is a runtime
 // call, which costs several times more under the host's timeout checks; a
-// stage that looks up every row should use an Index.
+// stage that looks up every row should use an Index, or a Grouping when
+// it groups rows by (proxy, server).
 type Index struct {
 	keys  []uint64 // key+1 per bucket, 0 = empty
 	slots []int32

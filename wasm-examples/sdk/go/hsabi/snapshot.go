@@ -13,6 +13,7 @@ const Version = 1
 const (
 	inputMagic      = 0x31495348 // "HSI1"
 	inputHeaderSize = 64
+	flagSameRows    = 1 // bit 0 of the header's flags
 )
 
 // Kind is the kind of a statistics row.
@@ -43,8 +44,16 @@ type Snapshot struct {
 	Info InfoTable
 	// Stats holds the `show stat` rows of every process.
 	Stats StatTable
+	// SameRows is true when the statistics rows (their processes, kinds,
+	// proxy and server IDs, in order) are those of the previous snapshot
+	// this instance was given: what a stage derived from them alone, such
+	// as a Grouping, still holds. Values may differ.
+	SameRows bool
 
 	names []string // ID -> string, the host's string table
+	// rowsGen counts the snapshots whose rows differed from the previous
+	// one's: equal generations have the same rows.
+	rowsGen uint64
 }
 
 // Str returns the string of an ID.
@@ -247,6 +256,10 @@ func (s *Snapshot) Decode(b []byte) error {
 	iRows, iKeys := int(le.Uint32(b[28:])), int(le.Uint32(b[32:]))
 	sProcs, rows, ncols := int(le.Uint32(b[36:])), int(le.Uint32(b[40:])), int(le.Uint32(b[44:]))
 	strOff, infoOff, statOff := int(le.Uint32(b[48:])), int(le.Uint32(b[52:])), int(le.Uint32(b[56:]))
+	s.SameRows = le.Uint32(b[60:])&flagSameRows != 0
+	if !s.SameRows || s.rowsGen == 0 {
+		s.rowsGen++
+	}
 
 	// Strings: the host's table only grows, ids are stable; convert the
 	// strings that are new since the previous call.
