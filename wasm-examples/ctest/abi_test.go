@@ -221,11 +221,17 @@ func TestABI(t *testing.T) {
 			want := []string{
 				d("Rows", 0), d("Columns", 2), d("Time", 1795507806), d("NameLen", 10), d("Procs", 0),
 				d("InfoRows", 0), d("MissingColumn", 1), d("FirstColumnIsScur", 1), d("ParamCount", 2),
-				d("ParamAlpha", -42), d("ParamBetaLen", 9), d("FindOK", 1), d("StableID", 1),
+				d("ParamAlpha", -42), d("ParamBetaLen", 9), d("FindOK", 1), d("StableID", 1), d("SameRows", 0),
 				p("sdk.kind.other", 0), p("sdk.kind.frontend", 0), p("sdk.kind.backend", 0), p("sdk.kind.server", 0),
 			}
 			if !slices.Equal(got, want) {
 				t.Errorf("hs_process(minimal input) records:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+			// Bit 0 of the flags at offset 60: the same rows as before.
+			in = minimalInput()
+			binary.LittleEndian.PutUint32(in[60:], 1)
+			if got, errMsg = g.process(in, len(in)); errMsg != "" || !slices.Contains(got, d("SameRows", 1)) {
+				t.Errorf("hs_process(input flagged same rows) = %q (error %q), want SameRows 1", got, errMsg)
 			}
 
 			set32 := func(off int, v uint32) func([]byte) []byte {

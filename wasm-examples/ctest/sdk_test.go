@@ -72,8 +72,9 @@ func newStage(t *testing.T, name, module string, params map[string]string, logge
 }
 
 // want computes, from the snapshot as the engine parsed it, the metrics
-// the SDK test modules send (see testdata/sdkc.c).
-func want(snap *engine.Snapshot) []engine.Metric {
+// the SDK test modules send (see testdata/sdkc.c); prev is the snapshot
+// the instance was given before, or nil.
+func want(snap, prev *engine.Snapshot) []engine.Metric {
 	var ms []engine.Metric
 	add := func(scope engine.Scope, object, server, name string, v float64) {
 		ms = append(ms, engine.Metric{Scope: scope, Object: object, Server: server, Name: name, Value: v})
@@ -135,6 +136,7 @@ func want(snap *engine.Snapshot) []engine.Metric {
 	}
 	add(engine.ScopeDaemon, "", "", "FindOK", 1)
 	add(engine.ScopeDaemon, "", "", "StableID", 1)
+	add(engine.ScopeDaemon, "", "", "SameRows", b(prev != nil && sameRows(&prev.Stats, st)))
 	for k, name := range []string{"other", "frontend", "backend", "server"} {
 		add(engine.ScopePath, "", "", "sdk.kind."+name, kinds[k])
 	}
@@ -154,6 +156,8 @@ func TestSDK(t *testing.T) {
 			if got, want := s.Columns(), []string{"scur", "nosuchcol", "slim"}; !slices.Equal(got, want) {
 				t.Errorf("Columns() = %q, want %q", got, want)
 			}
+			var prev *engine.Snapshot
+			sameSeen := false
 			for _, dir := range sdkSnapshots {
 				snap := loadSnapshot(t, filepath.Join(conformance, dir))
 				blankInfo(snap)
@@ -161,10 +165,15 @@ func TestSDK(t *testing.T) {
 				if err := s.Process(context.Background(), snap, &rec); err != nil {
 					t.Fatalf("Process(%s) = %v", dir, err)
 				}
-				got, want := lines(rec.metrics), lines(want(snap))
+				got, want := lines(rec.metrics), lines(want(snap, prev))
 				if !slices.Equal(got, want) {
 					t.Errorf("Process(%s): metrics differ\n%s", dir, diff(got, want))
 				}
+				sameSeen = sameSeen || (prev != nil && sameRows(&prev.Stats, &snap.Stats))
+				prev = snap
+			}
+			if !sameSeen {
+				t.Error("no two consecutive snapshots with the same rows: the same-rows flag was not tested set")
 			}
 		})
 	}
@@ -246,4 +255,11 @@ func TestSDKErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sameRows reports whether two snapshots have the same statistics rows in
+// the same order: what the host's same-rows flag says (docs/ABI.md 3.1).
+func sameRows(a, b *engine.StatTable) bool {
+	return slices.Equal(a.Procs, b.Procs) && slices.Equal(a.Proc, b.Proc) && slices.Equal(a.Kind, b.Kind) &&
+		slices.Equal(a.PxName, b.PxName) && slices.Equal(a.SvName, b.SvName)
 }

@@ -99,6 +99,7 @@ static int process(const hs_snapshot *s, hs_out *out) {
 	}
 	hs_out_daemon(out, "FindOK", find_ok);
 	hs_out_daemon(out, "StableID", frontend == first_frontend_id);
+	hs_out_daemon(out, "SameRows", s->same_rows);
 	hs_out_path(out, "sdk.kind.other", kinds[HS_KIND_OTHER]);
 	hs_out_path(out, "sdk.kind.frontend", kinds[HS_KIND_FRONTEND]);
 	hs_out_path(out, "sdk.kind.backend", kinds[HS_KIND_BACKEND]);

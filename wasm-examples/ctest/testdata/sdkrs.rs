@@ -106,6 +106,7 @@ impl hsabi::Stage for Sdk {
         }
         out.daemon("FindOK", b(find_ok));
         out.daemon("StableID", b(frontend == first));
+        out.daemon("SameRows", b(s.same_rows));
         out.path("sdk.kind.other", kinds[0]);
         out.path("sdk.kind.frontend", kinds[1]);
         out.path("sdk.kind.backend", kinds[2]);

@@ -185,6 +185,9 @@ typedef struct {
 	uint32_t len;       /* its length */
 	int64_t time;       /* snapshot name as seconds since the epoch, -1 if not a number */
 	hs_str name;        /* snapshot name, the timestamp of every metric */
+	int same_rows;      /* 1: the rows (procs, kinds, px, sv) are those of the previous
+	                       input of this instance, so what was derived from them holds
+	                       (docs/ABI.md 3.1); only values may differ */
 	uint32_t nstrings;  /* number of strings; ids are 0 .. nstrings-1 */
 	const uint32_t *strtab; /* [2*nstrings] offset and length of each string */
 
@@ -688,6 +691,7 @@ static inline const char *hs_decode(hs_snapshot *s, const uint8_t *b, uint32_t l
 	s->len = len;
 	s->nstrings = hsabi__get32(b, 12);
 	__builtin_memcpy(&s->time, b + 16, 8);
+	s->same_rows = (hsabi__get32(b, 60) & 1) != 0;
 	s->name.len = hsabi__get32(b, 24);
 	s->name.ptr = (const char *)b + HSABI_INPUT_HEADER;
 	s->info_rows = hsabi__get32(b, 28);

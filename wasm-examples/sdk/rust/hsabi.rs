@@ -182,6 +182,10 @@ pub struct Snapshot<'a> {
     pub time: i64,
     /// Snapshot name, the timestamp of every metric.
     pub name: &'a [u8],
+    /// The rows (processes, kinds, proxy and server ids) are those of the
+    /// previous input of this instance: what was derived from them alone
+    /// still holds (docs/ABI.md 3.1); only values may differ.
+    pub same_rows: bool,
 
     /// `show info`: string id of each process (socket name), one row each.
     pub info_procs: &'a [u32],
@@ -395,6 +399,7 @@ pub fn decode(b: &[u8]) -> Result<Snapshot<'_>, String> {
         strtab,
         time,
         name: &b[INPUT_HEADER..INPUT_HEADER + name_len],
+        same_rows: u32_at(b, 60) & 1 != 0,
         info_procs,
         info_keys,
         info_data,
