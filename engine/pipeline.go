@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,8 +9,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -31,8 +34,9 @@ type Pipeline struct {
 	stages    []StageSpec
 	columns   []string // nil: every column
 	parsers   freeList[*Parser]
-	output    *bufferPool   // Output.Lines
-	stageBufs []*bufferPool // one per stage
+	output    *bufferPool    // Output.Lines
+	stageBufs []*bufferPool  // one per stage
+	lastTime  []atomic.Int64 // per stage, its duration on the last snapshot (ns)
 }
 
 // Output is the result of processing one snapshot.
@@ -117,6 +121,7 @@ func NewPipeline(cfg Config, stages ...StageSpec) (*Pipeline, error) {
 	for range stages {
 		p.stageBufs = append(p.stageBufs, newBufferPool(keep))
 	}
+	p.lastTime = make([]atomic.Int64, len(stages))
 	return p, nil
 }
 
@@ -175,17 +180,33 @@ type stageResult struct {
 // with the self-metrics.
 func (p *Pipeline) run(ctx context.Context, snap *Snapshot, start, parseStart time.Time) (*Output, error) {
 	results := make([]stageResult, len(p.stages))
-	var wg sync.WaitGroup
-	for i := range p.stages {
+	stage := func(i int) {
 		r := &results[i]
 		r.w = lineWriter{paths: p.paths, ts: snap.Name, buf: p.stageBufs[i].get()}
+		t0 := time.Now()
+		r.err = p.call(ctx, p.stages[i], snap, &r.w)
+		d := time.Since(t0)
+		r.elapsed = d.Seconds()
+		p.lastTime[i].Store(int64(d))
+	}
+	// Longest first, by the time each stage took on the previous snapshot:
+	// the longest runs here at once, the others on new goroutines, so that
+	// the slowest stage never waits behind shorter ones.
+	order := make([]int, len(p.stages))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(p.lastTime[b].Load(), p.lastTime[a].Load()) })
+	var wg sync.WaitGroup
+	for _, i := range order[min(1, len(order)):] {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			t0 := time.Now()
-			r.err = p.call(ctx, p.stages[i], snap, &r.w)
-			r.elapsed = time.Since(t0).Seconds()
+			stage(i)
 		}()
+	}
+	if len(order) > 0 {
+		stage(order[0])
 	}
 	wg.Wait()
 	// grow is a stage whose next buffer must hold the whole output.

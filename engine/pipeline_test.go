@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/haproxystats-go/haproxystats/engine"
 )
@@ -184,4 +186,38 @@ func TestPipelineConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+func TestPipelineLongestStageFirst(t *testing.T) {
+	// The stage that took longest on the previous snapshot runs first, on
+	// the calling goroutine: with one P, before any other stage.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	var mu sync.Mutex
+	var started []string
+	stage := func(name string, busy *time.Duration) engine.Stage {
+		return engine.StageFunc(func(context.Context, *engine.Snapshot, engine.Emitter) error {
+			mu.Lock()
+			started = append(started, name)
+			mu.Unlock()
+			for t0 := time.Now(); time.Since(t0) < *busy; {
+			}
+			return nil
+		})
+	}
+	fast, slow := time.Duration(0), 5*time.Millisecond
+	p, err := engine.NewPipeline(engine.Config{Paths: &engine.Paths{Prefix: "p"}},
+		engine.StageSpec{Name: "fast", Stage: stage("fast", &fast)},
+		engine.StageSpec{Name: "slow", Stage: stage("slow", &slow)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round, want := range [][]string{{"fast", "slow"}, {"slow", "fast"}} {
+		started = nil
+		if _, err := p.ProcessFiles(context.Background(), "100", oneStat); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(started, want) {
+			t.Errorf("round %d: stages started %v, want %v", round, started, want)
+		}
+	}
 }
