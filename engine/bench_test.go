@@ -122,3 +122,30 @@ func watchHeap() func() uint64 {
 		return peak
 	}
 }
+
+// BenchmarkStagesLarge runs the built-in stages and the formatting over an
+// already parsed large snapshot: the pipeline without the parser.
+func BenchmarkStagesLarge(b *testing.B) {
+	files := largeSnapshot(b)
+	p, err := engine.NewPipeline(engine.Config{Paths: &engine.Paths{Prefix: "loadbalancers.haproxy"}}, builtin.Stages(builtin.Options{})...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	snap := engine.NewParser(p.Columns()).Parse("1795507862", files)
+	for range 3 { // steady state, as in BenchmarkPipelineLarge
+		out, err := p.Run(context.Background(), snap)
+		if err != nil {
+			b.Fatal(err)
+		}
+		out.Release()
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		out, err := p.Run(context.Background(), snap)
+		if err != nil {
+			b.Fatal(err)
+		}
+		out.Release()
+	}
+}
