@@ -19,7 +19,9 @@ import (
 	"github.com/haproxystats-go/haproxystats/engine/enginetest"
 	"github.com/haproxystats-go/haproxystats/internal/buildinfo"
 	"github.com/haproxystats-go/haproxystats/internal/config"
+	"github.com/haproxystats-go/haproxystats/internal/graphite"
 	"github.com/haproxystats-go/haproxystats/internal/pipeline"
+	"github.com/haproxystats-go/haproxystats/internal/process"
 )
 
 const usage = `Usage:
@@ -219,6 +221,8 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 	built, err := pipeline.New(cfg, pipeline.Options{Logger: logger, ConfigDir: filepath.Dir(*file), StageCacheDir: "-"})
 	if err != nil {
 		problems = append(problems, err.Error())
+	} else if _, err := graphite.New(process.GraphiteConfig(built.Settings.Graphite), logger); err != nil {
+		problems = append(problems, "[graphite]: "+err.Error())
 	}
 	if len(problems) > 0 {
 		for _, p := range problems {
@@ -228,5 +232,8 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	defer built.Close()
 	fmt.Fprintf(stdout, "OK: %s: configuration valid, %d stage(s) loaded %v\n", *file, len(built.Settings.Process.Stages), built.Settings.Process.Stages)
+	if !cfg.Has(config.SectionPull, "socket-dir") && !cfg.Has(config.SectionPull, "servers") {
+		fmt.Fprintln(stdout, "note: [pull] sets neither socket-dir nor servers: haproxystats-pull and run --pull would refuse to start (fine where only haproxystats-process runs)")
+	}
 	return 0
 }

@@ -76,3 +76,40 @@ func TestRunCommand(t *testing.T) {
 		t.Errorf("missing snapshot: exit %d, stderr %q", code, errb.String())
 	}
 }
+
+func TestCheckCommand(t *testing.T) {
+	// check refuses what the daemons refuse at start, naming the option,
+	// and says when [pull] could not start a puller.
+	sockets := t.TempDir()
+	for _, c := range []struct {
+		name, conf string
+		code       int
+		want       []string
+	}{
+		{"valid, with a puller", "[pull]\nsocket-dir = " + sockets + "\n", 0, []string{"OK: ", "0 stage(s)"}},
+		{"valid, process only", "[graphite]\nserver = 127.0.0.1\n", 0, []string{"OK: ", "note: [pull] sets neither socket-dir nor servers"}},
+		{"graphite backoff", "[graphite]\nbackoff = 0\n", 1, []string{`[graphite] backoff = "0": must be a finite number > 0`}},
+		{"graphite retries", "[graphite]\nretries = -1\n", 1, []string{`[graphite] retries = "-1": must be >= 0`}},
+		{"graphite queue size", "[graphite]\nqueue-size = 0\n", 1, []string{"[graphite]", "queue-size"}},
+		{"pull timeout", "[pull]\nsocket-dir = " + sockets + "\npull-timeout = -1\n", 1, []string{"[pull] pull-timeout"}},
+		{"stage module missing", "[process]\nstages = s1\n[stage.s1]\nmodule = nosuch.wasm\n", 1, []string{"s1", "nosuch.wasm"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			conf := filepath.Join(t.TempDir(), "haproxystats.conf")
+			if err := os.WriteFile(conf, []byte("[paths]\nbase-dir = "+t.TempDir()+"\n"+c.conf), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var out, errb bytes.Buffer
+			code := run(context.Background(), []string{"check", "-f", conf}, &out, &errb)
+			all := out.String() + errb.String()
+			if code != c.code {
+				t.Fatalf("exit %d, want %d\n%s", code, c.code, all)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(all, w) {
+					t.Errorf("output lacks %q:\n%s", w, all)
+				}
+			}
+		})
+	}
+}

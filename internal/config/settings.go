@@ -187,9 +187,9 @@ func (c *Config) ProcessSettings() (*ProcessSettings, error) {
 	ps.Graphite = Graphite{
 		Server:         k.nonEmpty(g, "server"),
 		Port:           k.integer(g, "port", 1, 65535),
-		Retries:        k.integer(g, "retries", -1, math.MaxInt),
+		Retries:        k.integer(g, "retries", 0, math.MaxInt),
 		Interval:       k.seconds(g, "interval", false),
-		Backoff:        k.float(g, "backoff"),
+		Backoff:        k.positive(g, "backoff"),
 		Delay:          k.seconds(g, "delay", false),
 		ConnectTimeout: k.seconds(g, "connect-timeout", true),
 		WriteTimeout:   k.seconds(g, "write-timeout", true),
@@ -346,6 +346,15 @@ func (k *checker) float(section, option string) float64 {
 	f, v, ok := parsed(k, section, option, ParseFloat)
 	if ok && !(f >= 0 && !math.IsInf(f, 0)) {
 		k.fail(section, option, v, errors.New("must be a finite number >= 0"))
+	}
+	return f
+}
+
+// positive returns a finite number > 0.
+func (k *checker) positive(section, option string) float64 {
+	f, v, ok := parsed(k, section, option, ParseFloat)
+	if ok && !(f > 0 && !math.IsInf(f, 0)) {
+		k.fail(section, option, v, errors.New("must be a finite number > 0"))
 	}
 	return f
 }

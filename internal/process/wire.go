@@ -47,17 +47,7 @@ func FromConfig(cfg *config.Config, logger *slog.Logger, opts Options) (*Daemon,
 	if err := config.CheckReadWrite(src); err != nil {
 		return nil, nil, fmt.Errorf("[process] src-dir = %q: %w", src, err)
 	}
-	g := s.Graphite
-	client, err := graphite.New(graphite.Config{
-		Address:        net.JoinHostPort(g.Server, strconv.Itoa(g.Port)),
-		ConnectTimeout: g.ConnectTimeout,
-		WriteTimeout:   g.WriteTimeout,
-		Retries:        g.Retries,
-		Interval:       g.Interval,
-		Backoff:        g.Backoff,
-		Delay:          g.Delay,
-		QueueSize:      g.QueueSize,
-	}, logger.With("component", "graphite"))
+	client, err := graphite.New(GraphiteConfig(s.Graphite), logger.With("component", "graphite"))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -87,4 +77,19 @@ func FromConfig(cfg *config.Config, logger *slog.Logger, opts Options) (*Daemon,
 		return nil, nil, err
 	}
 	return d, s, nil
+}
+
+// GraphiteConfig is the Graphite client configuration of [graphite];
+// graphite.New refuses what the daemon cannot run with.
+func GraphiteConfig(g config.Graphite) graphite.Config {
+	return graphite.Config{
+		Address:        net.JoinHostPort(g.Server, strconv.Itoa(g.Port)),
+		ConnectTimeout: g.ConnectTimeout,
+		WriteTimeout:   g.WriteTimeout,
+		Retries:        g.Retries,
+		Interval:       g.Interval,
+		Backoff:        g.Backoff,
+		Delay:          g.Delay,
+		QueueSize:      g.QueueSize,
+	}
 }
