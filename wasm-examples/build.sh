@@ -11,7 +11,7 @@ for dir in */; do
 	name=${dir%/}
 	if [ -f "$name/$name.wat" ]; then
 		if ! command -v wat2wasm >/dev/null 2>&1; then
-			echo "build.sh: wat2wasm not found (apt-get install -y wabt), $name SKIPPED" >&2
+			echo "!!! SKIP $name: wat2wasm not found (apt-get install -y wabt)" >&2
 			continue
 		fi
 		echo "wat2wasm $name/$name.wat -o $name/$name.wasm"
