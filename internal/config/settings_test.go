@@ -151,7 +151,7 @@ liveness-check-interval = 2.5
 [graphite]
 server = graphite.example.com
 port = 2003
-retries = -1
+retries = 0
 interval = 1e-1
 backoff = 1.5
 delay = 0
@@ -198,7 +198,7 @@ dir = local-store
 	wantGraphite := Graphite{
 		Server:                     "graphite.example.com",
 		Port:                       2003,
-		Retries:                    -1,
+		Retries:                    0,
 		Interval:                   100 * time.Millisecond,
 		Backoff:                    1.5,
 		Delay:                      0,
