@@ -2,6 +2,7 @@ package wasmstage
 
 import (
 	"math"
+	"sync"
 	"testing"
 	"unsafe"
 
@@ -18,6 +19,8 @@ func alignedBuffer(n int) []byte {
 
 // TestSDKRoundTrip checks the host encoder against the Go SDK's decoder and
 // the SDK's emitter against the host decoder, outside WebAssembly.
+var registerSDKStage sync.Once
+
 func TestSDKRoundTrip(t *testing.T) {
 	snap := loadSnapshot(t, conformance+"/dev4-two-snapshots/incoming/1795507784")
 	columns := []string{"scur", "slim", "missing", "hrsp_5xx"}
@@ -83,19 +86,22 @@ func TestSDKRoundTrip(t *testing.T) {
 		t.Errorf("IDs changed: %d %d -> %d %d", pxID, svID, got.Stats.PxID[3], got.Stats.SvID[3])
 	}
 
-	// Emitter -> host decoder, through the SDK's Run.
-	hsabi.Register(hsabi.Stage{
-		Columns: columns,
-		Process: func(s *hsabi.Snapshot, out *hsabi.Emitter) error {
-			out.Daemon("rows", float64(s.Stats.Rows()))
-			out.Process("admin1.sock", "p", 1)
-			out.Frontend("fe", "f", 2)
-			out.Backend("be", "b", 3)
-			out.Server("be", "s1", "s", 4)
-			out.AggrServer("s1", "a", 5)
-			out.Path("x.y.z", math.Inf(1))
-			return nil
-		},
+	// Emitter -> host decoder, through the SDK's Run. The SDK takes one
+	// registration per program: once per test binary (go test -count=N).
+	registerSDKStage.Do(func() {
+		hsabi.Register(hsabi.Stage{
+			Columns: columns,
+			Process: func(s *hsabi.Snapshot, out *hsabi.Emitter) error {
+				out.Daemon("rows", float64(s.Stats.Rows()))
+				out.Process("admin1.sock", "p", 1)
+				out.Frontend("fe", "f", 2)
+				out.Backend("be", "b", 3)
+				out.Server("be", "s1", "s", 4)
+				out.AggrServer("s1", "a", 5)
+				out.Path("x.y.z", math.Inf(1))
+				return nil
+			},
+		})
 	})
 	var r recorder
 	var d decoder
