@@ -1,8 +1,6 @@
 package builtin
 
 import (
-	"context"
-
 	"github.com/haproxystats-go/haproxystats/engine"
 )
 
@@ -10,8 +8,8 @@ import (
 // summed list, act/bck/weight averaged over all rows, the response times
 // averaged over rows with lbtot > 0; and MetricsBackend.
 type Backends struct {
-	metrics []string
-	exclude map[string]bool
+	series  []series
+	exclude *Exclusions
 }
 
 func newBackends(opts Options) *Backends {
@@ -19,29 +17,22 @@ func newBackends(opts Options) *Backends {
 	if metrics == nil {
 		metrics = BackendSummed
 	}
-	return &Backends{metrics: metrics, exclude: nameSet(opts.ExcludeBackends)}
+	return &Backends{series: newSeries(metrics, BackendAveraged, BackendTimes), exclude: opts.ExcludeBackends}
 }
 
-// Columns implements engine.ColumnUser.
-func (b *Backends) Columns() []string {
-	return union(b.metrics, BackendAveraged, BackendTimes, []string{"lbtot"})
-}
+// Columns implements engine.Folder.
+func (b *Backends) Columns() []string { return columns(b.series) }
 
-// Process implements engine.Stage.
-func (b *Backends) Process(_ context.Context, s *engine.Snapshot, emit engine.Emitter) error {
-	t := &s.Stats
-	if t.Rows() == 0 {
-		return engine.ErrSkip
+// KindColumns implements engine.KindColumner: BACKEND rows only.
+func (b *Backends) KindColumns(kind uint8) []string {
+	if kind == engine.KindBackend {
+		return b.Columns()
 	}
-	g, names := groupRows(t.Rows(), func(i int) (string, bool) {
-		return t.PxName[i], t.Kind[i] == engine.KindBackend && !b.exclude[t.PxName[i]]
-	})
-	cols := aggregate(t, g, b.metrics, BackendAveraged, BackendTimes)
-	for gi, name := range names {
-		for _, c := range cols {
-			emit.Emit(engine.Metric{Scope: engine.ScopeBackend, Object: name, Name: c.name, Value: c.values[gi]})
-		}
-	}
-	emit.Emit(engine.Metric{Scope: engine.ScopeSelf, Name: "MetricsBackend", Value: float64(1 + len(names)*len(cols))})
 	return nil
+}
+
+// NewFold implements engine.Folder.
+func (b *Backends) NewFold() engine.Fold {
+	return &proxyFold{scope: engine.ScopeBackend, kind: engine.KindBackend, count: "MetricsBackend",
+		exclusions: b.exclude, agg: newAggregator(b.series, false)}
 }

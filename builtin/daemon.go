@@ -37,12 +37,30 @@ var cpuPercentiles = []struct {
 	{"99PercentileCpuUsagePct", 0.99},
 }
 
-// Columns implements engine.ColumnUser: the daemon stage reads no
-// `show stat` column.
-func (d *Daemon) Columns() []string { return []string{} }
+// Columns implements engine.Folder: the daemon stage reads no `show stat`
+// column.
+func (d *Daemon) Columns() []string { return nil }
 
-// Process implements engine.Stage.
-func (d *Daemon) Process(_ context.Context, s *engine.Snapshot, emit engine.Emitter) error {
+// KindColumns implements engine.KindColumner: no column in any row.
+func (d *Daemon) KindColumns(uint8) []string { return nil }
+
+// NewFold implements engine.Folder: the daemon stage needs only the
+// `show info` table, which the pipeline hands to Finish.
+func (d *Daemon) NewFold() engine.Fold { return daemonFold{d} }
+
+type daemonFold struct{ d *Daemon }
+
+func (daemonFold) Reset(string)           {}
+func (daemonFold) Rows(*engine.StatTable) {}
+func (f daemonFold) Finish(ctx context.Context, s *engine.Snapshot, emit engine.Emitter) error {
+	return f.d.process(s, emit)
+}
+
+// process computes the metrics of the `show info` table. A cell whose
+// value was not an integer (InfoTable.Dropped) is left out of the sums,
+// averages and percentiles, and its per-process line is not sent. Sums are
+// computed in float64, so that they cannot wrap.
+func (d *Daemon) process(s *engine.Snapshot, emit engine.Emitter) error {
 	if s.InfoFiles == 0 {
 		return engine.ErrSkip
 	}
@@ -55,7 +73,6 @@ func (d *Daemon) Process(_ context.Context, s *engine.Snapshot, emit engine.Emit
 		d.opts.Logger.Warn("*_info files carry different keys, daemon metrics skipped", "snapshot", s.Name)
 		return nil
 	}
-	n := t.Rows()
 	count := 1
 	out := func(scope engine.Scope, object, name string, v float64) {
 		emit.Emit(engine.Metric{Scope: scope, Object: object, Name: name, Value: v})
@@ -68,24 +85,31 @@ func (d *Daemon) Process(_ context.Context, s *engine.Snapshot, emit engine.Emit
 			continue
 		}
 		summed = append(summed, k)
-		out(engine.ScopeDaemon, "", key, float64(sumInts(t.Values[k])))
+		total, _ := sumKey(t, k)
+		out(engine.ScopeDaemon, "", key, total)
 	}
 	for _, key := range DaemonAveraged {
 		if k := t.Key(key); k >= 0 {
-			out(engine.ScopeDaemon, "", key, float64(sumInts(t.Values[k]))/float64(n))
+			if total, n := sumKey(t, k); n > 0 {
+				out(engine.ScopeDaemon, "", key, total/float64(n))
+			}
 		}
 	}
 	idle := t.Key("Idle_pct")
-	if idle >= 0 && n >= 2 {
-		cpu := make([]float64, n)
-		for i, v := range t.Values[idle] {
-			cpu[i] = float64(100 - v)
+	if idle >= 0 {
+		var cpu []float64
+		for row, v := range t.Values[idle] {
+			if t.Has[idle][row] {
+				cpu = append(cpu, 100-float64(v))
+			}
 		}
-		sort.Float64s(cpu)
-		for _, p := range cpuPercentiles {
-			out(engine.ScopeDaemon, "", p.name, cpu[int(math.RoundToEven(p.q*float64(n-1)))])
+		if n := len(cpu); n >= 2 {
+			sort.Float64s(cpu)
+			for _, p := range cpuPercentiles {
+				out(engine.ScopeDaemon, "", p.name, cpu[int(math.RoundToEven(p.q*float64(n-1)))])
+			}
+			out(engine.ScopeDaemon, "", "StdCpuUsagePct", sampleStd(cpu))
 		}
-		out(engine.ScopeDaemon, "", "StdCpuUsagePct", sampleStd(cpu))
 	}
 	if d.opts.CalculatePercentages {
 		for _, p := range percentages {
@@ -93,37 +117,61 @@ func (d *Daemon) Process(_ context.Context, s *engine.Snapshot, emit engine.Emit
 			if v < 0 || l < 0 {
 				continue
 			}
-			out(engine.ScopeDaemon, "", p.title, percent(sumInts(t.Values[v]), sumInts(t.Values[l])))
+			value, _ := sumKey(t, v)
+			limit, _ := sumKey(t, l)
+			out(engine.ScopeDaemon, "", p.title, percent(value, limit))
 		}
 	}
 	if d.opts.PerProcessMetrics {
 		labels := processLabels(t)
 		uptime := t.Key("Uptime_sec")
+		cell := func(k, row int) (float64, bool) {
+			if k < 0 || !t.Has[k][row] {
+				return 0, false
+			}
+			return float64(t.Values[k][row]), true
+		}
 		for row, label := range labels {
 			for _, k := range summed {
-				out(engine.ScopeProcess, label, t.Keys[k], float64(t.Values[k][row]))
+				if v, ok := cell(k, row); ok {
+					out(engine.ScopeProcess, label, t.Keys[k], v)
+				}
 			}
-			if idle >= 0 {
-				out(engine.ScopeProcess, label, "CpuUsagePct", float64(100-t.Values[idle][row]))
-				out(engine.ScopeProcess, label, "Idle_pct", float64(t.Values[idle][row]))
+			if v, ok := cell(idle, row); ok {
+				out(engine.ScopeProcess, label, "CpuUsagePct", 100-v)
+				out(engine.ScopeProcess, label, "Idle_pct", v)
 			}
-			if uptime >= 0 {
-				out(engine.ScopeProcess, label, "Uptime_sec", float64(t.Values[uptime][row]))
+			if v, ok := cell(uptime, row); ok {
+				out(engine.ScopeProcess, label, "Uptime_sec", v)
 			}
 			if !d.opts.CalculatePercentages {
 				continue
 			}
 			for _, p := range percentages {
-				v, l := t.Key(p.value), t.Key(p.limit)
-				if v < 0 || l < 0 {
-					continue
+				value, okv := cell(t.Key(p.value), row)
+				limit, okl := cell(t.Key(p.limit), row)
+				if okv && okl {
+					out(engine.ScopeProcess, label, p.title, percent(value, limit))
 				}
-				out(engine.ScopeProcess, label, p.title, percent(t.Values[v][row], t.Values[l][row]))
 			}
 		}
 	}
 	emit.Emit(engine.Metric{Scope: engine.ScopeSelf, Name: "MetricsHAProxy", Value: float64(count)})
 	return nil
+}
+
+// sumKey returns the sum of key k over the rows that have a value, and
+// their number.
+func sumKey(t *engine.InfoTable, k int) (float64, int) {
+	var total float64
+	n := 0
+	for row, v := range t.Values[k] {
+		if t.Has[k][row] {
+			total += float64(v)
+			n++
+		}
+	}
+	return total, n
 }
 
 // processLabels names each process: its Process_num, or, when that key is
@@ -149,26 +197,18 @@ func processLabels(t *engine.InfoTable) []string {
 		}
 	}
 	for i, p := range t.Procs {
-		labels[i] = engine.GraphiteName(p)
+		labels[i] = engine.PathName(p)
 	}
 	return labels
 }
 
 // percent is int(100 * value / limit) as the original computed it, 0 when
 // the limit is 0.
-func percent(value, limit int64) float64 {
+func percent(value, limit float64) float64 {
 	if limit == 0 {
 		return 0
 	}
-	return math.Trunc(float64(100*value) / float64(limit))
-}
-
-func sumInts(v []int64) int64 {
-	var s int64
-	for _, x := range v {
-		s += x
-	}
-	return s
+	return math.Trunc(100 * value / limit)
 }
 
 // sampleStd is the standard deviation with n-1 in the denominator.

@@ -9,8 +9,8 @@ import (
 // Frontends sums the FRONTEND rows per frontend name over processes
 // (SPEC §5.3) and reports MetricsFrontend.
 type Frontends struct {
-	metrics []string
-	exclude map[string]bool
+	series  []series
+	exclude *Exclusions
 }
 
 func newFrontends(opts Options) *Frontends {
@@ -18,27 +18,61 @@ func newFrontends(opts Options) *Frontends {
 	if metrics == nil {
 		metrics = FrontendSummed
 	}
-	return &Frontends{metrics: metrics, exclude: nameSet(opts.ExcludeFrontends)}
+	return &Frontends{series: newSeries(metrics, nil, nil), exclude: opts.ExcludeFrontends}
 }
 
-// Columns implements engine.ColumnUser.
-func (f *Frontends) Columns() []string { return f.metrics }
+// Columns implements engine.Folder.
+func (f *Frontends) Columns() []string { return columns(f.series) }
 
-// Process implements engine.Stage.
-func (f *Frontends) Process(_ context.Context, s *engine.Snapshot, emit engine.Emitter) error {
-	t := &s.Stats
-	if t.Rows() == 0 {
-		return engine.ErrSkip
+// KindColumns implements engine.KindColumner: FRONTEND rows only.
+func (f *Frontends) KindColumns(kind uint8) []string {
+	if kind == engine.KindFrontend {
+		return f.Columns()
 	}
-	g, names := groupRows(t.Rows(), func(i int) (string, bool) {
-		return t.PxName[i], t.Kind[i] == engine.KindFrontend && !f.exclude[t.PxName[i]]
-	})
-	cols := aggregate(t, g, f.metrics, nil, nil)
-	for gi, name := range names {
-		for _, c := range cols {
-			emit.Emit(engine.Metric{Scope: engine.ScopeFrontend, Object: name, Name: c.name, Value: c.values[gi]})
-		}
-	}
-	emit.Emit(engine.Metric{Scope: engine.ScopeSelf, Name: "MetricsFrontend", Value: float64(1 + len(names)*len(cols))})
 	return nil
 }
+
+// NewFold implements engine.Folder.
+func (f *Frontends) NewFold() engine.Fold {
+	return &proxyFold{scope: engine.ScopeFrontend, kind: engine.KindFrontend, count: "MetricsFrontend",
+		exclusions: f.exclude, agg: newAggregator(f.series, false)}
+}
+
+// proxyFold aggregates the rows of one kind (FRONTEND or BACKEND) per
+// proxy name.
+type proxyFold struct {
+	scope      engine.Scope
+	kind       uint8
+	count      string // the self-metric counting the values
+	exclusions *Exclusions
+	exclude    map[string]bool
+	agg        *aggregator
+	rows       bool
+}
+
+func (f *proxyFold) Reset(string) {
+	f.agg.reset()
+	f.exclude = f.exclusions.Current()
+	f.rows = false
+}
+
+func (f *proxyFold) Rows(b *engine.StatTable) {
+	f.rows = true
+	f.agg.fold(b,
+		func(r int) bool { return b.Kind[r] == f.kind && !f.exclude[b.PxName[r]] },
+		func(r int) uint64 { return uint64(b.PxID[r]) },
+		func(r int) objectName { return objectName{object: b.PxName[r]} })
+}
+
+func (f *proxyFold) Finish(_ context.Context, _ *engine.Snapshot, emit engine.Emitter) error {
+	if !f.rows {
+		return engine.ErrSkip
+	}
+	for o, name := range f.agg.names {
+		f.agg.emit(o, engine.Metric{Scope: f.scope, Object: name.object}, emit)
+	}
+	emit.Emit(engine.Metric{Scope: engine.ScopeSelf, Name: f.count, Value: float64(1 + len(f.agg.keys)*f.agg.present())})
+	return nil
+}
+
+func (f *proxyFold) Size() int64 { return f.agg.Size() }

@@ -4,9 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
+	"syscall"
+	"time"
 
 	"github.com/haproxystats-go/haproxystats/engine"
 )
@@ -18,8 +22,8 @@ type Options struct {
 	// summed lists when not nil.
 	FrontendMetrics, BackendMetrics, ServerMetrics []string
 	// ExcludeFrontends and ExcludeBackends name objects whose lines are not
-	// sent; dots are replaced before matching.
-	ExcludeFrontends, ExcludeBackends []string
+	// sent; nil excludes nothing.
+	ExcludeFrontends, ExcludeBackends *Exclusions
 	AggrServerMetrics                 bool
 	PerProcessMetrics                 bool
 	CalculatePercentages              bool
@@ -28,28 +32,101 @@ type Options struct {
 }
 
 // Stages returns the built-in stages in the original's order: daemon,
-// frontends, backends, servers. They are safe for concurrent use.
+// frontends, backends, servers. They are Folders, safe for concurrent use.
 func Stages(opts Options) []engine.StageSpec {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	return []engine.StageSpec{
-		{Name: "daemon", Stage: &Daemon{opts: opts}, TimeMetric: "WallClockTimeHAProxy"},
-		{Name: "frontends", Stage: newFrontends(opts), TimeMetric: "WallClockTimeFrontends"},
-		{Name: "backends", Stage: newBackends(opts), TimeMetric: "WallClockTimeBackends"},
-		{Name: "servers", Stage: newServers(opts), TimeMetric: "WallClockTimeServers"},
+		{Name: "daemon", Folder: &Daemon{opts: opts}, TimeMetric: "WallClockTimeHAProxy"},
+		{Name: "frontends", Folder: newFrontends(opts), TimeMetric: "WallClockTimeFrontends"},
+		{Name: "backends", Folder: newBackends(opts), TimeMetric: "WallClockTimeBackends"},
+		{Name: "servers", Folder: newServers(opts), TimeMetric: "WallClockTimeServers"},
 	}
 }
 
-// ReadExclusions reads an exclusion file: one name per line, surrounding
-// blanks ignored, blank lines and lines starting with '#' skipped.
-func ReadExclusions(path string) ([]string, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read exclusion file: %w", err)
+// Exclusions is the set of names of an exclusion file (SPEC §5.4): one
+// name per line, surrounding blanks ignored, blank lines and lines starting
+// with '#' skipped; names are matched in their path form (dots replaced).
+//
+// As the original did, the file is read again for every snapshot, so an
+// edit takes effect at the next snapshot without a restart. A file that is
+// missing or unreadable is logged as an error naming it (once, and again
+// when the error changes or every 10 minutes while it lasts) and excludes
+// nothing; the snapshots are still processed. Safe for concurrent use.
+type Exclusions struct {
+	path   string
+	logger *slog.Logger
+
+	mu      sync.Mutex
+	data    []byte          // content last read
+	names   map[string]bool // parsed from data
+	lastErr string
+	logged  time.Time
+}
+
+// maxExclusionFile bounds the bytes of an exclusion file read.
+const maxExclusionFile = 16 << 20
+
+// NewExclusions returns the exclusions of the file at path; it reads
+// nothing yet.
+func NewExclusions(path string, logger *slog.Logger) *Exclusions {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
 	}
+	return &Exclusions{path: path, logger: logger}
+}
+
+// StaticExclusions returns exclusions of fixed names, for tests and for
+// programs that build a pipeline without files.
+func StaticExclusions(names ...string) *Exclusions {
+	return &Exclusions{names: nameSet(names)}
+}
+
+// Current reads the file again and returns the set of excluded names (path
+// form). The set must not be modified.
+func (e *Exclusions) Current() map[string]bool {
+	if e == nil {
+		return nil
+	}
+	if e.path == "" {
+		return e.names
+	}
+	data, err := readSmall(e.path, maxExclusionFile)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err != nil {
+		msg := err.Error()
+		if msg != e.lastErr || time.Since(e.logged) > 10*time.Minute {
+			e.logger.Error("exclusion file not read: nothing excluded until it can be", "file", e.path, "error", err)
+			e.lastErr, e.logged = msg, time.Now()
+		}
+		return nil
+	}
+	if e.lastErr != "" {
+		e.logger.Info("exclusion file read again", "file", e.path)
+		e.lastErr = ""
+	}
+	if e.names == nil || !bytes.Equal(data, e.data) {
+		e.data, e.names = data, nameSet(ParseExclusions(data))
+	}
+	return e.names
+}
+
+// ReadExclusions reads an exclusion file and returns its names.
+func ReadExclusions(path string) ([]string, error) {
+	data, err := readSmall(path, maxExclusionFile)
+	if err != nil {
+		return nil, err
+	}
+	return ParseExclusions(data), nil
+}
+
+// ParseExclusions returns the names of the content of an exclusion file.
+func ParseExclusions(data []byte) []string {
 	var names []string
 	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 4096), maxExclusionFile)
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {
@@ -57,16 +134,38 @@ func ReadExclusions(path string) ([]string, error) {
 		}
 		names = append(names, line)
 	}
-	if err := sc.Err(); err != nil {
+	return names
+}
+
+// readSmall reads a regular file of at most max bytes.
+func readSmall(path string, max int64) ([]byte, error) {
+	// O_NONBLOCK: a FIFO named in the configuration must not block.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, fmt.Errorf("read exclusion file: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("read exclusion file: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("read exclusion file %s: not a regular file", path)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
 		return nil, fmt.Errorf("read exclusion file %s: %w", path, err)
 	}
-	return names, nil
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("read exclusion file %s: larger than %d bytes", path, max)
+	}
+	return data, nil
 }
 
 func nameSet(names []string) map[string]bool {
 	set := make(map[string]bool, len(names))
 	for _, n := range names {
-		set[engine.GraphiteName(n)] = true
+		set[engine.PathName(n)] = true
 	}
 	return set
 }

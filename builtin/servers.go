@@ -2,6 +2,7 @@ package builtin
 
 import (
 	"context"
+	"slices"
 
 	"github.com/haproxystats-go/haproxystats/engine"
 )
@@ -12,9 +13,9 @@ import (
 // aggr-server-metrics the same per server name across every backend
 // (default list, exclusions ignored); and MetricsServer.
 type Servers struct {
-	metrics []string
-	exclude map[string]bool
-	aggr    bool
+	series  []series
+	aggr    []series // nil without aggr-server-metrics
+	exclude *Exclusions
 }
 
 func newServers(opts Options) *Servers {
@@ -22,59 +23,102 @@ func newServers(opts Options) *Servers {
 	if metrics == nil {
 		metrics = ServerSummed
 	}
-	return &Servers{metrics: metrics, exclude: nameSet(opts.ExcludeBackends), aggr: opts.AggrServerMetrics}
-}
-
-// Columns implements engine.ColumnUser.
-func (sv *Servers) Columns() []string {
-	cols := union(sv.metrics, ServerAveraged, ServerTimes, []string{"lbtot"})
-	if sv.aggr {
-		cols = union(cols, ServerSummed)
+	s := &Servers{series: newSeries(metrics, ServerAveraged, ServerTimes), exclude: opts.ExcludeBackends}
+	if opts.AggrServerMetrics {
+		s.aggr = newSeries(ServerSummed, ServerAveraged, ServerTimes)
 	}
-	return cols
+	return s
 }
 
-type serverKey struct{ backend, server string }
+// Columns implements engine.Folder.
+func (sv *Servers) Columns() []string {
+	return columns(append(slices.Clip(sv.series), sv.aggr...))
+}
 
-// Process implements engine.Stage.
-func (sv *Servers) Process(_ context.Context, s *engine.Snapshot, emit engine.Emitter) error {
-	t := &s.Stats
-	if t.Rows() == 0 {
+// KindColumns implements engine.KindColumner: server rows only.
+func (sv *Servers) KindColumns(kind uint8) []string {
+	if kind == engine.KindServer {
+		return sv.Columns()
+	}
+	return nil
+}
+
+// NewFold implements engine.Folder.
+func (sv *Servers) NewFold() engine.Fold {
+	f := &serverFold{exclusions: sv.exclude, agg: newAggregator(sv.series, true)}
+	if sv.aggr != nil {
+		f.aggr = newAggregator(sv.aggr, false)
+	}
+	return f
+}
+
+type serverFold struct {
+	exclusions *Exclusions
+	exclude    map[string]bool
+	agg        *aggregator
+	aggr       *aggregator // nil without aggr-server-metrics
+	rows       bool
+}
+
+func (f *serverFold) Reset(string) {
+	f.agg.reset()
+	if f.aggr != nil {
+		f.aggr.reset()
+	}
+	f.exclude = f.exclusions.Current()
+	f.rows = false
+}
+
+func (f *serverFold) Rows(b *engine.StatTable) {
+	f.rows = true
+	f.agg.fold(b,
+		func(r int) bool { return b.Kind[r] == engine.KindServer && !f.exclude[b.PxName[r]] },
+		func(r int) uint64 { return uint64(b.PxID[r])<<32 | uint64(b.SvID[r]) },
+		func(r int) objectName { return objectName{b.PxName[r], b.SvName[r]} })
+	if f.aggr != nil {
+		f.aggr.fold(b,
+			func(r int) bool { return b.Kind[r] == engine.KindServer },
+			func(r int) uint64 { return uint64(b.SvID[r]) },
+			func(r int) objectName { return objectName{server: b.SvName[r]} })
+	}
+}
+
+func (f *serverFold) Finish(_ context.Context, _ *engine.Snapshot, emit engine.Emitter) error {
+	if !f.rows {
 		return engine.ErrSkip
 	}
 	count := 1
-	g, keys := groupRows(t.Rows(), func(i int) (serverKey, bool) {
-		return serverKey{t.PxName[i], t.SvName[i]}, t.Kind[i] == engine.KindServer && !sv.exclude[t.PxName[i]]
-	})
-	cols := aggregate(t, g, sv.metrics, ServerAveraged, ServerTimes)
-	total := map[string]int{}
+	per := f.agg.present()
+	// TotalServers per backend, in first-seen order: the keys are distinct
+	// (backend, server) pairs, so a backend's count is its number of keys.
 	var backends []string
-	for gi, k := range keys {
-		for _, c := range cols {
-			emit.Emit(engine.Metric{Scope: engine.ScopeServer, Object: k.backend, Server: k.server, Name: c.name, Value: c.values[gi]})
+	total := map[string]int{}
+	for o, k := range f.agg.names {
+		f.agg.emit(o, engine.Metric{Scope: engine.ScopeServer, Object: k.object, Server: k.server}, emit)
+		if total[k.object] == 0 {
+			backends = append(backends, k.object)
 		}
-		if _, seen := total[k.backend]; !seen {
-			backends = append(backends, k.backend)
-		}
-		total[k.backend]++
+		total[k.object]++
 	}
-	count += len(keys) * len(cols)
+	count += len(f.agg.keys) * per
 	for _, b := range backends {
 		emit.Emit(engine.Metric{Scope: engine.ScopeBackend, Object: b, Name: "TotalServers", Value: float64(total[b])})
 		count++
 	}
-	if sv.aggr {
-		g, names := groupRows(t.Rows(), func(i int) (string, bool) {
-			return t.SvName[i], t.Kind[i] == engine.KindServer
-		})
-		cols := aggregate(t, g, ServerSummed, ServerAveraged, ServerTimes)
-		for gi, name := range names {
-			for _, c := range cols {
-				emit.Emit(engine.Metric{Scope: engine.ScopeAggrServer, Server: name, Name: c.name, Value: c.values[gi]})
-			}
+	if f.aggr != nil {
+		for o, name := range f.aggr.names {
+			f.aggr.emit(o, engine.Metric{Scope: engine.ScopeAggrServer, Server: name.server}, emit)
 		}
-		count += len(names) * len(cols)
+		count += len(f.aggr.keys) * f.aggr.present()
 	}
 	emit.Emit(engine.Metric{Scope: engine.ScopeSelf, Name: "MetricsServer", Value: float64(count)})
 	return nil
+}
+
+func (f *serverFold) Size() int64 {
+	n := f.agg.Size()
+	if f.aggr != nil {
+		n += f.aggr.Size()
+	}
+	return n
 }

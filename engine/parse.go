@@ -4,12 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math"
-	"os"
-	"path/filepath"
-	"sort"
 	"strconv"
-	"strings"
 )
 
 // File suffixes of the spool layout: `<socket>_info` and `<socket>_stat`.
@@ -18,142 +15,135 @@ const (
 	StatSuffix = "_stat"
 )
 
-// File is one file of a snapshot held in memory: the answer of one HAProxy
-// process to `show info` (Name ends in InfoSuffix) or `show stat`
-// (StatSuffix). Other names are ignored.
-type File struct {
-	Name string
-	Data []byte
-}
-
 // ErrNotCSV is wrapped by the FileError of a `*_stat` file whose content is
 // not HAProxy CSV (no `# pxname,svname,...` header).
 var ErrNotCSV = errors.New("not HAProxy CSV")
 
-// ReadDir reads every `*_info` and `*_stat` file of a snapshot directory.
-// Other files (such as `.keep`) and subdirectories are ignored.
-func ReadDir(dir string) ([]File, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("read snapshot %s: %w", dir, err)
-	}
-	var files []File
-	for _, e := range entries {
-		name := e.Name()
-		if e.IsDir() || !(strings.HasSuffix(name, InfoSuffix) || strings.HasSuffix(name, StatSuffix)) {
-			continue
-		}
-		data, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			return nil, fmt.Errorf("read snapshot file: %w", err)
-		}
-		files = append(files, File{Name: name, Data: data})
-	}
-	return files, nil
+// Reading limits.
+const (
+	// readSize is the size of the buffer files are read through; a line
+	// longer than it is skipped with a problem.
+	readSize = 256 << 10
+	// maxInfoKeys bounds the distinct `show info` keys of a snapshot.
+	maxInfoKeys = 1024
+	// maxProblems bounds the problems recorded per snapshot; the rest are
+	// counted in one last problem.
+	maxProblems = 32
+)
+
+// linePad is the number of readable bytes past the end of every line a
+// lineReader returns (the capacity of the line slice extends over them):
+// the parser loads eight bytes at a time.
+const linePad = 8
+
+// lineReader returns the lines of a file read through a fixed buffer,
+// without their "\n" or "\r\n". Every line has linePad readable bytes
+// past its end within its capacity. A line longer than the buffer is
+// reported and skipped.
+type lineReader struct {
+	r      io.Reader
+	buf    []byte
+	data   []byte // the unread part of buf (or of the file in memory)
+	eof    bool
+	err    error
+	line   int // number of the last line returned
+	skip   bool
+	tooBig int // lines skipped for their length
 }
 
-// Parser turns snapshot files into a Snapshot. It keeps proxy and server
-// names interned between snapshots and recycles the column memory of
-// released snapshots, so that steady-state parsing allocates nothing per
-// row or field. A Parser is not safe for concurrent use; it parses the
-// `*_stat` files of one snapshot on several goroutines itself.
-type Parser struct {
-	want map[string]bool // nil: every column
-	// names interns proxy and server names; one per parsing goroutine.
-	names []*interner
-	// Free column memory from released snapshots.
-	floats [][]float64
-	bits   [][]uint64
-	rows   *StatTable // row slices of the last released snapshot
+// reset reads r through buf, whose last linePad bytes are the padding.
+func (lr *lineReader) reset(r io.Reader, buf []byte) {
+	*lr = lineReader{r: r, buf: buf[:len(buf)-linePad]}
+	lr.data = lr.buf[:0]
 }
 
-// maxInterned bounds a name cache; it is emptied when it grows past this.
-const maxInterned = 1 << 20
-
-// parallelRows is the snapshot size from which `*_stat` files are parsed
-// concurrently.
-const parallelRows = 8192
-
-// NewParser returns a parser that materialises the named CSV columns
-// (`pxname`, `svname` and `type` are always read). A nil columns slice
-// materialises every column.
-func NewParser(columns []string) *Parser {
-	p := &Parser{names: []*interner{newInterner()}}
-	if columns != nil {
-		p.want = make(map[string]bool, len(columns))
-		for _, c := range columns {
-			p.want[c] = true
-		}
-	}
-	return p
-}
-
-// Parse builds a Snapshot named name from files, processed in file name
-// order. Problems with single files are recorded in Snapshot.Problems and
-// the rest of the snapshot is still parsed; Parse itself does not fail.
-func (p *Parser) Parse(name string, files []File) *Snapshot {
-	for _, n := range p.names {
-		n.limit()
-	}
-	sorted := make([]File, len(files))
-	copy(sorted, files)
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
-
-	s := &Snapshot{Name: name}
-	t := &s.Stats
-	t.index = make(map[string]int)
-	t.parser = p
-	var stats []*statFile
-	for _, f := range sorted {
-		switch {
-		case strings.HasSuffix(f.Name, InfoSuffix):
-			s.InfoFiles++
-			p.parseInfo(&s.Info, strings.TrimSuffix(f.Name, InfoSuffix), f.Data)
-		case strings.HasSuffix(f.Name, StatSuffix):
-			s.StatFiles++
-			sf, err := p.prepare(t, strings.TrimSuffix(f.Name, StatSuffix), f.Data)
-			if err != nil {
-				s.Problems = append(s.Problems, &FileError{File: f.Name, Err: err})
-				if errors.Is(err, ErrNotCSV) {
-					s.Rejected++
-				}
+// next returns the next line, or ok false at the end of the file or on a
+// read error (lr.err).
+func (lr *lineReader) next() (line []byte, ok bool) {
+	for {
+		if i := bytes.IndexByte(lr.data, '\n'); i >= 0 {
+			line, lr.data = lr.data[:i], lr.data[i+1:]
+			if lr.skip { // the end of a line too long for the buffer
+				lr.skip = false
+				lr.line++
 				continue
 			}
-			stats = append(stats, sf)
+			lr.line++
+			if n := len(line); n > 0 && line[n-1] == '\r' {
+				line = line[:n-1]
+			}
+			return line, true
+		}
+		if lr.eof {
+			if len(lr.data) == 0 || lr.skip {
+				lr.data = nil
+				return nil, false
+			}
+			line, lr.data = lr.data, nil
+			lr.line++
+			if n := len(line); n > 0 && line[n-1] == '\r' {
+				line = line[:n-1]
+			}
+			return line, true
+		}
+		if len(lr.data) == len(lr.buf) {
+			// No newline in a full buffer: skip the rest of this line.
+			if !lr.skip {
+				lr.tooBig++
+			}
+			lr.skip = true
+			lr.data = lr.buf[:0]
+		}
+		// Move the partial line to the front and read more.
+		n := copy(lr.buf, lr.data)
+		m, err := lr.r.Read(lr.buf[n:])
+		lr.data = lr.buf[:n+m]
+		if err == io.EOF {
+			lr.eof = true
+		} else if err != nil {
+			lr.err, lr.eof = err, true
+			return nil, false
 		}
 	}
-	total := 0
-	for _, sf := range stats {
-		sf.start = total
-		total += sf.rows
-	}
-	t.grow(total, p.rows)
-	p.rows = nil
-	t.alloc(p)
-	p.fill(t, stats)
-	t.compact(stats)
-	t.finish()
-	return s
 }
 
-// parseInfo adds one `show info` answer to t. Only `Key: value` lines whose
-// value is an integer (Python int() syntax) are used; a file without any
-// such line adds no row.
-func (p *Parser) parseInfo(t *InfoTable, proc string, data []byte) {
+// infoParser reads `show info` answers into an InfoTable.
+type infoParser struct {
+	names *interner
+	// text remembers, per row, the keys whose value was not an integer, to
+	// tell a dropped cell from a missing key once every file is read.
+	text []map[string]string
+}
+
+func (ip *infoParser) reset() {
+	clear(ip.text)
+	ip.text = ip.text[:0]
+}
+
+// parse adds one `show info` answer to t. Only `Key: value` lines whose
+// value is an integer (Python int() syntax) make columns; a file without
+// any such line adds no row.
+func (ip *infoParser) parse(t *InfoTable, proc string, lr *lineReader) {
 	row := -1
-	for len(data) > 0 {
-		var line []byte
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			line, data = data[:i], data[i+1:]
-		} else {
-			line, data = data, nil
+	var text map[string]string
+	for {
+		line, ok := lr.next()
+		if !ok {
+			break
 		}
 		i := bytes.Index(line, []byte(": "))
-		if i < 0 {
+		if i <= 0 {
 			continue
 		}
-		v, ok := parsePyInt(line[i+2:])
+		key, raw := line[:i], line[i+2:]
+		v, ok := parsePyInt(raw)
 		if !ok {
+			if len(text) < maxInfoKeys {
+				if text == nil {
+					text = make(map[string]string)
+				}
+				text[string(key)] = clip(raw)
+			}
 			continue
 		}
 		if row < 0 {
@@ -162,17 +152,41 @@ func (p *Parser) parseInfo(t *InfoTable, proc string, data []byte) {
 			for k := range t.Keys {
 				t.Values[k] = append(t.Values[k], 0)
 				t.Has[k] = append(t.Has[k], false)
+				t.Dropped[k] = append(t.Dropped[k], false)
 			}
 		}
-		k := t.keyIndex(line[:i])
+		k := t.keyIndex(key)
 		if k < 0 {
+			if len(t.Keys) >= maxInfoKeys {
+				continue
+			}
 			k = len(t.Keys)
-			t.Keys = append(t.Keys, p.names[0].intern(line[:i]))
+			t.Keys = append(t.Keys, ip.names.intern(key).raw)
 			t.Values = append(t.Values, make([]int64, row+1))
 			t.Has = append(t.Has, make([]bool, row+1))
+			t.Dropped = append(t.Dropped, make([]bool, row+1))
 		}
 		t.Values[k][row] = v
 		t.Has[k][row] = true
+	}
+	if row >= 0 {
+		ip.text = append(ip.text, text)
+	}
+}
+
+// finish marks the cells whose key is an integer elsewhere but whose value
+// in this row is not, and reports each, naming file, key and value.
+func (ip *infoParser) finish(t *InfoTable, problem func(error)) {
+	for row, text := range ip.text {
+		for k, key := range t.Keys {
+			raw, ok := text[key]
+			if !ok || t.Has[k][row] {
+				continue
+			}
+			t.Dropped[k][row] = true
+			problem(&FileError{File: t.Procs[row] + InfoSuffix,
+				Err: fmt.Errorf("key %s: value %q is not an integer; cell dropped", key, raw)})
+		}
 	}
 }
 
@@ -183,6 +197,12 @@ func (t *InfoTable) keyIndex(key []byte) int {
 		}
 	}
 	return -1
+}
+
+func (t *InfoTable) reset() {
+	clear(t.Procs)
+	t.Procs = t.Procs[:0]
+	t.Keys, t.Values, t.Has, t.Dropped = nil, nil, nil, nil
 }
 
 // parseNumber parses a CSV cell. Empty and non-numeric cells, NaN and
@@ -271,4 +291,57 @@ func clip(b []byte) string {
 		return string(b[:60]) + "..."
 	}
 	return string(b)
+}
+
+// nameEntry is an interned name, its form in paths and the number of that
+// form.
+type nameEntry struct {
+	raw, path string
+	id        uint32
+}
+
+// interner keeps one copy of every proxy and server name, and its path
+// form, across snapshots, and numbers the path forms.
+type interner struct {
+	names map[string]nameEntry
+	ids   map[string]uint32 // path form -> number
+}
+
+// maxInterned bounds the name cache; it is emptied when it grows past
+// this (names that churn without bound).
+const maxInterned = 1 << 18
+
+func newInterner() *interner {
+	return &interner{names: make(map[string]nameEntry), ids: make(map[string]uint32)}
+}
+
+// limit empties the caches when they grew past maxInterned; called between
+// snapshots, as numbers must not change within one.
+func (in *interner) limit() {
+	if len(in.names) > maxInterned || len(in.ids) > maxInterned {
+		clear(in.names)
+		clear(in.ids)
+	}
+}
+
+// intern returns the entry of b.
+func (in *interner) intern(b []byte) nameEntry {
+	if e, ok := in.names[string(b)]; ok {
+		return e
+	}
+	return in.add(b)
+}
+
+// add interns b, which is not interned yet.
+func (in *interner) add(b []byte) nameEntry {
+	s := string(b)
+	e := nameEntry{raw: s, path: PathName(s)}
+	id, ok := in.ids[e.path]
+	if !ok {
+		id = uint32(len(in.ids))
+		in.ids[e.path] = id
+	}
+	e.id = id
+	in.names[s] = e
+	return e
 }

@@ -2,13 +2,16 @@ package engine
 
 import (
 	"bytes"
-	"errors"
+	"encoding/binary"
 	"fmt"
-	"runtime"
+	"math/bits"
+	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
+	"unsafe"
 )
+
+// batchRows is the number of rows handed to the folds at a time.
+const batchRows = 1024
 
 // Slot markers of header fields that are not numeric columns.
 const (
@@ -18,451 +21,488 @@ const (
 	slotType
 )
 
-// statFile is one `*_stat` file between the header phase, which runs in
-// file order, and the fill phase, which may run concurrently.
-type statFile struct {
-	proc  int32
-	body  []byte  // the records after the header line
-	slots []int32 // per header field: a column index or a slot marker
-	// start is the first row of the file's range; rows the number of
-	// non-empty lines, exact unless a quoted field spans lines (then an
-	// upper bound); got the number of records actually parsed.
-	start, rows, got int
-	// loWord and hiWord are the null-bitmap words shared with the
-	// neighbouring files' ranges, cleared atomically.
-	loWord, hiWord int
+// Row classes of the parser: a row's class is known from its svname
+// (FRONTEND, BACKEND, anything else: a server or a listener, told apart
+// later by the type column), before its other fields are read.
+const (
+	classFrontend = iota
+	classBackend
+	classOther
+	classes
+)
+
+// plan is how the parser reads the fields of the rows of one class of one
+// file.
+type plan struct {
+	slots []int32   // per header field: a batch column index, a slot marker, or slotSkip
+	last  int       // the last field that is not slotSkip
+	zero  []*Column // batch columns not read in this class: 0 and null
+	// wants lists the fields that are not slotSkip, in order.
+	wants []want
 }
 
-// prepare checks the header of one `show stat` answer, maps its fields to
-// columns (registering new ones) and counts its rows.
-func (p *Parser) prepare(t *StatTable, proc string, data []byte) (*statFile, error) {
-	if len(bytes.TrimSpace(data)) == 0 {
-		return nil, errors.New("empty file skipped")
+// want is a field a plan reads: into a batch column, or a name or the
+// type (col nil, slot the marker).
+type want struct {
+	field, slot int32
+	col         *Column
+}
+
+func (pl *plan) build(slots []int32, cols []*Column) {
+	pl.slots = slots
+	pl.last = -1
+	pl.wants = pl.wants[:0]
+	for f, slot := range slots {
+		if slot == slotSkip {
+			continue
+		}
+		pl.last = f
+		var c *Column
+		if slot >= 0 {
+			c = cols[slot]
+		}
+		pl.wants = append(pl.wants, want{int32(f), slot, c})
 	}
-	nl := bytes.IndexByte(data, '\n')
-	if nl < 0 {
-		nl = len(data)
+}
+
+// statParser reads `show stat` answers into batches of rows. It is used by
+// one goroutine at a time.
+type statParser struct {
+	want map[string]bool // nil: every column
+	// kinds, when not nil, restricts the columns read per row class.
+	kinds *[classes]map[string]bool
+	names *interner
+	batch StatTable
+
+	// Per file, from its header.
+	file    string
+	all     plan          // every wanted column
+	plans   [classes]plan // per class, when kinds is set and the header starts pxname,svname
+	byClass bool
+	absent  []*Column // batch columns this file does not have
+	spare   []*Column // column memory of earlier snapshots
+	empty   uint32    // the number of the empty name, of rows without one
+	warned  int       // names reported in this snapshot
+}
+
+// maxNameWarnings bounds the names with unsafe bytes reported per snapshot.
+const maxNameWarnings = 10
+
+// reset prepares a new snapshot: no rows, no columns (a snapshot's
+// columns are those its headers name), their memory kept for reuse.
+func (sp *statParser) reset() {
+	b := &sp.batch
+	b.reset()
+	sp.spare = append(sp.spare, b.cols...)
+	clear(b.cols)
+	b.cols = b.cols[:0]
+	clear(b.index)
+	sp.names.limit()
+	sp.empty = sp.names.intern(nil).id
+	sp.warned = 0
+}
+
+// header checks the first line of one `show stat` answer and maps its
+// fields to batch columns. It returns an error (wrapping ErrNotCSV for a
+// file that is not HAProxy CSV).
+func (sp *statParser) header(file, proc string, line []byte) error {
+	if len(line) == 0 || line[0] != '#' {
+		return fmt.Errorf("%w: first line %q", ErrNotCSV, clip(line))
 	}
-	header := bytes.TrimRight(data[:nl], "\r")
-	if len(header) == 0 || header[0] != '#' {
-		return nil, fmt.Errorf("%w: first line %q", ErrNotCSV, clip(header))
-	}
-	sf := &statFile{proc: int32(len(t.Procs))}
-	var havePx, haveSv bool
+	sp.file = file
+	var slots []int32
+	px, sv := -1, -1
 	seen := make(map[string]bool, 128)
-	for _, name := range strings.Split(strings.TrimSpace(string(header[1:])), ",") {
+	b := &sp.batch
+	var names []string
+	for i, name := range strings.Split(strings.TrimSpace(string(line[1:])), ",") {
 		name = strings.TrimSpace(name)
 		slot := slotSkip
 		switch {
 		case seen[name]:
 			// A repeated header name: the first occurrence wins.
 		case name == "pxname":
-			slot, havePx = slotPx, true
+			slot, px = slotPx, i
 		case name == "svname":
-			slot, haveSv = slotSv, true
+			slot, sv = slotSv, i
 		case name == "type":
 			slot = slotType
-		case name == "" || (p.want != nil && !p.want[name]):
+		case name == "" || (sp.want != nil && !sp.want[name]):
 		default:
-			slot = int32(t.register(name))
+			sp.column(name)
+			slot = int32(b.index[name])
 		}
 		seen[name] = true
-		sf.slots = append(sf.slots, slot)
+		slots = append(slots, slot)
+		names = append(names, name)
 	}
-	if !havePx || !haveSv {
-		return nil, fmt.Errorf("%w: header %q has no pxname/svname", ErrNotCSV, clip(header))
+	if px < 0 || sv < 0 {
+		return fmt.Errorf("%w: header %q has no pxname/svname", ErrNotCSV, clip(line))
 	}
-	t.Procs = append(t.Procs, proc)
-	if nl < len(data) {
-		sf.body = data[nl+1:]
-	}
-	for rest := sf.body; len(rest) > 0; {
-		line := rest
-		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
-			line, rest = rest[:i], rest[i+1:]
-		} else {
-			rest = nil
-		}
-		if len(line) > 1 || (len(line) == 1 && line[0] != '\r') {
-			sf.rows++
-		}
-	}
-	return sf, nil
-}
+	sp.all.build(slots, b.cols)
+	sp.all.zero = sp.all.zero[:0]
 
-// fill parses the records of every file into its row range, concurrently
-// when the snapshot is large enough to be worth it.
-func (p *Parser) fill(t *StatTable, files []*statFile) {
-	for _, sf := range files {
-		if sf.rows > 0 {
-			sf.loWord, sf.hiWord = sf.start>>6, (sf.start+sf.rows-1)>>6
+	b.Procs = append(b.Procs, proc)
+	sp.absent = sp.absent[:0]
+	for _, c := range b.cols {
+		if !seen[c.Name] {
+			sp.absent = append(sp.absent, c)
 		}
 	}
-	workers := min(runtime.GOMAXPROCS(0), len(files))
-	if workers < 2 || len(t.Kind) < parallelRows {
-		for _, sf := range files {
-			p.names[0].fillFile(t, sf)
-		}
-		return
+	// Per class, when the stages say which columns they read in rows of
+	// each kind and the row's class is known from its first two fields.
+	sp.byClass = sp.kinds != nil && px == 0 && sv == 1
+	if !sp.byClass {
+		return nil
 	}
-	for len(p.names) < workers {
-		p.names = append(p.names, newInterner())
-	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Add(1)
-		go func(in *interner) {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(files) {
-					return
-				}
-				in.fillFile(t, files[i])
+	for k := range classes {
+		pl := &sp.plans[k]
+		cs := slices.Grow(pl.slots[:0], len(slots))
+		for f, slot := range slots {
+			if slot >= 0 && !sp.kinds[k][names[f]] {
+				slot = slotSkip
 			}
-		}(p.names[w])
+			cs = append(cs, slot)
+		}
+		pl.build(cs, b.cols)
+		pl.zero = pl.zero[:0]
+		for _, slot := range slots {
+			if slot >= 0 && !sp.kinds[k][b.cols[slot].Name] {
+				pl.zero = append(pl.zero, b.cols[slot])
+			}
+		}
 	}
-	wg.Wait()
+	return nil
 }
 
-// fillFile parses the records of one file into rows [start, start+rows).
-func (in *interner) fillFile(t *StatTable, sf *statFile) {
-	// The table comes uncleared from grow and alloc: each worker zeroes
-	// its own rows, in parallel and just before writing them.
-	lo, hi := sf.start, sf.start+sf.rows
-	clear(t.Proc[lo:hi])
-	clear(t.Kind[lo:hi])
-	clear(t.Px[lo:hi])
-	clear(t.Sv[lo:hi])
-	clear(t.PxName[lo:hi])
-	clear(t.SvName[lo:hi])
-	for _, c := range t.cols {
-		clear(c.Values[lo:hi])
+// column returns the batch column name, adding it with room for a batch.
+func (sp *statParser) column(name string) *Column {
+	b := &sp.batch
+	if i, ok := b.index[name]; ok {
+		return b.cols[i]
 	}
-	data, pos := sf.body, 0
-	for pos < len(data) && sf.got < sf.rows {
-		end := bytes.IndexByte(data[pos:], '\n')
-		if end < 0 {
-			end = len(data)
-		} else {
-			end += pos
+	var c *Column
+	if n := len(sp.spare); n > 0 {
+		c, sp.spare = sp.spare[n-1], sp.spare[:n-1]
+		c.Name, c.Values, c.null = name, c.Values[:0], c.null[:0]
+	} else {
+		c = &Column{Name: name, Values: make([]float64, 0, batchRows), null: make([]uint64, 0, batchRows/64)}
+	}
+	if b.index == nil {
+		b.index = make(map[string]int)
+	}
+	b.index[name] = len(b.cols)
+	b.cols = append(b.cols, c)
+	return c
+}
+
+// full reports whether the batch holds batchRows rows.
+func (sp *statParser) full() bool { return sp.batch.n >= batchRows }
+
+// row parses one record into the batch. Problems (an unterminated quote, a
+// name with unsafe bytes) are reported to problem.
+func (sp *statParser) row(line []byte, lineNo int, problem func(error)) {
+	b := &sp.batch
+	r := b.n
+	if r == 0 {
+		for _, c := range b.cols {
+			c.Values = c.Values[:batchRows]
+			c.null = c.null[:batchRows/64]
+			for i := range c.null {
+				c.null[i] = ^uint64(0)
+			}
 		}
-		line := data[pos:end]
-		if len(line) > 0 && line[len(line)-1] == '\r' {
-			line = line[:len(line)-1]
+	}
+	b.n++
+	b.Proc = append(b.Proc, int32(len(b.Procs)-1))
+	b.Kind = append(b.Kind, KindOther)
+	b.Px = append(b.Px, "")
+	b.Sv = append(b.Sv, "")
+	b.PxName = append(b.PxName, "")
+	b.SvName = append(b.SvName, "")
+	b.PxID = append(b.PxID, sp.empty)
+	b.SvID = append(b.SvID, sp.empty)
+	for _, c := range sp.absent {
+		c.Values[r] = 0
+	}
+	typ := int64(-1)
+	pl := &sp.all
+	quoted := !littleEndian || bytes.IndexByte(line, '"') >= 0
+	if sp.byClass && !quoted {
+		pl = &sp.plans[rowClass(line)]
+	}
+	for _, c := range pl.zero {
+		c.Values[r] = 0
+	}
+	var field int
+	if quoted {
+		field = sp.quoted(line, r, &typ, lineNo, problem)
+	} else {
+		field = sp.fields(line, r, pl, &typ, problem)
+	}
+	// A short record: the cells it lacks are null, and 0.
+	for ; field <= pl.last && field < len(pl.slots); field++ {
+		if slot := pl.slots[field]; slot >= 0 {
+			b.cols[slot].Values[r] = 0
 		}
-		if len(line) == 0 {
-			pos = end + 1
-			continue
-		}
-		row := sf.start + sf.got
-		sf.got++
-		t.Proc[row] = sf.proc
-		typ := int64(-1)
-		if bytes.IndexByte(line, '"') >= 0 {
-			end = in.quotedRecord(t, sf, row, data, pos, &typ)
-		} else {
-			in.fields(t, sf, row, line, &typ)
-		}
-		t.finishRow(row, typ)
-		pos = end + 1
+	}
+	switch {
+	case b.Sv[r] == "FRONTEND":
+		b.Kind[r] = KindFrontend
+	case b.Sv[r] == "BACKEND":
+		b.Kind[r] = KindBackend
+	case typ == 2:
+		b.Kind[r] = KindServer
 	}
 }
 
-// fields stores the cells of one unquoted record.
+// rowClass returns the class of a record that starts `pxname,svname,`.
+func rowClass(line []byte) int {
+	i := bytes.IndexByte(line, ',')
+	if i < 0 {
+		return classOther
+	}
+	sv := line[i+1:]
+	if j := bytes.IndexByte(sv, ','); j >= 0 {
+		sv = sv[:j]
+	}
+	switch string(sv) {
+	case "FRONTEND":
+		return classFrontend
+	case "BACKEND":
+		return classBackend
+	}
+	return classOther
+}
+
+// fields stores the cells of one unquoted record, as pl says, and returns
+// the number of fields read. It walks the record field by field, eight
+// bytes at a time: the separators of a word are found at once, a field it
+// does not want costs one load, and a wanted cell of up to eight digits is
+// parsed with a few multiplications. Fields after the last one to store
+// are not looked at.
 //
-// Most cells are small unsigned integers: their value is accumulated while
-// looking for the separator, so that they are read once.
-func (in *interner) fields(t *StatTable, sf *statFile, row int, line []byte, typ *int64) {
-	field, start := 0, 0
-	slots := sf.slots
-	var n uint64
-	digits := true
-	for i := 0; i <= len(line); i++ {
-		if i < len(line) {
-			if c := line[i]; c != ',' {
-				d := c - '0'
-				n = n*10 + uint64(d)
-				digits = digits && d <= 9
+// This is the innermost loop of the program (about 5 million fields and 3
+// million numbers per large snapshot), so it reads the record through an
+// unsafe pointer, without bounds checks. What keeps every read in bounds:
+// line has linePad (8) readable bytes past its end (lineReader), a ','
+// is written at line[len(line)] (the newline's place, or padding) so that
+// the last field ends like the others, and every load is at an offset <=
+// len(line): pos is checked before each field. FuzzParseStat runs this
+// code under checkptr (go test -race).
+func (sp *statParser) fields(line []byte, r int, pl *plan, typ *int64, problem func(error)) int {
+	n := len(line)
+	ext := line[: n+linePad : n+linePad]
+	ext[n] = ','
+	base := unsafe.Pointer(unsafe.SliceData(ext))
+	// An unaligned 8-byte load, the first byte lowest (see littleEndian).
+	load := func(off int) uint64 { return *(*uint64)(unsafe.Add(base, off)) }
+	word, bit := uint(r)>>6, uint64(1)<<(uint(r)&63)
+	pos, f := 0, 0
+	wants := pl.wants
+	for j := range wants {
+		wt := &wants[j]
+		for f < int(wt.field) { // skip to the wanted field
+			if pos > n {
+				return f
+			}
+			m := commas(load(pos))
+			if m == 0 { // a field of 8 bytes or more
+				pos += 8
 				continue
 			}
+			pos += bits.TrailingZeros64(m)>>3 + 1
+			f++
 		}
-		if field < len(slots) && i > start {
-			if slot := slots[field]; slot >= 0 && digits && i-start < 19 {
-				in.store(t, sf, row, slot, float64(n))
-			} else if slot != slotSkip {
-				in.cell(t, sf, row, field, line[start:i], typ)
+		if pos > n {
+			return f
+		}
+		w := load(pos)
+		var l int
+		if m := commas(w); m != 0 {
+			l = bits.TrailingZeros64(m) >> 3
+			if c := wt.col; c != nil && l > 0 {
+				// Right-align the l digits in the word and fill the bytes
+				// before them with '0'.
+				d := w<<(uint(8-l)*8&63) | zeros[l&15]
+				if ((d+0x4646464646464646)|(d-0x3030303030303030))&0x8080808080808080 == 0 {
+					c.Values[r] = float64(digits8(d))
+					c.null[word] &^= bit
+					pos += l + 1
+					f++
+					continue
+				}
 			}
+		} else {
+			l = bytes.IndexByte(ext[pos:n+1], ',')
 		}
-		field++
-		start = i + 1
-		n, digits = 0, true
+		cell := ext[pos : pos+l]
+		if c := wt.col; c != nil {
+			setParsed(c, r, cell)
+		} else {
+			sp.cell(wt.slot, cell, r, typ, problem)
+		}
+		pos += l + 1
+		f++
+	}
+	return f
+}
+
+// littleEndian reports whether the machine stores the lowest byte of a
+// word first, as fields assumes; elsewhere records take the quoted path.
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// zeros[l] is the ASCII '0' of the 8-l bytes before l right-aligned digits
+// (a power-of-two length, so that zeros[l&15] needs no bounds check).
+var zeros = [16]uint64{
+	0x3030303030303030, 0x30303030303030, 0x303030303030, 0x3030303030,
+	0x30303030, 0x303030, 0x3030, 0x30, 0,
+}
+
+// digits8 returns the number written by the eight ASCII digits of w, the
+// first digit in the lowest byte.
+func digits8(w uint64) uint64 {
+	w &= 0x0F0F0F0F0F0F0F0F
+	w = w * (10<<8 + 1) >> 8
+	w = (w & 0x00FF00FF00FF00FF) * (100<<16 + 1) >> 16
+	return (w & 0x0000FFFF0000FFFF) * (10000<<32 + 1) >> 32
+}
+
+// commas returns the high bit of every byte of w that is a comma.
+func commas(w uint64) uint64 {
+	const lo7, comma = 0x7f7f7f7f7f7f7f7f, 0x2c2c2c2c2c2c2c2c
+	x := w ^ comma // zero bytes where w has a comma
+	y := (x & lo7) + lo7
+	return ^(y | x | lo7)
+}
+
+// setNumber stores cell in row r of c: its number, or 0 and null when it
+// is empty or not a number.
+func setNumber(c *Column, r int, cell []byte) {
+	if len(cell) == 0 || len(cell) >= 19 {
+		setParsed(c, r, cell)
+		return
+	}
+	var n uint64
+	for _, ch := range cell {
+		d := ch - '0'
+		if d > 9 {
+			setParsed(c, r, cell)
+			return
+		}
+		n = n*10 + uint64(d)
+	}
+	c.Values[r] = float64(n)
+	c.null[r>>6] &^= 1 << (uint(r) & 63)
+}
+
+// setParsed is the slow path of setNumber.
+func setParsed(c *Column, r int, cell []byte) {
+	if v, ok := parseNumber(cell); ok {
+		c.Values[r] = v
+		c.null[r>>6] &^= 1 << (uint(r) & 63)
+	} else {
+		c.Values[r] = 0
 	}
 }
 
-// quotedRecord parses the record of row that starts at data[pos] and
-// contains a double quote: the CSV slow path, where a quoted field may hold
-// commas, doubled quotes and newlines. It returns the offset of the
-// record's terminating newline (or len(data)).
-func (in *interner) quotedRecord(t *StatTable, sf *statFile, row int, data []byte, pos int, typ *int64) int {
-	field := 0
+// quoted parses a record holding a double quote: a quoted field may hold
+// commas and doubled quotes. HAProxy never puts a newline inside a field,
+// so a quote still open at the end of the line ends there, with a problem
+// naming file and line.
+func (sp *statParser) quoted(line []byte, r int, typ *int64, lineNo int, problem func(error)) int {
+	b := &sp.batch
 	var buf []byte
+	field, pos := 0, 0
 	for {
 		var cell []byte
-		if pos < len(data) && data[pos] == '"' {
+		if pos < len(line) && line[pos] == '"' {
 			buf = buf[:0]
 			pos++
-			for pos < len(data) {
-				c := data[pos]
+			closed := false
+			for pos < len(line) {
+				c := line[pos]
 				if c == '"' {
-					if pos+1 < len(data) && data[pos+1] == '"' {
+					if pos+1 < len(line) && line[pos+1] == '"' {
 						buf = append(buf, '"')
 						pos += 2
 						continue
 					}
 					pos++
+					closed = true
 					break
 				}
 				buf = append(buf, c)
 				pos++
 			}
+			if !closed {
+				problem(&FileError{File: sp.file, Err: fmt.Errorf("line %d: quote not closed at the end of the line; the row ends there", lineNo)})
+			}
 			// Anything between the closing quote and the separator is kept.
-			for pos < len(data) && data[pos] != ',' && data[pos] != '\n' {
-				buf = append(buf, data[pos])
+			for pos < len(line) && line[pos] != ',' {
+				buf = append(buf, line[pos])
 				pos++
 			}
 			cell = buf
 		} else {
-			end := pos
-			for end < len(data) && data[end] != ',' && data[end] != '\n' {
-				end++
+			end := bytes.IndexByte(line[pos:], ',')
+			if end < 0 {
+				end = len(line)
+			} else {
+				end += pos
 			}
-			cell = data[pos:end]
+			cell = line[pos:end]
 			pos = end
 		}
-		if n := len(cell); n > 0 && cell[n-1] == '\r' && (pos >= len(data) || data[pos] == '\n') {
-			cell = cell[:n-1]
+		if field < len(sp.all.slots) {
+			switch slot := sp.all.slots[field]; {
+			case slot >= 0:
+				setParsed(b.cols[slot], r, cell)
+			case slot != slotSkip:
+				sp.cell(slot, cell, r, typ, problem)
+			}
 		}
-		if field < len(sf.slots) && len(cell) > 0 {
-			in.cell(t, sf, row, field, cell, typ)
-		}
-		if pos >= len(data) || data[pos] == '\n' {
-			return pos
+		field++
+		if pos >= len(line) {
+			return field
 		}
 		pos++ // the comma
-		field++
 	}
 }
 
-// cell stores one non-empty CSV cell of row.
-func (in *interner) cell(t *StatTable, sf *statFile, row, field int, cell []byte, typ *int64) {
-	switch slot := sf.slots[field]; slot {
-	case slotSkip:
+// cell stores a name or the type of row r.
+func (sp *statParser) cell(slot int32, cell []byte, r int, typ *int64, problem func(error)) {
+	b := &sp.batch
+	switch slot {
 	case slotPx:
 		// The rows of one proxy are consecutive: most lookups are the
 		// previous row's name.
-		if row > sf.start && t.Px[row-1] == string(cell) {
-			t.Px[row], t.PxName[row] = t.Px[row-1], t.PxName[row-1]
-			break
+		if r > 0 && b.Px[r-1] == string(cell) {
+			b.Px[r], b.PxName[r], b.PxID[r] = b.Px[r-1], b.PxName[r-1], b.PxID[r-1]
+			return
 		}
-		t.Px[row] = in.intern(cell)
-		t.PxName[row] = in.dots(t.Px[row])
+		e := sp.name(cell, problem)
+		b.Px[r], b.PxName[r], b.PxID[r] = e.raw, e.path, e.id
 	case slotSv:
-		t.Sv[row] = in.intern(cell)
-		t.SvName[row] = in.dots(t.Sv[row])
+		e := sp.name(cell, problem)
+		b.Sv[r], b.SvName[r], b.SvID[r] = e.raw, e.path, e.id
 	case slotType:
 		if v, ok := parseNumber(cell); ok {
 			*typ = int64(v)
 		}
-	default:
-		if v, ok := parseNumber(cell); ok {
-			in.store(t, sf, row, slot, v)
-		}
 	}
 }
 
-// store sets the cell of row in column slot to v and marks it non-empty.
-func (in *interner) store(t *StatTable, sf *statFile, row int, slot int32, v float64) {
-	c := t.cols[slot]
-	c.Values[row] = v
-	w, bit := row>>6, uint64(1)<<(uint(row)&63)
-	if w == sf.loWord || w == sf.hiWord {
-		// Shared with a neighbouring file parsed concurrently.
-		atomic.AndUint64(&c.null[w], ^bit)
-	} else {
-		c.null[w] &^= bit
+// name interns a proxy or server name, reporting a new one that holds
+// bytes the path rule replaces (other than dots).
+func (sp *statParser) name(cell []byte, problem func(error)) nameEntry {
+	if e, ok := sp.names.names[string(cell)]; ok {
+		return e
 	}
-}
-
-// interner keeps one copy of every proxy and server name, and their
-// dot-replaced form, across snapshots.
-type interner struct {
-	names  map[string]string
-	dotted map[string]string
-}
-
-func newInterner() *interner {
-	return &interner{names: make(map[string]string), dotted: make(map[string]string)}
-}
-
-// limit empties the caches when names churn without bound.
-func (in *interner) limit() {
-	if len(in.names) > maxInterned {
-		clear(in.names)
-		clear(in.dotted)
+	e := sp.names.add(cell)
+	if needsCare(cell) && sp.warned < maxNameWarnings {
+		sp.warned++
+		problem(&FileError{File: sp.file, Err: fmt.Errorf("name %q holds bytes outside [A-Za-z0-9_.:-]; written %q in metric paths", e.raw, e.path)})
 	}
-}
-
-func (in *interner) intern(b []byte) string {
-	if s, ok := in.names[string(b)]; ok {
-		return s
-	}
-	s := string(b)
-	in.names[s] = s
-	return s
-}
-
-func (in *interner) dots(s string) string {
-	if strings.IndexByte(s, '.') < 0 {
-		return s
-	}
-	if d, ok := in.dotted[s]; ok {
-		return d
-	}
-	d := strings.ReplaceAll(s, ".", "_")
-	in.dotted[s] = d
-	return d
-}
-
-// Release hands the column memory of s back to the parser for reuse. The
-// caller must not use s afterwards.
-func (p *Parser) Release(s *Snapshot) {
-	for _, c := range s.Stats.cols {
-		if c.Values != nil {
-			p.floats = append(p.floats, c.Values[:0])
-			p.bits = append(p.bits, c.null[:0])
-		}
-		c.Values, c.null = nil, nil
-	}
-	s.Stats.cols = nil
-	st := &s.Stats
-	p.rows = &StatTable{Proc: st.Proc, Kind: st.Kind, Px: st.Px, Sv: st.Sv, PxName: st.PxName, SvName: st.SvName}
-	st.Proc, st.Kind, st.Px, st.Sv, st.PxName, st.SvName = nil, nil, nil, nil, nil, nil
-}
-
-func (p *Parser) floatSlice(n int) []float64 {
-	for i := len(p.floats) - 1; i >= 0; i-- {
-		if f := p.floats[i]; cap(f) >= n {
-			p.floats[i] = p.floats[len(p.floats)-1]
-			p.floats = p.floats[:len(p.floats)-1]
-			return f[:n]
-		}
-	}
-	return make([]float64, n)
-}
-
-func (p *Parser) bitSlice(n int) []uint64 {
-	for i := len(p.bits) - 1; i >= 0; i-- {
-		if b := p.bits[i]; cap(b) >= n {
-			p.bits[i] = p.bits[len(p.bits)-1]
-			p.bits = p.bits[:len(p.bits)-1]
-			return b[:n]
-		}
-	}
-	return make([]uint64, n)
-}
-
-// grow sizes the row columns for rows rows, reusing the memory of old
-// when it is large enough.
-func (t *StatTable) grow(rows int, old *StatTable) {
-	if old != nil && cap(old.Kind) >= rows {
-		t.Proc, t.Kind = old.Proc[:rows], old.Kind[:rows]
-		t.Px, t.Sv, t.PxName, t.SvName = old.Px[:rows], old.Sv[:rows], old.PxName[:rows], old.SvName[:rows]
-		return // cleared by fillFile, range by range
-	}
-	t.Proc = make([]int32, rows)
-	t.Kind = make([]uint8, rows)
-	t.Px = make([]string, rows)
-	t.Sv = make([]string, rows)
-	t.PxName = make([]string, rows)
-	t.SvName = make([]string, rows)
-}
-
-// register returns the index of the named column, adding it without
-// storage (alloc provides it once the row count is known).
-func (t *StatTable) register(name string) int {
-	if i, ok := t.index[name]; ok {
-		return i
-	}
-	t.index[name] = len(t.cols)
-	t.cols = append(t.cols, &Column{Name: name})
-	return len(t.cols) - 1
-}
-
-// alloc gives every registered column storage for all rows, all null.
-func (t *StatTable) alloc(p *Parser) {
-	rows := len(t.Kind)
-	for _, c := range t.cols {
-		c.Values = p.floatSlice(rows)
-		c.null = p.bitSlice((rows + 63) / 64)
-		for i := range c.null {
-			c.null[i] = ^uint64(0)
-		}
-	}
-}
-
-// compact closes the gaps left by files that held fewer records than
-// lines (a quoted field spanning lines), so that rows are contiguous.
-func (t *StatTable) compact(files []*statFile) {
-	dst := 0
-	for _, sf := range files {
-		if sf.start != dst {
-			for i := 0; i < sf.got; i++ {
-				t.moveRow(sf.start+i, dst+i)
-			}
-		}
-		dst += sf.got
-	}
-	t.n = dst
-}
-
-func (t *StatTable) moveRow(from, to int) {
-	t.Proc[to], t.Kind[to] = t.Proc[from], t.Kind[from]
-	t.Px[to], t.Sv[to], t.PxName[to], t.SvName[to] = t.Px[from], t.Sv[from], t.PxName[from], t.SvName[from]
-	for _, c := range t.cols {
-		c.Values[to] = c.Values[from]
-		if c.Null(from) {
-			c.null[to>>6] |= 1 << (uint(to) & 63)
-		} else {
-			c.null[to>>6] &^= 1 << (uint(to) & 63)
-		}
-	}
-}
-
-// finish trims the row columns to the rows parsed and clears the null
-// bits past the last row.
-func (t *StatTable) finish() {
-	n := t.n
-	t.Proc, t.Kind = t.Proc[:n], t.Kind[:n]
-	t.Px, t.Sv, t.PxName, t.SvName = t.Px[:n], t.Sv[:n], t.PxName[:n], t.SvName[:n]
-	words := (n + 63) / 64
-	for _, c := range t.cols {
-		c.Values = c.Values[:n]
-		c.null = c.null[:words]
-		if n&63 != 0 {
-			c.null[words-1] &= 1<<(uint(n)&63) - 1
-		}
-	}
-}
-
-func (t *StatTable) finishRow(row int, typ int64) {
-	switch {
-	case t.Sv[row] == "FRONTEND":
-		t.Kind[row] = KindFrontend
-	case t.Sv[row] == "BACKEND":
-		t.Kind[row] = KindBackend
-	case typ == 2:
-		t.Kind[row] = KindServer
-	}
+	return e
 }

@@ -4,21 +4,21 @@ import (
 	"math"
 	"regexp"
 	"strconv"
-	"strings"
 	"sync"
 )
 
 // Group maps object names that match Pattern (searched anywhere in the
-// name after dot replacement) to the group Name.
+// name as it appears in paths) to the group Name.
 type Group struct {
 	Name    string
 	Pattern *regexp.Regexp
 }
 
-// Paths builds metric paths: the prefix, dot replacement and the group
-// rules of SPEC §4 and §5.6. It is safe for concurrent use.
+// Paths builds metric paths: the prefix, the name rule and the group rules
+// of SPEC §4 and §5.6. It is safe for concurrent use.
 type Paths struct {
-	// Prefix is `namespace[.host].haproxy`.
+	// Prefix is `namespace[.host].haproxy`, used as written: the
+	// configuration checks it.
 	Prefix string
 	// GroupNamespace enables grouping when not empty.
 	GroupNamespace string
@@ -31,6 +31,9 @@ type Paths struct {
 	mu    sync.RWMutex
 	cache [3]map[string]string
 }
+
+// maxGroupCache bounds each group cache; it is emptied when it grows past.
+const maxGroupCache = 1 << 20
 
 // groupOf returns the group of name among groups (kind indexes the cache),
 // or "" when none matches.
@@ -51,7 +54,7 @@ func (p *Paths) groupOf(kind int, groups []Group, name string) string {
 		}
 	}
 	p.mu.Lock()
-	if p.cache[kind] == nil || len(p.cache[kind]) > maxInterned {
+	if p.cache[kind] == nil || len(p.cache[kind]) > maxGroupCache {
 		p.cache[kind] = make(map[string]string)
 	}
 	p.cache[kind][name] = g
@@ -59,151 +62,83 @@ func (p *Paths) groupOf(kind int, groups []Group, name string) string {
 	return g
 }
 
-// GraphiteName replaces every '.' of a proxy or server name by '_'.
-func GraphiteName(name string) string {
-	if strings.IndexByte(name, '.') < 0 {
-		return name
+// safe marks the bytes a name keeps in a metric path: the characters
+// HAProxy itself allows in proxy and server names, but the dot, which
+// separates path segments. Every other byte becomes '_'.
+var safe = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
 	}
-	return strings.ReplaceAll(name, ".", "_")
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	t['_'], t['-'], t[':'] = true, true, true
+	return t
+}()
+
+// PathName returns name as it appears in a metric path: every byte
+// outside [A-Za-z0-9_:-] becomes '_'. For the names HAProxy accepts this
+// replaces only the dots, as the original did; for anything else
+// (spaces, control characters, a newline in a quoted CSV field, Graphite
+// tag syntax `;` and `=`, bytes of non-ASCII characters) it guarantees
+// that no name can add a line or a field to the Graphite stream. Every
+// metric path the pipeline writes goes through this rule.
+func PathName(name string) string {
+	for i := 0; i < len(name); i++ {
+		if !safe[name[i]] {
+			return string(appendName(make([]byte, 0, len(name)), name))
+		}
+	}
+	return name
+}
+
+// needsCare reports whether name holds a byte that PathName replaces
+// other than a dot: such names are worth a warning.
+func needsCare(name []byte) bool {
+	for _, c := range name {
+		if !safe[c] && c != '.' {
+			return true
+		}
+	}
+	return false
+}
+
+// appendName appends s with the PathName rule.
+func appendName(b []byte, s string) []byte {
+	start := len(b)
+	b = append(b, s...)
+	for j := start; j < len(b); j++ {
+		if !safe[b[j]] {
+			b[j] = '_'
+		}
+	}
+	return b
+}
+
+// appendPath appends a free path (ScopePath): segments separated by dots,
+// each with the PathName rule.
+func appendPath(b []byte, s string) []byte {
+	start := len(b)
+	b = append(b, s...)
+	for j := start; j < len(b); j++ {
+		if !safe[b[j]] && b[j] != '.' {
+			b[j] = '_'
+		}
+	}
+	return b
 }
 
 // AppendValue appends v in the shortest form that parses back to the same
 // float64: 12, 0.5, 0.3333333333333333.
 func AppendValue(b []byte, v float64) []byte {
+	if v >= 0 && v < 10 && v == math.Trunc(v) { // most counters of most objects
+		return append(b, '0'+byte(v))
+	}
 	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
 		return strconv.AppendInt(b, int64(v), 10)
 	}
 	return strconv.AppendFloat(b, v, 'f', -1, 64)
-}
-
-// lineWriter is the Emitter the pipeline hands to stages: it formats every
-// metric straight into the snapshot's output buffer.
-type lineWriter struct {
-	paths *Paths
-	ts    string
-	buf   []byte
-	lines int
-	count int // metrics emitted, NaN included
-
-	// The group of the last grouped object, and the path prefix of the
-	// last object: consecutive metrics of one object reuse both.
-	groupKey  objectKey
-	group     string
-	prefixKey objectKey
-	prefix    []byte
-}
-
-type objectKey struct {
-	scope       Scope
-	group       string
-	object, srv string
-}
-
-func (w *lineWriter) Emit(m Metric) {
-	w.count++
-	if math.IsNaN(m.Value) || math.IsInf(m.Value, 0) {
-		return
-	}
-	switch m.Scope {
-	case ScopeFrontend:
-		w.grouped(m, 0, w.paths.FrontendGroups, m.Object)
-	case ScopeBackend, ScopeServer:
-		w.grouped(m, 1, w.paths.BackendGroups, m.Object)
-	case ScopeAggrServer:
-		w.grouped(m, 2, w.paths.ServerGroups, m.Server)
-	case ScopeDaemon, ScopeProcess, ScopeSelf, ScopePath:
-		w.line(m, "")
-	}
-}
-
-func (w *lineWriter) grouped(m Metric, kind int, groups []Group, name string) {
-	if len(groups) == 0 || w.paths.GroupNamespace == "" {
-		w.line(m, "")
-		return
-	}
-	k := objectKey{scope: Scope(kind), object: name}
-	if k != w.groupKey {
-		w.groupKey, w.group = k, w.paths.groupOf(kind, groups, GraphiteName(name))
-	}
-	if w.group != "" {
-		w.line(m, w.group)
-		if !w.paths.DoubleWrites {
-			return
-		}
-	}
-	w.line(m, "")
-}
-
-var sections = [...]string{
-	ScopeDaemon:     "daemon.",
-	ScopeProcess:    "daemon.process.",
-	ScopeFrontend:   "frontend.",
-	ScopeBackend:    "backend.",
-	ScopeServer:     "backend.",
-	ScopeAggrServer: "server.",
-	ScopeSelf:       "haproxystats.",
-	ScopePath:       "",
-}
-
-// line appends `P[.G.group].<section>[<object>.][server.<srv>.]<name> <value> <ts>\n`.
-func (w *lineWriter) line(m Metric, group string) {
-	k := objectKey{m.Scope, group, m.Object, m.Server}
-	if m.Scope == ScopeDaemon || m.Scope == ScopeSelf || m.Scope == ScopePath {
-		k.object, k.srv = "", ""
-	} else if m.Scope == ScopeAggrServer {
-		k.object = ""
-	}
-	if k != w.prefixKey || w.prefix == nil {
-		w.prefixKey = k
-		b := append(w.prefix[:0], w.paths.Prefix...)
-		b = append(b, '.')
-		if group != "" {
-			b = append(b, w.paths.GroupNamespace...)
-			b = append(b, '.')
-			b = appendName(b, group)
-			b = append(b, '.')
-		}
-		b = append(b, sections[m.Scope]...)
-		if k.object != "" {
-			b = appendName(b, k.object)
-			b = append(b, '.')
-		}
-		if k.srv != "" {
-			if m.Scope == ScopeServer {
-				b = append(b, "server."...)
-			}
-			b = appendName(b, k.srv)
-			b = append(b, '.')
-		}
-		w.prefix = b
-	}
-	b := append(w.buf, w.prefix...)
-	if m.Scope == ScopePath {
-		b = append(b, m.Name...)
-	} else {
-		b = appendName(b, m.Name)
-	}
-	b = append(b, ' ')
-	b = AppendValue(b, m.Value)
-	b = append(b, ' ')
-	b = append(b, w.ts...)
-	b = append(b, '\n')
-	w.buf = b
-	w.lines++
-}
-
-// appendName appends s with every '.' replaced by '_'.
-func appendName(b []byte, s string) []byte {
-	i := strings.IndexByte(s, '.')
-	if i < 0 {
-		return append(b, s...)
-	}
-	start := len(b)
-	b = append(b, s...)
-	for j := start + i; j < len(b); j++ {
-		if b[j] == '.' {
-			b[j] = '_'
-		}
-	}
-	return b
 }

@@ -1,16 +1,17 @@
 package engine
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
-	"path/filepath"
-	"runtime"
 	"runtime/debug"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,52 +23,47 @@ type Config struct {
 	Paths *Paths
 	// Logger receives stage errors and skipped files; nil discards.
 	Logger *slog.Logger
+	// MaxFileSize is the largest snapshot file read, in bytes; a larger
+	// one is skipped with a problem naming it and the limit. Zero means
+	// DefaultMaxFileSize.
+	MaxFileSize int64
+	// MemoryBudget bounds, in bytes, the working memory of the snapshots
+	// being processed at once (read buffers, batches, the folds'
+	// per-object state, tables of Stages): a call that would go past it
+	// waits until another returns, so that a backlog makes workers wait
+	// instead of each holding a snapshot. One call always proceeds. Zero
+	// means no bound.
+	MemoryBudget int64
 }
 
-// Pipeline parses snapshots and runs its stages over them, formatting
-// every metric as a Graphite plaintext line. One Pipeline is shared by all
-// workers: its methods are safe for concurrent use as long as its stages
-// are.
+// Pipeline reads snapshots and runs its stages over them, formatting every
+// metric as a Graphite plaintext line (see the package documentation for
+// the data flow). One Pipeline is shared by every worker: ProcessDir and
+// ProcessFiles are safe for concurrent use, and so must the stages be.
 type Pipeline struct {
 	paths     *Paths
 	logger    *slog.Logger
 	stages    []StageSpec
-	columns   []string // nil: every column
-	parsers   freeList[*Parser]
-	output    *bufferPool    // Output.Lines
-	stageBufs []*bufferPool  // one per stage
+	batchCols []string                  // columns the parser reads; nil: all
+	tableCols []string                  // columns Stages read; nil: all
+	needTable bool                      // a Stage needs the rows
+	kinds     *[classes]map[string]bool // per row class, the columns read; nil: batchCols
+	maxFile   int64
+	budget    *budget
 	lastTime  []atomic.Int64 // per stage, its duration on the last snapshot (ns)
 }
 
-// Output is the result of processing one snapshot.
-type Output struct {
-	// Snapshot is the snapshot name (the timestamp of every line).
-	Snapshot string
-	// Lines holds the Graphite lines, each ending in '\n', grouped by
-	// stage: the stage that wrote the most first, then in stage order the
-	// other stages' lines and each stage's self-metrics, then the
-	// snapshot's self-metrics.
-	Lines []byte
-	// Count is the number of lines in Lines.
-	Count int
-	// Problems lists skipped input files and failed stages; the lines of
-	// everything else are in Lines.
+// Result is what processing one snapshot produced.
+type Result struct {
+	// Lines and Bytes count what was written.
+	Lines, Bytes int
+	// Problems lists skipped input files, lines and cells, and failed
+	// stages; the lines of everything else were written.
 	Problems []error
-
-	pool *bufferPool
 }
 
-// Release hands the memory of Lines back to the pipeline for the next
-// snapshot. Calling it is optional; Lines must not be used afterwards.
-func (o *Output) Release() {
-	if o.pool != nil {
-		o.pool.put(o.Lines)
-	}
-	o.Lines, o.pool = nil, nil
-}
-
-// PanicError is returned when a stage panicked; the snapshot produced no
-// output.
+// PanicError is returned when a stage panicked; the snapshot was not
+// processed in full.
 type PanicError struct {
 	Stage string
 	Value any
@@ -78,7 +74,7 @@ func (e *PanicError) Error() string {
 	return fmt.Sprintf("stage %s panicked: %v", e.Stage, e.Value)
 }
 
-// NewPipeline returns a pipeline running stages in order.
+// NewPipeline returns a pipeline running stages over every snapshot.
 func NewPipeline(cfg Config, stages ...StageSpec) (*Pipeline, error) {
 	if cfg.Paths == nil {
 		return nil, errors.New("engine: Config.Paths is nil")
@@ -87,107 +83,437 @@ func NewPipeline(cfg Config, stages ...StageSpec) (*Pipeline, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Pipeline{paths: cfg.Paths, logger: logger, stages: stages}
+	p := &Pipeline{paths: cfg.Paths, logger: logger, stages: stages, maxFile: cfg.MaxFileSize}
+	if p.maxFile <= 0 {
+		p.maxFile = DefaultMaxFileSize
+	}
+	if cfg.MemoryBudget < 0 {
+		return nil, fmt.Errorf("engine: memory budget %d is negative", cfg.MemoryBudget)
+	}
+	p.budget = newBudget(cfg.MemoryBudget)
 	seen := map[string]bool{}
-	all := false
+	var batch, table []string
+	allBatch, allTable := false, false
 	for i, s := range stages {
-		if s.Name == "" || s.Stage == nil {
-			return nil, fmt.Errorf("engine: stage %d has no name or no Stage", i)
+		if s.Name == "" || (s.Stage == nil) == (s.Folder == nil) {
+			return nil, fmt.Errorf("engine: stage %d (%q) needs a name and exactly one of Stage and Folder", i, s.Name)
 		}
 		if seen[s.Name] {
 			return nil, fmt.Errorf("engine: stage name %q used twice", s.Name)
 		}
 		seen[s.Name] = true
-		cu, ok := s.Stage.(ColumnUser)
-		if !ok {
-			all = true
+		if s.Folder != nil {
+			batch = union(batch, s.Folder.Columns())
 			continue
 		}
-		for _, c := range cu.Columns() {
-			if !contains(p.columns, c) {
-				p.columns = append(p.columns, c)
-			}
+		p.needTable = true
+		cu, ok := s.Stage.(ColumnUser)
+		if !ok {
+			allTable = true
+			continue
+		}
+		table = union(table, cu.Columns())
+	}
+	sort.Strings(batch)
+	sort.Strings(table)
+	p.tableCols = table
+	if allTable {
+		p.tableCols = nil
+		allBatch = true
+	}
+	if !allBatch {
+		p.batchCols = union(batch, table)
+		if p.batchCols == nil {
+			p.batchCols = []string{}
 		}
 	}
-	if all {
-		p.columns = nil
-	} else if p.columns == nil {
-		p.columns = []string{}
-	}
-	sort.Strings(p.columns)
-	keep := runtime.GOMAXPROCS(0) + 4
-	p.parsers = newFreeList[*Parser](keep)
-	p.output = newBufferPool(keep)
-	for range stages {
-		p.stageBufs = append(p.stageBufs, newBufferPool(keep))
-	}
+	p.kinds = kindColumns(stages, p.needTable)
 	p.lastTime = make([]atomic.Int64, len(stages))
 	return p, nil
 }
 
-// Columns reports the `show stat` columns the stages read; nil means all.
-func (p *Pipeline) Columns() []string { return p.columns }
-
-// Parse parses snapshot files with a pooled Parser.
-func (p *Pipeline) Parse(name string, files []File) *Snapshot {
-	parser := p.parser()
-	defer p.parsers.put(parser)
-	return parser.Parse(name, files)
+// kindColumns returns the columns read per row class when every stage is a
+// Folder that says so (KindColumner), or nil.
+func kindColumns(stages []StageSpec, needTable bool) *[classes]map[string]bool {
+	if needTable {
+		return nil
+	}
+	var kinds [classes]map[string]bool
+	for k := range kinds {
+		kinds[k] = map[string]bool{}
+	}
+	for _, s := range stages {
+		kc, ok := s.Folder.(KindColumner)
+		if !ok {
+			return nil
+		}
+		for _, k := range []struct {
+			class int
+			kind  uint8
+		}{{classFrontend, KindFrontend}, {classBackend, KindBackend}, {classOther, KindServer}, {classOther, KindOther}} {
+			for _, c := range kc.KindColumns(k.kind) {
+				kinds[k.class][c] = true
+			}
+		}
+	}
+	return &kinds
 }
 
-// ProcessDir reads, parses and processes the snapshot directory dir; the
-// directory's base name is the snapshot name.
-func (p *Pipeline) ProcessDir(ctx context.Context, dir string) (*Output, error) {
+func union(a, b []string) []string {
+	for _, s := range b {
+		if !slices.Contains(a, s) {
+			a = append(a, s)
+		}
+	}
+	return a
+}
+
+// Columns reports the `show stat` columns the stages read; nil means all.
+func (p *Pipeline) Columns() []string { return p.batchCols }
+
+// ProcessDir reads the snapshot directory dir (its base name is the
+// snapshot name), runs the stages and writes every line to w.
+//
+// The files are read through a fixed buffer, one at a time, in name order:
+// only regular files of at most Config.MaxFileSize bytes (others are
+// skipped with a problem naming them). w receives whole lines, at most a
+// chunk of about 64 KiB per Write, from one goroutine at a time; a Write
+// error stops the processing and is returned (what was written before
+// stays written). Any other error means the snapshot could not be read or
+// a stage panicked (*PanicError); problems that lose only part of the
+// snapshot are in Result.Problems.
+func (p *Pipeline) ProcessDir(ctx context.Context, dir string, w io.Writer) (*Result, error) {
 	start := time.Now()
-	files, err := ReadDir(dir)
+	files, err := dirFiles(dir)
 	if err != nil {
 		return nil, err
 	}
-	return p.process(ctx, filepath.Base(dir), files, start)
+	return p.process(ctx, baseName(dir), files, w, start)
 }
 
-// ProcessFiles parses and processes a snapshot held in memory.
-func (p *Pipeline) ProcessFiles(ctx context.Context, name string, files []File) (*Output, error) {
-	return p.process(ctx, name, files, time.Now())
+// ProcessFiles is ProcessDir for a snapshot held in memory.
+func (p *Pipeline) ProcessFiles(ctx context.Context, name string, files []File, w io.Writer) (*Result, error) {
+	return p.process(ctx, name, memFiles(files), w, time.Now())
 }
 
-func (p *Pipeline) process(ctx context.Context, name string, files []File, start time.Time) (*Output, error) {
-	parser := p.parser()
-	defer p.parsers.put(parser)
-	snap := parser.Parse(name, files)
-	defer parser.Release(snap)
-	for _, err := range snap.Problems {
-		p.logger.Warn("skipped file", "snapshot", name, "error", err)
+func baseName(dir string) string {
+	dir = strings.TrimRight(dir, "/")
+	if i := strings.LastIndexByte(dir, '/'); i >= 0 {
+		return dir[i+1:]
 	}
-	return p.run(ctx, snap, start, start)
+	return dir
 }
 
-// Run runs the stages over an already parsed snapshot.
-func (p *Pipeline) Run(ctx context.Context, snap *Snapshot) (*Output, error) {
-	now := time.Now()
-	return p.run(ctx, snap, now, now)
+// IsTimestamp reports whether name can be a snapshot name: the digits of
+// a time in seconds since the epoch.
+func IsTimestamp(name string) bool {
+	if name == "" || len(name) > 19 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if name[i] < '0' || name[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
-// stageResult is what one stage produced for a snapshot.
-type stageResult struct {
-	w       lineWriter
-	err     error
-	elapsed float64
+// work is the memory of one snapshot being processed, reused from snapshot
+// to snapshot.
+type work struct {
+	readBuf []byte
+	lr      lineReader
+	info    infoParser
+	stat    statParser
+	table   StatTable
+	folds   []Fold // per stage; nil for a Stage
+	writers []lineWriter
+	self    lineWriter
+	snap    Snapshot
+	spent   []time.Duration // per stage
+	size    int64           // bytes, as measured after the last use
+	held    int64           // bytes the budget counts for it
+	current string          // the stage being run while reading (for a panic)
 }
 
-// run runs the stages concurrently, each formatting into its own buffer
-// (stages only read the snapshot), then joins their lines in stage order
-// with the self-metrics.
-func (p *Pipeline) run(ctx context.Context, snap *Snapshot, start, parseStart time.Time) (*Output, error) {
-	results := make([]stageResult, len(p.stages))
-	stage := func(i int) {
-		r := &results[i]
-		r.w = lineWriter{paths: p.paths, ts: snap.Name, buf: p.stageBufs[i].get()}
+func (p *Pipeline) newWork() *work {
+	names := newInterner()
+	w := &work{
+		readBuf: make([]byte, readSize+linePad),
+		info:    infoParser{names: names},
+		stat:    statParser{names: names},
+		folds:   make([]Fold, len(p.stages)),
+		writers: make([]lineWriter, len(p.stages)),
+		spent:   make([]time.Duration, len(p.stages)),
+	}
+	w.stat.kinds = p.kinds
+	if p.batchCols != nil {
+		w.stat.want = make(map[string]bool, len(p.batchCols))
+		for _, c := range p.batchCols {
+			w.stat.want[c] = true
+		}
+	}
+	for i, s := range p.stages {
+		if s.Folder != nil {
+			w.folds[i] = s.Folder.NewFold()
+		}
+	}
+	return w
+}
+
+// sizer is implemented by Folds that can tell the memory they hold.
+type sizer interface{ Size() int64 }
+
+// measure updates w.size from the capacity of what it holds.
+func (w *work) measure() {
+	n := int64(cap(w.readBuf))
+	tableSize := func(t *StatTable) int64 {
+		s := int64(cap(t.Proc))*4 + int64(cap(t.Kind)) + int64(cap(t.Px)+cap(t.Sv)+cap(t.PxName)+cap(t.SvName))*16
+		for _, c := range t.cols {
+			s += int64(cap(c.Values))*8 + int64(cap(c.null))*8
+		}
+		return s
+	}
+	n += tableSize(&w.stat.batch) + tableSize(&w.table)
+	n += int64(len(w.stat.names.names)) * 64
+	for _, f := range w.folds {
+		if s, ok := f.(sizer); ok {
+			n += s.Size()
+		}
+	}
+	for i := range w.writers {
+		n += int64(cap(w.writers[i].buf))
+	}
+	w.size = n
+}
+
+func (p *Pipeline) process(ctx context.Context, name string, files []snapshotFile, out io.Writer, start time.Time) (*Result, error) {
+	if !IsTimestamp(name) {
+		return nil, fmt.Errorf("snapshot %q: the name must be a time in seconds since the epoch (digits only)", name)
+	}
+	w, err := p.budget.acquire(ctx, p.newWork)
+	if err != nil {
+		return nil, err
+	}
+	broken := true
+	defer func() {
+		w.measure()
+		p.budget.release(w, broken)
+	}()
+	res, err := p.read(ctx, w, name, files, out, start)
+	var perr *PanicError
+	broken = errors.As(err, &perr)
+	return res, err
+}
+
+// read runs p.run, turning a panic of a fold while the rows are read into
+// a *PanicError.
+func (p *Pipeline) read(ctx context.Context, w *work, name string, files []snapshotFile, out io.Writer, start time.Time) (res *Result, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			res, err = nil, &PanicError{Stage: w.current, Value: v, Stack: debug.Stack()}
+		}
+	}()
+	w.current = "(parser)"
+	return p.run(ctx, w, name, files, out, start)
+}
+
+func (p *Pipeline) run(ctx context.Context, w *work, name string, files []snapshotFile, dst io.Writer, start time.Time) (*Result, error) {
+	snap, statsStart, err := p.readAll(ctx, w, name, files)
+	if err != nil {
+		return nil, err
+	}
+	for _, err := range snap.Problems {
+		p.logger.Warn("snapshot problem", "snapshot", name, "problem", err)
+	}
+	return p.fanOut(ctx, w, snap, dst, start, statsStart)
+}
+
+// readAll reads every file of the snapshot, handing the rows to the folds
+// (and to the table of the Stages), and returns the snapshot and when
+// reading its `*_stat` files started.
+func (p *Pipeline) readAll(ctx context.Context, w *work, name string, files []snapshotFile) (*Snapshot, time.Time, error) {
+	snap := &w.snap
+	*snap = Snapshot{Name: name, Info: snap.Info}
+	snap.Info.reset()
+	w.info.reset()
+	w.stat.reset()
+	w.table.reset()
+	w.table.cols, w.table.index = nil, nil // a snapshot's columns are those its headers name
+	dropped := 0
+	problem := func(err error) {
+		if len(snap.Problems) < maxProblems {
+			snap.Problems = append(snap.Problems, err)
+			return
+		}
+		dropped++
+	}
+	for i, f := range w.folds {
+		w.spent[i] = 0
+		if f != nil {
+			f.Reset(name)
+		}
+	}
+	var statsStart time.Time
+	for _, f := range files {
+		if err := ctx.Err(); err != nil {
+			return nil, statsStart, err
+		}
+		isInfo := strings.HasSuffix(f.name, InfoSuffix)
+		if isInfo {
+			snap.InfoFiles++
+		} else {
+			snap.StatFiles++
+			if statsStart.IsZero() {
+				statsStart = time.Now()
+			}
+		}
+		closeFile, err := p.open(w, f)
+		if errors.Is(err, errSkipFile) {
+			problem(&FileError{File: f.name, Err: err})
+			snap.Rejected++
+			continue
+		}
+		if err != nil {
+			return nil, statsStart, fmt.Errorf("read snapshot %s: %w", name, err)
+		}
+		if isInfo {
+			w.info.parse(&snap.Info, strings.TrimSuffix(f.name, InfoSuffix), &w.lr)
+		} else {
+			p.stat(ctx, w, f.name, snap, problem)
+		}
+		err = w.lr.err
+		closeFile()
+		if err != nil {
+			return nil, statsStart, fmt.Errorf("read snapshot %s: %s: %w", name, f.name, err)
+		}
+		if w.lr.tooBig > 0 {
+			problem(&FileError{File: f.name, Err: fmt.Errorf("%d line(s) longer than %d bytes skipped", w.lr.tooBig, readSize)})
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, statsStart, err
+	}
+	w.info.finish(&snap.Info, problem)
+	if p.needTable {
+		snap.Stats = w.table
+	}
+	if dropped > 0 {
+		snap.Problems = append(snap.Problems, fmt.Errorf("%d more problem(s) in this snapshot not listed", dropped))
+	}
+	if statsStart.IsZero() {
+		statsStart = time.Now()
+	}
+	return snap, statsStart, nil
+}
+
+// open prepares w.lr to read f; the returned function closes the file.
+func (p *Pipeline) open(w *work, f snapshotFile) (func(), error) {
+	if f.path == "" {
+		data := f.data
+		if int64(len(data)) > p.maxFile {
+			return nil, fmt.Errorf("%d bytes, above the limit of %d bytes (max-file-size): %w", len(data), p.maxFile, errSkipFile)
+		}
+		w.lr.reset(bytes.NewReader(data), w.readBuf)
+		return func() {}, nil
+	}
+	file, err := openFile(f.path, p.maxFile)
+	if err != nil {
+		return nil, err
+	}
+	w.lr.reset(io.LimitReader(file, p.maxFile), w.readBuf)
+	return func() { file.Close() }, nil
+}
+
+// stat reads one `*_stat` file, handing its rows to the folds batch by
+// batch.
+func (p *Pipeline) stat(ctx context.Context, w *work, file string, snap *Snapshot, problem func(error)) {
+	var header []byte
+	for {
+		line, ok := w.lr.next()
+		if !ok {
+			if w.lr.err == nil {
+				problem(&FileError{File: file, Err: errors.New("empty file skipped")})
+			}
+			return
+		}
+		if len(bytes.TrimSpace(line)) > 0 {
+			header = line
+			break
+		}
+	}
+	if err := w.stat.header(file, strings.TrimSuffix(file, StatSuffix), header); err != nil {
+		problem(&FileError{File: file, Err: err})
+		if errors.Is(err, ErrNotCSV) {
+			snap.Rejected++
+		}
+		return
+	}
+	for {
+		line, ok := w.lr.next()
+		if !ok {
+			break
+		}
+		if len(line) == 0 {
+			continue
+		}
+		w.stat.row(line, w.lr.line, problem)
+		if w.stat.full() {
+			if ctx.Err() != nil {
+				return
+			}
+			p.fold(w)
+		}
+	}
+	p.fold(w)
+}
+
+// fold hands the batch to the folds (and to the table of the Stages).
+func (p *Pipeline) fold(w *work) {
+	b := &w.stat.batch
+	if b.n == 0 {
+		return
+	}
+	for i, f := range w.folds {
+		if f == nil {
+			continue
+		}
+		w.current = p.stages[i].Name
 		t0 := time.Now()
-		r.err = p.call(ctx, p.stages[i], snap, &r.w)
+		f.Rows(b)
+		w.spent[i] += time.Since(t0)
+	}
+	if p.needTable {
+		for _, c := range b.cols {
+			if p.tableCols == nil || slices.Contains(p.tableCols, c.Name) {
+				w.table.column(c.Name)
+			}
+		}
+		w.table.appendRows(b)
+	}
+	w.current = "(parser)"
+	b.truncate()
+}
+
+// fanOut runs every stage over the snapshot concurrently, each formatting
+// into its own writer, then writes the self-metrics.
+func (p *Pipeline) fanOut(ctx context.Context, w *work, snap *Snapshot, dst io.Writer, start, statsStart time.Time) (*Result, error) {
+	out := &output{w: dst}
+	errs := make([]error, len(p.stages))
+	stage := func(i int) {
+		spec := p.stages[i]
+		lw := &w.writers[i]
+		lw.start(p.paths, snap.Name, out, spec.Stage != nil)
+		t0 := time.Now()
+		errs[i] = p.call(ctx, spec, w.folds[i], snap, lw)
 		d := time.Since(t0)
-		r.elapsed = d.Seconds()
-		p.lastTime[i].Store(int64(d))
+		w.spent[i] += d
+		p.lastTime[i].Store(int64(w.spent[i]))
+		if spec.Stage != nil && errs[i] != nil {
+			lw.discard()
+			return
+		}
+		lw.flush()
 	}
 	// Longest first, by the time each stage took on the previous snapshot:
 	// the longest runs here at once, the others on new goroutines, so that
@@ -209,19 +535,9 @@ func (p *Pipeline) run(ctx context.Context, snap *Snapshot, start, parseStart ti
 		stage(order[0])
 	}
 	wg.Wait()
-	// grow is a stage whose next buffer must hold the whole output.
-	grow, size, base := -1, 0, -1
-	defer func() {
-		for i := range results {
-			p.stageBufs[i].put(results[i].w.buf)
-		}
-		if grow >= 0 {
-			p.stageBufs[grow].hint.Store(int64(size))
-		}
-	}()
-	for _, r := range results {
+	for _, err := range errs {
 		var perr *PanicError
-		if errors.As(r.err, &perr) {
+		if errors.As(err, &perr) {
 			return nil, perr
 		}
 	}
@@ -229,84 +545,89 @@ func (p *Pipeline) run(ctx context.Context, snap *Snapshot, start, parseStart ti
 		return nil, err
 	}
 
-	// The lines of the stage that wrote the most (the servers: most of a
-	// large snapshot) are not copied: its buffer becomes the output, and
-	// the other stages' lines follow it, in stage order.
-	size, base = 4096, -1
-	for i, r := range results {
-		size += len(r.w.buf)
-		if r.err == nil && (base < 0 || len(r.w.buf) > len(results[base].w.buf)) {
-			base = i
-		}
-	}
-	out := &Output{Snapshot: snap.Name, Problems: append([]error(nil), snap.Problems...)}
-	w := &lineWriter{paths: p.paths, ts: snap.Name}
-	if base >= 0 && cap(results[base].w.buf) >= size {
-		w.buf, w.lines = results[base].w.buf, results[base].w.lines
-		results[base].w.buf = nil
-		out.pool = p.stageBufs[base]
-	} else {
-		grow, base = base, -1
-		w.buf = p.output.getSize(size)
-		out.pool = p.output
-	}
-	for i, r := range results {
-		spec := p.stages[i]
-		serr := r.err
-		switch {
-		case errors.Is(serr, ErrSkip):
-			continue
-		case serr != nil:
-			serr = fmt.Errorf("stage %s: %w", spec.Name, serr)
-			out.Problems = append(out.Problems, serr)
-			p.logger.Error("stage failed", "stage", spec.Name, "snapshot", snap.Name, "error", serr)
-		case i != base:
-			w.buf = append(w.buf, r.w.buf...)
-			w.lines += r.w.lines
-		}
-		if spec.TimeMetric != "" {
-			w.Emit(Metric{Scope: ScopeSelf, Name: spec.TimeMetric, Value: r.elapsed})
+	res := &Result{Problems: append([]error(nil), snap.Problems...)}
+	self := &w.self
+	self.start(p.paths, snap.Name, out, false)
+	for i, spec := range p.stages {
+		serr := errs[i]
+		if errors.Is(serr, ErrSkip) {
 			continue
 		}
-		errs, emitted := 0.0, r.w.count
 		if serr != nil {
-			errs, emitted = 1, 0
+			serr = fmt.Errorf("stage %s: %w", spec.Name, serr)
+			res.Problems = append(res.Problems, serr)
+			p.logger.Error("stage failed", "stage", spec.Name, "snapshot", snap.Name, "error", serr)
 		}
-		w.Emit(Metric{Scope: ScopeSelf, Name: "Stage" + spec.Name + "WallClockTime", Value: r.elapsed})
-		w.Emit(Metric{Scope: ScopeSelf, Name: "Stage" + spec.Name + "Metrics", Value: float64(emitted)})
-		w.Emit(Metric{Scope: ScopeSelf, Name: "Stage" + spec.Name + "Errors", Value: errs})
+		elapsed := w.spent[i].Seconds()
+		if spec.TimeMetric != "" {
+			self.Emit(Metric{Scope: ScopeSelf, Name: spec.TimeMetric, Value: elapsed})
+			continue
+		}
+		errCount, emitted := 0.0, w.writers[i].count
+		if serr != nil {
+			errCount, emitted = 1, 0
+		}
+		self.Emit(Metric{Scope: ScopeSelf, Name: "Stage" + spec.Name + "WallClockTime", Value: elapsed})
+		self.Emit(Metric{Scope: ScopeSelf, Name: "Stage" + spec.Name + "Metrics", Value: float64(emitted)})
+		self.Emit(Metric{Scope: ScopeSelf, Name: "Stage" + spec.Name + "Errors", Value: errCount})
 	}
 	if snap.Rejected > 0 {
-		w.Emit(Metric{Scope: ScopeSelf, Name: "RejectedFiles", Value: float64(snap.Rejected)})
+		self.Emit(Metric{Scope: ScopeSelf, Name: "RejectedFiles", Value: float64(snap.Rejected)})
 	}
-	w.Emit(Metric{Scope: ScopeSelf, Name: "WallClockTimeAllStats", Value: time.Since(parseStart).Seconds()})
-	w.Emit(Metric{Scope: ScopeSelf, Name: "TotalWallClockTime", Value: time.Since(start).Seconds()})
-	out.Lines, out.Count = w.buf, w.lines
-	return out, nil
-}
-
-func (p *Pipeline) parser() *Parser {
-	if parser, ok := p.parsers.get(); ok {
-		return parser
+	self.Emit(Metric{Scope: ScopeSelf, Name: "WallClockTimeAllStats", Value: time.Since(statsStart).Seconds()})
+	self.Emit(Metric{Scope: ScopeSelf, Name: "TotalWallClockTime", Value: time.Since(start).Seconds()})
+	self.flush()
+	if err := out.failed(); err != nil {
+		return nil, err
 	}
-	return NewParser(p.columns)
+	res.Lines, res.Bytes = out.lines, out.bytes
+	return res, nil
 }
 
 // call runs one stage, turning a panic into a *PanicError.
-func (p *Pipeline) call(ctx context.Context, spec StageSpec, snap *Snapshot, w *lineWriter) (err error) {
+func (p *Pipeline) call(ctx context.Context, spec StageSpec, fold Fold, snap *Snapshot, lw *lineWriter) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = &PanicError{Stage: spec.Name, Value: v, Stack: debug.Stack()}
 		}
 	}()
-	return spec.Stage.Process(ctx, snap, w)
+	if fold != nil {
+		return fold.Finish(ctx, snap, lw)
+	}
+	return spec.Stage.Process(ctx, snap, lw)
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
+// Parser materialises snapshots held in memory: every row, with the asked
+// for columns, as a Stage sees them. It is for tests and tools that call a
+// Stage directly; the Pipeline streams instead. A Parser is not safe for
+// concurrent use; each Snapshot it returns is the caller's.
+type Parser struct {
+	p *Pipeline
+}
+
+// NewParser returns a parser that materialises the named `show stat`
+// columns (`pxname`, `svname` and `type` are always read); nil means every
+// column.
+func NewParser(columns []string) *Parser {
+	p := &Pipeline{
+		paths: &Paths{}, logger: slog.New(slog.DiscardHandler), maxFile: DefaultMaxFileSize,
+		budget: newBudget(0), needTable: true, tableCols: columns, batchCols: columns,
 	}
-	return false
+	return &Parser{p: p}
+}
+
+// Parse builds the Snapshot named name from files. Problems with single
+// files, lines and cells are in Snapshot.Problems; Parse itself does not
+// fail, except for a name that is not a timestamp (the Snapshot then has
+// only that problem).
+func (ps *Parser) Parse(name string, files []File) *Snapshot {
+	if !IsTimestamp(name) {
+		return &Snapshot{Name: name, Problems: []error{fmt.Errorf("snapshot %q: the name is not a timestamp", name)}}
+	}
+	w := ps.p.newWork()
+	snap, _, err := ps.p.readAll(context.Background(), w, name, memFiles(files))
+	if err != nil { // files in memory cannot fail to be read
+		return &Snapshot{Name: name, Problems: []error{err}}
+	}
+	return snap
 }

@@ -5,27 +5,31 @@ import (
 	"math/bits"
 )
 
-// Snapshot is one snapshot directory (`incoming/<epoch>/`) parsed into
-// columnar tables. Its Name is the directory's base name and is used
-// verbatim as the timestamp of every metric computed from it.
+// Snapshot is one snapshot directory (`incoming/<epoch>/`) as the stages
+// see it. Its Name is the directory's base name and is used verbatim as the
+// timestamp of every metric computed from it.
 //
 // A Snapshot is read-only for stages: a stage must not modify it and must
-// not keep references to it (or to its slices) after Process returns,
-// because the pipeline reuses the memory for the next snapshot.
+// not keep references to it (or to its slices) after it returns, because
+// the pipeline reuses the memory for the next snapshot.
 type Snapshot struct {
 	// Name is the snapshot directory name (seconds since the epoch).
 	Name string
 	// Info holds the `show info` answers, one row per process.
 	Info InfoTable
-	// Stats holds the `show stat` rows of every process.
+	// Stats holds the `show stat` rows of every process when a Stage of
+	// the pipeline needs them (Folders get the rows batch by batch
+	// instead); otherwise it has no rows.
 	Stats StatTable
 	// InfoFiles and StatFiles count the `*_info` and `*_stat` files found,
 	// whether or not they held usable data.
 	InfoFiles, StatFiles int
-	// Problems lists files that were skipped, each error naming the file.
+	// Problems lists files, lines and cells that were skipped, each error
+	// naming the file.
 	Problems []error
-	// Rejected counts the files that were refused as not HAProxy output
-	// (a subset of Problems; empty files are skipped but not rejected).
+	// Rejected counts the files that were refused: not HAProxy CSV, not a
+	// regular file, or larger than the size limit (a subset of Problems;
+	// empty files are skipped but not rejected).
 	Rejected int
 }
 
@@ -34,12 +38,17 @@ type Snapshot struct {
 type InfoTable struct {
 	// Procs is the socket name of each row (the file name without `_info`).
 	Procs []string
-	// Keys lists every key seen, in first-seen order.
+	// Keys lists every key that has an integer value in at least one file,
+	// in first-seen order.
 	Keys []string
 	// Values[k][row] is the value of Keys[k] in that row; Has[k][row]
-	// reports whether the row carried the key at all.
+	// reports whether the row carried the key with an integer value.
 	Values [][]int64
 	Has    [][]bool
+	// Dropped[k][row] reports that the row carried the key with a value
+	// that is not an integer (a problem naming file, key and value is
+	// recorded): the cell has no value, but the row is not missing the key.
+	Dropped [][]bool
 }
 
 // Rows reports the number of processes.
@@ -55,12 +64,13 @@ func (t *InfoTable) Key(key string) int {
 	return -1
 }
 
-// Uniform reports whether every row carries every key. The original
-// processor could not handle rows with different key sets.
+// Uniform reports whether every row carries every key, with a value or a
+// dropped one. The original processor could not handle rows with
+// different key sets.
 func (t *InfoTable) Uniform() bool {
-	for _, has := range t.Has {
-		for _, ok := range has {
-			if !ok {
+	for k, has := range t.Has {
+		for row, ok := range has {
+			if !ok && !t.Dropped[k][row] {
 				return false
 			}
 		}
@@ -76,11 +86,13 @@ const (
 	KindServer                // type 2
 )
 
-// StatTable holds the `show stat` rows of every process, concatenated in
-// file name order. Columns are found by header name; only the columns the
-// pipeline's stages asked for are materialised.
+// StatTable holds `show stat` rows: every row of every process for a
+// Stage, or one batch of rows of one file for a Fold. Rows are in file name
+// order, then in file order. Columns are found by header name; only the
+// columns the stages asked for are present.
 type StatTable struct {
-	// Procs lists the socket name of every `*_stat` file that contributed rows.
+	// Procs lists the socket name of every `*_stat` file that contributed
+	// rows so far.
 	Procs []string
 	// Proc is, per row, the index into Procs of the file it came from.
 	Proc []int32
@@ -88,21 +100,27 @@ type StatTable struct {
 	Kind []uint8
 	// Px and Sv are the raw pxname and svname of every row.
 	Px, Sv []string
-	// PxName and SvName are Px and Sv with every '.' replaced by '_', the
-	// form used in metric paths; rows whose names become equal merge.
+	// PxName and SvName are Px and Sv as they appear in metric paths: every
+	// byte outside [A-Za-z0-9_:-] (a '.' among them) replaced by '_' (see
+	// PathName). Rows whose names become equal are the same object.
 	PxName, SvName []string
+	// PxID and SvID number the names of PxName and SvName: within a
+	// snapshot, rows with equal names have equal numbers and rows with
+	// different names different ones. The numbers are small (below the
+	// number of distinct names the worker has seen), so that a Fold can
+	// index slices with them instead of hashing names.
+	PxID, SvID []uint32
 
-	cols   []*Column
-	index  map[string]int
-	n      int     // rows parsed so far
-	parser *Parser // where the column memory came from
+	cols  []*Column
+	index map[string]int
+	n     int
 }
 
 // Rows reports the number of rows.
 func (t *StatTable) Rows() int { return t.n }
 
 // Column returns the column with that header name, or nil when no file of
-// the snapshot had it or the pipeline did not materialise it.
+// the snapshot had it or no stage asked for it.
 func (t *StatTable) Column(name string) *Column {
 	if i, ok := t.index[name]; ok {
 		return t.cols[i]
@@ -110,7 +128,7 @@ func (t *StatTable) Column(name string) *Column {
 	return nil
 }
 
-// Columns returns the materialised columns in first-seen header order.
+// Columns returns the columns present, in first-seen header order.
 func (t *StatTable) Columns() []*Column { return t.cols }
 
 // Column is one numeric CSV field over all rows. Empty cells, cells of rows
@@ -145,3 +163,102 @@ type FileError struct {
 
 func (e *FileError) Error() string { return fmt.Sprintf("%s: %v", e.File, e.Err) }
 func (e *FileError) Unwrap() error { return e.Err }
+
+// column returns the column named name, adding it (all rows null) when
+// absent.
+func (t *StatTable) column(name string) *Column {
+	if i, ok := t.index[name]; ok {
+		return t.cols[i]
+	}
+	if t.index == nil {
+		t.index = make(map[string]int)
+	}
+	c := &Column{Name: name}
+	c.resize(t.n)
+	t.index[name] = len(t.cols)
+	t.cols = append(t.cols, c)
+	return c
+}
+
+// resize makes room for n rows; new rows are null.
+func (c *Column) resize(n int) {
+	old := len(c.Values)
+	if n <= cap(c.Values) {
+		c.Values = c.Values[:n]
+	} else {
+		v := make([]float64, n, max(n, 2*cap(c.Values)))
+		copy(v, c.Values)
+		c.Values = v
+	}
+	clear(c.Values[old:n])
+	words := (n + 63) / 64
+	oldWords := len(c.null)
+	if words <= cap(c.null) {
+		c.null = c.null[:words]
+	} else {
+		b := make([]uint64, words, max(words, 2*cap(c.null)))
+		copy(b, c.null)
+		c.null = b
+	}
+	for i := oldWords; i < words; i++ {
+		c.null[i] = ^uint64(0)
+	}
+	// Bits of rows [old, n) in the word that was already there.
+	if old < n && old&63 != 0 && oldWords > 0 {
+		c.null[oldWords-1] |= ^uint64(0) << (uint(old) & 63)
+	}
+}
+
+// truncate empties the table, keeping its memory, its columns and Procs
+// (a batch keeps the socket names of the snapshot so far).
+func (t *StatTable) truncate() {
+	t.n = 0
+	t.Proc, t.Kind = t.Proc[:0], t.Kind[:0]
+	clear(t.Px)
+	clear(t.Sv)
+	clear(t.PxName)
+	clear(t.SvName)
+	t.Px, t.Sv, t.PxName, t.SvName = t.Px[:0], t.Sv[:0], t.PxName[:0], t.SvName[:0]
+	t.PxID, t.SvID = t.PxID[:0], t.SvID[:0]
+	for _, c := range t.cols {
+		c.Values, c.null = c.Values[:0], c.null[:0]
+	}
+}
+
+// reset empties the table for a new snapshot.
+func (t *StatTable) reset() {
+	t.truncate()
+	clear(t.Procs)
+	t.Procs = t.Procs[:0]
+}
+
+// appendRows appends the rows of b, and the values of the columns t has;
+// t's Procs must be b's.
+func (t *StatTable) appendRows(b *StatTable) {
+	n := t.n + b.n
+	t.Procs = b.Procs
+	t.Proc = append(t.Proc, b.Proc[:b.n]...)
+	t.Kind = append(t.Kind, b.Kind[:b.n]...)
+	t.Px = append(t.Px, b.Px[:b.n]...)
+	t.Sv = append(t.Sv, b.Sv[:b.n]...)
+	t.PxName = append(t.PxName, b.PxName[:b.n]...)
+	t.SvName = append(t.SvName, b.SvName[:b.n]...)
+	t.PxID = append(t.PxID, b.PxID[:b.n]...)
+	t.SvID = append(t.SvID, b.SvID[:b.n]...)
+	for _, c := range t.cols {
+		start := t.n
+		c.resize(n)
+		src := b.Column(c.Name)
+		if src == nil {
+			continue
+		}
+		copy(c.Values[start:], src.Values[:b.n])
+		for i := range b.n {
+			if !src.Null(i) {
+				r := start + i
+				c.null[r>>6] &^= 1 << (uint(r) & 63)
+			}
+		}
+	}
+	t.n = n
+}

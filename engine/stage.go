@@ -5,18 +5,29 @@ import (
 	"errors"
 )
 
-// Stage computes metrics from a snapshot.
+// Stage computes metrics from a materialised snapshot: every row of every
+// `*_stat` file, with the columns it asked for (see ColumnUser).
 //
 // Process is called once per snapshot. It must treat snap as read-only and
 // must not keep snap, its tables or its slices after returning. It emits
 // every metric it computes through emit; a metric whose value is NaN is
-// counted but not sent. Returning an error discards everything the stage
-// emitted for this snapshot (the other stages' metrics are still sent);
-// returning ErrSkip means the stage had nothing to do, so the pipeline
-// reports no timing for it.
+// counted but not sent. The pipeline holds a stage's lines until Process
+// returns: returning an error discards all of them (the other stages'
+// metrics are still sent); returning ErrSkip means the stage had nothing
+// to do, so the pipeline reports no timing for it.
 //
-// A Stage value is used by one snapshot at a time unless it documents that
-// it is safe for concurrent use; the built-in stages are.
+// Concurrency: the pipeline runs its stages concurrently over a snapshot
+// (a fan-out: every stage sees the same snapshot, none sees another's
+// output), and one Pipeline serves every worker, so Process is called
+// concurrently for different snapshots. A Stage must be safe for
+// concurrent use, or serialize its calls itself (the WebAssembly stages
+// do, honouring ctx while they wait). A stage that keeps state between
+// snapshots sees them in the order its calls happen, which with several
+// workers is not always timestamp order.
+//
+// A materialised table costs memory in proportion to the rows (about 90
+// thousand rows for 8 processes of 1000 backends of 10 servers). A stage
+// that aggregates rows into objects should be a Folder instead.
 type Stage interface {
 	Process(ctx context.Context, snap *Snapshot, emit Emitter) error
 }
@@ -34,17 +45,72 @@ func (f StageFunc) Process(ctx context.Context, snap *Snapshot, emit Emitter) er
 var ErrSkip = errors.New("stage not applicable to this snapshot")
 
 // ColumnUser is implemented by stages that read only some `show stat`
-// columns. When every stage of a pipeline implements it, the parser
-// materialises only the union of those columns; otherwise all of them.
+// columns. The parser materialises, for the stages of a pipeline, only the
+// union of the columns they ask for, or every column when one of them does
+// not implement ColumnUser. `pxname`, `svname` and `type` are always read.
 type ColumnUser interface {
 	Columns() []string
 }
 
-// StageSpec places a stage in a pipeline.
+// Folder is a stage that computes its metrics from the rows as the parser
+// reads them, one batch of rows at a time, instead of from a materialised
+// table: its memory is proportional to the objects it aggregates (the
+// frontends, backends and servers), not to the rows, and it never waits
+// for a table to be built. The built-in stages are Folders.
+//
+// A Folder is shared by every worker and must be safe for concurrent use.
+// The state of one snapshot lives in a Fold, which the pipeline keeps per
+// worker and reuses from snapshot to snapshot.
+type Folder interface {
+	// Columns reports the `show stat` columns the fold reads.
+	Columns() []string
+	// NewFold returns fresh per-snapshot state.
+	NewFold() Fold
+}
+
+// KindColumner is an optional interface of a Folder that reads some
+// columns only in rows of some kinds. KindColumns(kind) reports the columns
+// it reads in rows of that kind (KindFrontend, KindBackend, KindServer,
+// KindOther); their union must be within Columns. When every Folder of a
+// pipeline implements it and no Stage needs the table, the parser reads in
+// each row only the columns some Folder reads for its kind, and leaves the
+// other cells of the row null (value 0): a server row, for one, is not
+// read past the last server column. A row is a FRONTEND or BACKEND row by
+// its svname; server and listener rows are told apart by their type, so
+// they are read alike.
+type KindColumner interface {
+	KindColumns(kind uint8) []string
+}
+
+// Fold is the state of a Folder for the snapshot being processed. The
+// pipeline uses a Fold from one goroutine at a time: Reset, then Rows for
+// every batch of every `*_stat` file in file name order, then Finish.
+type Fold interface {
+	// Reset starts a new snapshot named name: forget everything about the
+	// previous one (keeping allocated memory for reuse).
+	Reset(name string)
+	// Rows folds a batch of rows of one `*_stat` file: rows [0, Rows())
+	// with the columns the Folder asked for. The batch, its slices and its
+	// columns are reused once Rows returns and must not be kept.
+	Rows(batch *StatTable)
+	// Finish emits the metrics of the snapshot once every file was read.
+	// snap holds the daemon table (Info), the file counts and problems; its
+	// Stats table is empty unless a Stage of the pipeline needs rows.
+	//
+	// The lines of a Fold are sent as it emits them, in chunks, so that
+	// the output of a large snapshot is never held in memory: an error
+	// returned after emitting cannot take back what was already sent. It
+	// is logged and counted as for a Stage.
+	Finish(ctx context.Context, snap *Snapshot, emit Emitter) error
+}
+
+// StageSpec places a stage in a pipeline. Exactly one of Stage and Folder
+// is set.
 type StageSpec struct {
 	// Name identifies the stage in logs and self-metrics.
-	Name  string
-	Stage Stage
+	Name   string
+	Stage  Stage
+	Folder Folder
 	// TimeMetric is the self-metric that reports the stage's wall-clock
 	// time (the built-in stages use the original's WallClockTime* names).
 	// When empty, the stage is an extension: the pipeline reports

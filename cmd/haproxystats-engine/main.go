@@ -20,7 +20,7 @@ import (
 	"github.com/haproxystats-go/haproxystats/internal/buildinfo"
 	"github.com/haproxystats-go/haproxystats/internal/config"
 	"github.com/haproxystats-go/haproxystats/internal/graphite"
-	"github.com/haproxystats-go/haproxystats/internal/pipeline"
+	"github.com/haproxystats-go/haproxystats/internal/cases"
 	"github.com/haproxystats-go/haproxystats/internal/process"
 )
 
@@ -97,13 +97,13 @@ func testCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	passed, failed := 0, 0
 	for _, c := range cases {
-		r := enginetest.Run(ctx, c, pipeline.BuildCase)
+		r := enginetest.Run(ctx, c, cases.Build)
 		if *update && r.Err == nil {
 			if err := enginetest.Update(r); err != nil {
 				fmt.Fprintln(stderr, "haproxystats-engine test:", err)
 				return 2
 			}
-			r = enginetest.Run(ctx, c, pipeline.BuildCase)
+			r = enginetest.Run(ctx, c, cases.Build)
 		}
 		enginetest.Report(stdout, r, *verbose)
 		if r.Passed() {

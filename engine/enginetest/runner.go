@@ -1,6 +1,7 @@
 package enginetest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -27,6 +28,9 @@ type Setup struct {
 	// LocalStore reports whether the configuration enables [local-store];
 	// its files are then compared with expected-local-store/.
 	LocalStore bool
+	// Close, when set, releases what the pipeline holds (WebAssembly
+	// runtimes); Run calls it when the case is done.
+	Close func() error
 }
 
 // Build makes the pipeline for a case from its configuration file. Relative
@@ -98,6 +102,9 @@ func Run(ctx context.Context, c Case, build Build) *Result {
 		r.Err = err
 		return r
 	}
+	if setup.Close != nil {
+		defer setup.Close()
+	}
 	outcome := readOutcome(filepath.Join(c.Dir, "outcome.txt"))
 	refFailed := outcome["worker-crash"] == "yes"
 
@@ -111,13 +118,13 @@ func Run(ctx context.Context, c Case, build Build) *Result {
 	perSnapshot := map[string][]byte{}
 	var left []string
 	for _, name := range snaps {
-		out, err := setup.Pipeline.ProcessDir(ctx, filepath.Join(incoming, name))
-		if err != nil {
+		var out bytes.Buffer
+		if _, err := setup.Pipeline.ProcessDir(ctx, filepath.Join(incoming, name), &out); err != nil {
 			left = append(left, name)
 			continue
 		}
-		all = append(all, out.Lines...)
-		perSnapshot[name] = out.Lines
+		all = append(all, out.Bytes()...)
+		perSnapshot[name] = out.Bytes()
 	}
 	r.Output = Normalize(all)
 	expected, err := os.ReadFile(filepath.Join(c.Dir, "expected.txt"))

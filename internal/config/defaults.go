@@ -69,6 +69,8 @@ var table = []option{
 	{section: SectionProcess, name: "liveness-check-interval", value: "10"},
 	{section: SectionProcess, name: "stages", unset: true},
 	{section: SectionProcess, name: "stage-cache-dir", value: "${paths:base-dir}/stage-cache"},
+	{section: SectionProcess, name: "max-file-size", value: "268435456"},
+	{section: SectionProcess, name: "memory-budget", value: "16777216"},
 
 	{section: SectionGraphite, name: "server", value: "127.0.0.1"},
 	{section: SectionGraphite, name: "port", value: "3002"},

@@ -67,6 +67,11 @@ type Process struct {
 	Stages []string
 	// StageCacheDir holds the compiled stage modules between restarts.
 	StageCacheDir string
+	// MaxFileSize is the largest snapshot file read, in bytes.
+	MaxFileSize int64
+	// MemoryBudget bounds the working memory of the snapshots processed
+	// at once, in bytes; 0 = no bound.
+	MemoryBudget int64
 }
 
 // Graphite is the validated [graphite] section.
@@ -169,6 +174,8 @@ func (c *Config) ProcessSettings() (*ProcessSettings, error) {
 		PerProcessMetrics:     k.boolean(p, "per-process-metrics"),
 		CalculatePercentages:  k.boolean(p, "calculate-percentages"),
 		LivenessCheckInterval: k.seconds(p, "liveness-check-interval", false),
+		MaxFileSize:           int64(k.integer(p, "max-file-size", 1, math.MaxInt)),
+		MemoryBudget:          int64(k.integer(p, "memory-budget", 0, math.MaxInt)),
 	}
 	ps.Process.StageCacheDir, _ = k.str(p, "stage-cache-dir")
 	if v, ok := k.str(p, "stages"); ok {

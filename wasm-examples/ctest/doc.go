@@ -4,7 +4,7 @@
 // wasm-examples/build-c-rust.sh into a temporary directory, then:
 //
 //   - TestExamples runs each example's test case as `haproxystats-engine
-//     test` does (enginetest.Run with pipeline.BuildCase);
+//     test` does (enginetest.Run with cases.Build);
 //     TestExampleOptions and TestRsavailTransitions check the examples'
 //     options and the state rsavail keeps between snapshots;
 //   - TestSDK runs testdata/sdkc.c and testdata/sdkrs.rs, the same stage

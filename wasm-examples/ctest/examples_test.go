@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/haproxystats-go/haproxystats/engine"
-	"github.com/haproxystats-go/haproxystats/internal/pipeline"
+	"github.com/haproxystats-go/haproxystats/internal/cases"
 	"github.com/haproxystats-go/haproxystats/internal/testenv"
 	"github.com/haproxystats-go/haproxystats/internal/wasmstage"
 )
@@ -47,7 +47,7 @@ func TestExamples(t *testing.T) {
 	for _, name := range examples(t) {
 		t.Run(name, func(t *testing.T) {
 			module := built(t, name)
-			testenv.ExampleCase(t, name, filepath.Join(examplesDir, name), module, pipeline.BuildCase, *update)
+			testenv.ExampleCase(t, name, filepath.Join(examplesDir, name), module, cases.Build, *update)
 		})
 	}
 }

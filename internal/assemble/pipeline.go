@@ -1,4 +1,4 @@
-package pipeline
+package assemble
 
 import (
 	"context"
@@ -12,7 +12,6 @@ import (
 
 	"github.com/haproxystats-go/haproxystats/builtin"
 	"github.com/haproxystats-go/haproxystats/engine"
-	"github.com/haproxystats-go/haproxystats/engine/enginetest"
 	"github.com/haproxystats-go/haproxystats/internal/config"
 	"github.com/haproxystats-go/haproxystats/internal/wasmstage"
 )
@@ -31,17 +30,20 @@ type Options struct {
 	// Hostname overrides os.Hostname for prefix-hostname (tests).
 	Hostname string
 	Logger   *slog.Logger
+	// Stages are a Go program's own stages, run next to the built-in and
+	// WebAssembly ones (see haproxystats/daemon.Options.Stages).
+	Stages []engine.StageSpec
 }
 
-// Result is an assembled pipeline and the settings it was built from.
-type Result struct {
+// Built is an assembled pipeline and the settings it was built from.
+type Built struct {
 	Pipeline *engine.Pipeline
 	Settings *config.ProcessSettings
 	closers  []io.Closer
 }
 
 // Close releases the WebAssembly runtimes of the stages.
-func (r *Result) Close() error {
+func (r *Built) Close() error {
 	var errs []error
 	for _, c := range r.closers {
 		errs = append(errs, c.Close())
@@ -50,7 +52,7 @@ func (r *Result) Close() error {
 }
 
 // New validates the process settings of cfg and builds the pipeline.
-func New(cfg *config.Config, opts Options) (*Result, error) {
+func New(cfg *config.Config, opts Options) (*Built, error) {
 	settings, err := cfg.ProcessSettings()
 	if err != nil {
 		return nil, err
@@ -81,27 +83,14 @@ func New(cfg *config.Config, opts Options) (*Result, error) {
 		CalculatePercentages: p.CalculatePercentages,
 		Logger:               logger,
 	}
+	if p.ExcludeFrontends != "" {
+		bopts.ExcludeFrontends = builtin.NewExclusions(resolve(opts.Dir, p.ExcludeFrontends), logger)
+	}
+	if p.ExcludeBackends != "" {
+		bopts.ExcludeBackends = builtin.NewExclusions(resolve(opts.Dir, p.ExcludeBackends), logger)
+	}
 	var errs []error
-	for _, ex := range []struct {
-		option, path string
-		names        *[]string
-	}{
-		{"exclude-frontends", p.ExcludeFrontends, &bopts.ExcludeFrontends},
-		{"exclude-backends", p.ExcludeBackends, &bopts.ExcludeBackends},
-	} {
-		if ex.path == "" {
-			continue
-		}
-		names, err := builtin.ReadExclusions(resolve(opts.Dir, ex.path))
-		if err != nil {
-			errs = append(errs, fmt.Errorf("[process] %s = %q: %w", ex.option, ex.path, err))
-		}
-		*ex.names = names
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	r := &Result{Settings: settings}
+	r := &Built{Settings: settings}
 	stages := builtin.Stages(bopts)
 	for _, name := range p.Stages {
 		st, err := wasmStage(cfg, name, opts, p.StageCacheDir, logger)
@@ -116,7 +105,12 @@ func New(cfg *config.Config, opts Options) (*Result, error) {
 		r.Close()
 		return nil, err
 	}
-	r.Pipeline, err = engine.NewPipeline(engine.Config{Paths: paths, Logger: logger}, stages...)
+	r.Pipeline, err = engine.NewPipeline(engine.Config{
+		Paths:        paths,
+		Logger:       logger,
+		MaxFileSize:  p.MaxFileSize,
+		MemoryBudget: p.MemoryBudget,
+	}, append(stages, opts.Stages...)...)
 	if err != nil {
 		r.Close()
 		return nil, err
@@ -191,20 +185,16 @@ func resolve(dir, path string) string {
 	return filepath.Join(dir, path)
 }
 
-// BuildCase is the enginetest.Build of haproxystats-engine test and of the
-// conformance tests: the case's haproxystats.conf alone (everything else
-// at its default), relative paths resolved against the case directory,
-// no host name in the prefix unless the case asks for it.
-func BuildCase(caseDir, confFile string) (*enginetest.Setup, error) {
+// ForCase builds the pipeline of a golden case (haproxystats-engine test
+// and the conformance tests): the case's haproxystats.conf alone
+// (everything else at its default), relative paths resolved against the
+// case directory, no host name in the prefix unless the case asks for it.
+func ForCase(caseDir, confFile string) (*Built, error) {
 	cfg, err := config.LoadFiles(nil, confFile)
 	if err != nil {
 		return nil, err
 	}
-	r, err := New(cfg, Options{Dir: caseDir, ConfigDir: caseDir, Hostname: "localhost", StageCacheDir: userCache()})
-	if err != nil {
-		return nil, err
-	}
-	return &enginetest.Setup{Pipeline: r.Pipeline, LocalStore: r.Settings.LocalStore.Enabled}, nil
+	return New(cfg, Options{Dir: caseDir, ConfigDir: caseDir, Hostname: "localhost", StageCacheDir: userCache()})
 }
 
 // userCache is where haproxystats-engine keeps compiled stage modules

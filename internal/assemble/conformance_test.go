@@ -1,4 +1,4 @@
-package pipeline
+package assemble_test
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/haproxystats-go/haproxystats/engine/enginetest"
+	"github.com/haproxystats-go/haproxystats/internal/cases"
 )
 
 var update = flag.Bool("update", false, "rewrite expected.txt of the cases from the output")
@@ -17,16 +18,16 @@ var update = flag.Bool("update", false, "rewrite expected.txt of the cases from 
 // as `haproxystats-engine test`. It is the drop-in promise: the output of
 // the original for real HAProxy snapshots.
 func TestConformance(t *testing.T) {
-	cases, err := enginetest.Find(filepath.Join("..", "..", "testdata", "conformance"))
+	all, err := enginetest.Find(filepath.Join("..", "..", "testdata", "conformance"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cases) < 25 {
-		t.Fatalf("found %d cases, want the 25 of the corpus", len(cases))
+	if len(all) < 25 {
+		t.Fatalf("found %d cases, want the 25 of the corpus", len(all))
 	}
-	for _, c := range cases {
+	for _, c := range all {
 		t.Run(c.Name, func(t *testing.T) {
-			r := enginetest.Run(context.Background(), c, BuildCase)
+			r := enginetest.Run(context.Background(), c, cases.Build)
 			if *update {
 				if err := enginetest.Update(r); err != nil {
 					t.Fatal(err)
@@ -57,7 +58,7 @@ func TestReferenceFailureCases(t *testing.T) {
 		"garbage-stat": {"loadbalancers.haproxy.haproxystats.RejectedFiles 1 ", "loadbalancers.haproxy.frontend."},
 	} {
 		dir := filepath.Join("..", "..", "testdata", "conformance", name)
-		r := enginetest.Run(context.Background(), enginetest.Case{Name: name, Dir: dir}, BuildCase)
+		r := enginetest.Run(context.Background(), enginetest.Case{Name: name, Dir: dir}, cases.Build)
 		if !r.Passed() {
 			t.Errorf("%s does not pass", name)
 		}

@@ -1,0 +1,82 @@
+package engine
+
+import (
+	"context"
+	"sync"
+)
+
+// budget hands out the working memory of snapshots (work values) so that
+// the memory held by all of them, busy or kept for reuse, stays within a
+// number of bytes. A work value's size is what it held after its last
+// snapshot; a new one is counted at the size of the largest seen so far.
+// When a call would go past the budget it waits for a work value to be
+// released, except that one call always proceeds. Work values beyond the
+// budget are dropped for the garbage collector.
+type budget struct {
+	limit int64 // 0: no limit
+
+	mu      sync.Mutex
+	idle    []*work
+	held    int64 // sizes of every work value alive, busy or idle
+	busy    int
+	largest int64
+	wake    chan struct{} // closed and replaced when a work value is released
+}
+
+// maxIdle bounds the work values kept for reuse without a budget.
+const maxIdle = 16
+
+func newBudget(limit int64) *budget {
+	return &budget{limit: limit, wake: make(chan struct{})}
+}
+
+// acquire returns a work value, waiting while the budget is spent.
+func (b *budget) acquire(ctx context.Context, newWork func() *work) (*work, error) {
+	for {
+		b.mu.Lock()
+		if n := len(b.idle); n > 0 {
+			w := b.idle[n-1]
+			b.idle[n-1] = nil
+			b.idle = b.idle[:n-1]
+			b.busy++
+			b.mu.Unlock()
+			return w, nil
+		}
+		if b.limit == 0 || b.busy == 0 || b.held+b.largest <= b.limit {
+			b.busy++
+			est := b.largest
+			b.held += est
+			b.mu.Unlock()
+			w := newWork()
+			w.held = est
+			return w, nil
+		}
+		wake := b.wake
+		b.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// release takes back w, whose size was just measured (a new one counts
+// from zero), and keeps it for reuse unless the budget is spent; a broken
+// w (a stage panicked while using it) is dropped.
+func (b *budget) release(w *work, broken bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.busy--
+	b.held += w.size - w.held
+	w.held = w.size
+	b.largest = max(b.largest, w.size)
+	over := b.limit > 0 && b.held > b.limit && (b.busy > 0 || len(b.idle) > 0)
+	if broken || over || len(b.idle) >= maxIdle {
+		b.held -= w.held
+	} else {
+		b.idle = append(b.idle, w)
+	}
+	close(b.wake)
+	b.wake = make(chan struct{})
+}

@@ -1,0 +1,225 @@
+package engine
+
+import (
+	"bytes"
+	"io"
+	"math"
+	"sync"
+	"unsafe"
+)
+
+// chunkSize is the size at which a stage's lines are handed to the output:
+// the output of a snapshot is never held whole, only a chunk per stage.
+const chunkSize = 64 << 10
+
+// output serializes the chunks of the stages of one snapshot into the
+// caller's writer. The first write error sticks: later chunks are dropped.
+type output struct {
+	mu    sync.Mutex
+	w     io.Writer
+	err   error
+	lines int
+	bytes int
+}
+
+// write hands p, whole lines, to the writer.
+func (o *output) write(p []byte, lines int) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.err != nil {
+		return o.err
+	}
+	if _, err := o.w.Write(p); err != nil {
+		o.err = err
+		return err
+	}
+	o.lines += lines
+	o.bytes += len(p)
+	return nil
+}
+
+// failed returns the first write error.
+func (o *output) failed() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.err
+}
+
+// lineWriter is the Emitter the pipeline hands to a stage: it formats
+// every metric into a chunk and hands full chunks to the output. A
+// holding writer (for a Stage, whose output is discarded when it fails)
+// keeps every line until commit.
+type lineWriter struct {
+	paths *Paths
+	ts    string
+	out   *output
+	hold  bool
+
+	buf   []byte
+	lines int // in buf
+	count int // metrics emitted, NaN included
+	err   error
+
+	// The group of the last grouped object, and the path prefix of the
+	// last object: consecutive metrics of one object reuse both.
+	groupKey  objectKey
+	group     string
+	prefixKey objectKey
+	prefix    []byte
+}
+
+type objectKey struct {
+	scope       Scope
+	group       string
+	object, srv string
+}
+
+// same reports whether k and o are the same object; the names of one
+// object are usually the same strings (interned), which is checked first.
+func (k *objectKey) same(o *objectKey) bool {
+	return k.scope == o.scope && sameString(k.object, o.object) && sameString(k.srv, o.srv) && sameString(k.group, o.group)
+}
+
+func sameString(a, b string) bool {
+	return len(a) == len(b) && (len(a) == 0 || unsafe.StringData(a) == unsafe.StringData(b) || a == b)
+}
+
+// start prepares w for a snapshot.
+func (w *lineWriter) start(paths *Paths, ts string, out *output, hold bool) {
+	w.paths, w.ts, w.out, w.hold = paths, ts, out, hold
+	w.buf, w.lines, w.count, w.err = w.buf[:0], 0, 0, nil
+	w.groupKey, w.group = objectKey{}, ""
+	w.prefixKey, w.prefix = objectKey{}, w.prefix[:0]
+	if cap(w.buf) < chunkSize+1024 && !hold {
+		w.buf = make([]byte, 0, chunkSize+1024)
+	}
+}
+
+// flush hands the buffered lines to the output.
+func (w *lineWriter) flush() {
+	if len(w.buf) > 0 && w.err == nil {
+		if w.hold {
+			w.err = w.commitHeld()
+		} else {
+			w.err = w.out.write(w.buf, w.lines)
+		}
+	}
+	w.buf, w.lines = w.buf[:0], 0
+}
+
+// commitHeld writes the held lines in chunks of whole lines.
+func (w *lineWriter) commitHeld() error {
+	b := w.buf
+	for len(b) > 0 {
+		n := len(b)
+		if n > chunkSize {
+			n = bytes.LastIndexByte(b[:chunkSize], '\n') + 1
+			if n == 0 { // a line longer than a chunk
+				n = bytes.IndexByte(b, '\n') + 1
+			}
+		}
+		if err := w.out.write(b[:n], bytes.Count(b[:n], []byte{'\n'})); err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+// discard drops the held lines (the stage failed).
+func (w *lineWriter) discard() { w.buf, w.lines = w.buf[:0], 0 }
+
+func (w *lineWriter) Emit(m Metric) {
+	w.count++
+	if math.IsNaN(m.Value) || math.IsInf(m.Value, 0) || w.err != nil {
+		return
+	}
+	switch m.Scope {
+	case ScopeFrontend:
+		w.grouped(m, 0, w.paths.FrontendGroups, m.Object)
+	case ScopeBackend, ScopeServer:
+		w.grouped(m, 1, w.paths.BackendGroups, m.Object)
+	case ScopeAggrServer:
+		w.grouped(m, 2, w.paths.ServerGroups, m.Server)
+	case ScopeDaemon, ScopeProcess, ScopeSelf, ScopePath:
+		w.line(m, "")
+	}
+	if !w.hold && len(w.buf) >= chunkSize {
+		w.flush()
+	}
+}
+
+func (w *lineWriter) grouped(m Metric, kind int, groups []Group, name string) {
+	if len(groups) == 0 || w.paths.GroupNamespace == "" {
+		w.line(m, "")
+		return
+	}
+	if w.groupKey.scope != Scope(kind) || !sameString(w.groupKey.object, name) {
+		w.groupKey, w.group = objectKey{scope: Scope(kind), object: name}, w.paths.groupOf(kind, groups, PathName(name))
+	}
+	if w.group != "" {
+		w.line(m, w.group)
+		if !w.paths.DoubleWrites {
+			return
+		}
+	}
+	w.line(m, "")
+}
+
+var sections = [...]string{
+	ScopeDaemon:     "daemon.",
+	ScopeProcess:    "daemon.process.",
+	ScopeFrontend:   "frontend.",
+	ScopeBackend:    "backend.",
+	ScopeServer:     "backend.",
+	ScopeAggrServer: "server.",
+	ScopeSelf:       "haproxystats.",
+	ScopePath:       "",
+}
+
+// line appends `P[.G.group].<section>[<object>.][server.<srv>.]<name> <value> <ts>\n`.
+func (w *lineWriter) line(m Metric, group string) {
+	k := objectKey{m.Scope, group, m.Object, m.Server}
+	if m.Scope == ScopeDaemon || m.Scope == ScopeSelf || m.Scope == ScopePath {
+		k.object, k.srv = "", ""
+	} else if m.Scope == ScopeAggrServer {
+		k.object = ""
+	}
+	if !k.same(&w.prefixKey) || len(w.prefix) == 0 {
+		w.prefixKey = k
+		b := append(w.prefix[:0], w.paths.Prefix...)
+		b = append(b, '.')
+		if group != "" {
+			b = append(b, w.paths.GroupNamespace...)
+			b = append(b, '.')
+			b = appendName(b, group)
+			b = append(b, '.')
+		}
+		b = append(b, sections[m.Scope]...)
+		if k.object != "" {
+			b = appendName(b, k.object)
+			b = append(b, '.')
+		}
+		if k.srv != "" {
+			if m.Scope == ScopeServer {
+				b = append(b, "server."...)
+			}
+			b = appendName(b, k.srv)
+			b = append(b, '.')
+		}
+		w.prefix = b
+	}
+	b := append(w.buf, w.prefix...)
+	if m.Scope == ScopePath {
+		b = appendPath(b, m.Name)
+	} else {
+		b = appendName(b, m.Name)
+	}
+	b = append(b, ' ')
+	b = AppendValue(b, m.Value)
+	b = append(b, ' ')
+	b = append(b, w.ts...)
+	b = append(b, '\n')
+	w.buf = b
+	w.lines++
+}
