@@ -71,27 +71,40 @@ func columns(ss []series) []string {
 }
 
 // aggregator folds the rows of a snapshot into per-object accumulators:
-// objects (keyed by a number made of the rows' name numbers, numbered in
-// first-seen order), and per series the sum of the column over the
-// object's rows (or over its served rows). It holds what the metrics need
-// and nothing per row. Not safe for concurrent use.
+// objects (keyed by a number made of the rows' name numbers), and per
+// series the sum of the column over the object's rows (or over its served
+// rows). It holds what the metrics need and nothing per row. Not safe for
+// concurrent use.
+//
+// The objects of a load balancer are the same from one snapshot to the
+// next, so an object keeps its slot (and its key's entry in the index)
+// across snapshots while the name numbers stay valid (the batches'
+// NameEpoch): finding a row's object is then a look-up, never an insertion,
+// and a snapshot resets only the slots it used.
 type aggregator struct {
 	series []series
-	// An object's number by key: dense (a slice indexed by the key, -1
-	// for none) for keys that are one name number, a map for pairs.
+	// A key's slot: dense (a slice indexed by the key, -1 for none) for
+	// keys that are one name number, a map for pairs.
 	dense  []int32
 	sparse map[uint64]int32
-	keys   []uint64
-	names  []objectName // per object
-	rows   []float64    // per object, its rows
-	served []float64    // per object, its rows with lbtot > 0
-	sums   [][]float64  // per series, per object
+	epoch  uint64 // NameEpoch of the keys in the index
+
+	names  []objectName // per slot
+	stamp  []uint32     // per slot, the snapshot that last used it
+	gen    uint32       // this snapshot
+	order  []int32      // the slots of this snapshot, in first-seen order
+	rows   []float64    // per slot, its rows
+	served []float64    // per slot, its rows with lbtot > 0
+	sums   [][]float64  // per series, per slot
 	seen   []bool       // per series: a file of the snapshot has the column
 
-	// Per batch: the selected rows and their objects, and those of them
+	// Per batch: the selected rows and their slots, and those of them
 	// with lbtot > 0.
 	sel, obj             []int32
 	servedSel, servedObj []int32
+	// The labels of the series present, and one object's values.
+	labels []string
+	values []float64
 }
 
 // objectName is the proxy (or the server alone) and the server of an
@@ -108,28 +121,46 @@ func newAggregator(ss []series, pairs bool) *aggregator {
 	return a
 }
 
+// reset starts a snapshot; the slots of the last one are zeroed, and every
+// slot is forgotten when they have piled up (objects churn).
 func (a *aggregator) reset() {
-	if a.sparse != nil {
-		clear(a.sparse)
-	} else {
-		for _, k := range a.keys {
-			a.dense[k] = -1
+	if len(a.names) > 4*len(a.order)+1024 {
+		a.forget()
+	}
+	for _, o := range a.order {
+		a.rows[o], a.served[o] = 0, 0
+		for s := range a.sums {
+			a.sums[s][o] = 0
 		}
 	}
-	clear(a.names)
-	a.keys, a.names, a.rows, a.served = a.keys[:0], a.names[:0], a.rows[:0], a.served[:0]
-	for i := range a.sums {
-		a.sums[i] = a.sums[i][:0]
-	}
+	a.order = a.order[:0]
+	a.gen++
 	clear(a.seen)
 }
 
-// object returns the number of the object of key k, adding it with the
-// names name returns.
+// forget drops every slot and the index (the keys changed meaning).
+func (a *aggregator) forget() {
+	if a.sparse != nil {
+		clear(a.sparse)
+	} else {
+		for i := range a.dense {
+			a.dense[i] = -1
+		}
+	}
+	clear(a.names)
+	a.names, a.stamp, a.order, a.rows, a.served = a.names[:0], a.stamp[:0], a.order[:0], a.rows[:0], a.served[:0]
+	for i := range a.sums {
+		a.sums[i] = a.sums[i][:0]
+	}
+}
+
+// object returns the slot of the object of key k, adding it with the names
+// name returns, and counts it in this snapshot.
 func (a *aggregator) object(k uint64, name func() objectName) int32 {
+	var o int32 = -1
 	if a.sparse != nil {
 		if i, ok := a.sparse[k]; ok {
-			return i
+			o = i
 		}
 	} else {
 		if k >= uint64(len(a.dense)) {
@@ -139,29 +170,37 @@ func (a *aggregator) object(k uint64, name func() objectName) int32 {
 				a.dense[j] = -1
 			}
 		}
-		if i := a.dense[k]; i >= 0 {
-			return i
+		o = a.dense[k]
+	}
+	if o < 0 {
+		o = int32(len(a.names))
+		if a.sparse != nil {
+			a.sparse[k] = o
+		} else {
+			a.dense[k] = o
+		}
+		a.names = append(a.names, name())
+		a.stamp = append(a.stamp, a.gen-1)
+		a.rows = append(a.rows, 0)
+		a.served = append(a.served, 0)
+		for s := range a.sums {
+			a.sums[s] = append(a.sums[s], 0)
 		}
 	}
-	i := int32(len(a.keys))
-	if a.sparse != nil {
-		a.sparse[k] = i
-	} else {
-		a.dense[k] = i
+	if a.stamp[o] != a.gen {
+		a.stamp[o] = a.gen
+		a.order = append(a.order, o)
 	}
-	a.keys = append(a.keys, k)
-	a.names = append(a.names, name())
-	a.rows = append(a.rows, 0)
-	a.served = append(a.served, 0)
-	for s := range a.sums {
-		a.sums[s] = append(a.sums[s], 0)
-	}
-	return i
+	return o
 }
 
 // fold adds the rows of b that selectRow returns true for to their
 // objects: key gives a row's key, name the names of a new object.
 func (a *aggregator) fold(b *engine.StatTable, selectRow func(r int) bool, key func(r int) uint64, name func(r int) objectName) {
+	if b.NameEpoch != a.epoch {
+		a.forget()
+		a.epoch = b.NameEpoch
+	}
 	a.sel, a.obj = a.sel[:0], a.obj[:0]
 	for r := range b.Rows() {
 		if !selectRow(r) {
@@ -198,6 +237,7 @@ func (a *aggregator) fold(b *engine.StatTable, selectRow func(r int) bool, key f
 		if ser.kind == meanServed {
 			sel, obj = a.servedSel, a.servedObj
 		}
+		obj = obj[:len(sel)]
 		for i, r := range sel {
 			sums[obj[i]] += vals[r]
 		}
@@ -215,35 +255,52 @@ func (a *aggregator) present() int {
 	return n
 }
 
-// emit sends the metrics of object o with the template m (scope and
-// names set), and returns how many it sent (NaN included).
-func (a *aggregator) emit(o int, m engine.Metric, emit engine.Emitter) int {
-	n := 0
+// emit sends the metrics of every object, with the template m(o) (scope
+// and names set), through an ObjectEmitter when emit is one.
+func (a *aggregator) emit(emit engine.Emitter, m func(o int) engine.Metric) {
+	a.labels, a.values = a.labels[:0], a.values[:0]
 	for s, ser := range a.series {
-		if !a.seen[s] {
+		if a.seen[s] {
+			a.labels = append(a.labels, ser.label)
+			a.values = append(a.values, 0)
+		}
+	}
+	oe, _ := emit.(engine.ObjectEmitter)
+	for _, o := range a.order {
+		i := 0
+		for s, ser := range a.series {
+			if !a.seen[s] {
+				continue
+			}
+			v := a.sums[s][o]
+			switch ser.kind {
+			case mean:
+				v /= a.rows[o]
+			case meanServed:
+				if a.served[o] == 0 {
+					v = math.NaN()
+				} else {
+					v /= a.served[o]
+				}
+			}
+			a.values[i] = v
+			i++
+		}
+		tmpl := m(int(o))
+		if oe != nil {
+			oe.EmitObject(tmpl, a.labels, a.values)
 			continue
 		}
-		v := a.sums[s][o]
-		switch ser.kind {
-		case mean:
-			v /= a.rows[o]
-		case meanServed:
-			if a.served[o] == 0 {
-				v = math.NaN()
-			} else {
-				v /= a.served[o]
-			}
+		for i, label := range a.labels {
+			tmpl.Name, tmpl.Value = label, a.values[i]
+			emit.Emit(tmpl)
 		}
-		m.Name, m.Value = ser.label, v
-		emit.Emit(m)
-		n++
 	}
-	return n
 }
 
 // Size reports the bytes the aggregator holds.
 func (a *aggregator) Size() int64 {
-	n := int64(cap(a.keys))*8 + int64(cap(a.names))*32 + int64(len(a.sparse))*16 + int64(cap(a.dense))*4 + int64(cap(a.rows)+cap(a.served))*8
+	n := int64(cap(a.stamp)+cap(a.order))*4 + int64(cap(a.names))*32 + int64(len(a.sparse))*16 + int64(cap(a.dense))*4 + int64(cap(a.rows)+cap(a.served))*8
 	for _, s := range a.sums {
 		n += int64(cap(s)) * 8
 	}

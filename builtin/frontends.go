@@ -68,10 +68,10 @@ func (f *proxyFold) Finish(_ context.Context, _ *engine.Snapshot, emit engine.Em
 	if !f.rows {
 		return engine.ErrSkip
 	}
-	for o, name := range f.agg.names {
-		f.agg.emit(o, engine.Metric{Scope: f.scope, Object: name.object}, emit)
-	}
-	emit.Emit(engine.Metric{Scope: engine.ScopeSelf, Name: f.count, Value: float64(1 + len(f.agg.keys)*f.agg.present())})
+	f.agg.emit(emit, func(o int) engine.Metric {
+		return engine.Metric{Scope: f.scope, Object: f.agg.names[o].object}
+	})
+	emit.Emit(engine.Metric{Scope: engine.ScopeSelf, Name: f.count, Value: float64(1 + len(f.agg.order)*f.agg.present())})
 	return nil
 }
 

@@ -93,23 +93,27 @@ func (f *serverFold) Finish(_ context.Context, _ *engine.Snapshot, emit engine.E
 	// (backend, server) pairs, so a backend's count is its number of keys.
 	var backends []string
 	total := map[string]int{}
-	for o, k := range f.agg.names {
-		f.agg.emit(o, engine.Metric{Scope: engine.ScopeServer, Object: k.object, Server: k.server}, emit)
+	f.agg.emit(emit, func(o int) engine.Metric {
+		k := f.agg.names[o]
+		return engine.Metric{Scope: engine.ScopeServer, Object: k.object, Server: k.server}
+	})
+	for _, o := range f.agg.order {
+		k := f.agg.names[o]
 		if total[k.object] == 0 {
 			backends = append(backends, k.object)
 		}
 		total[k.object]++
 	}
-	count += len(f.agg.keys) * per
+	count += len(f.agg.order) * per
 	for _, b := range backends {
 		emit.Emit(engine.Metric{Scope: engine.ScopeBackend, Object: b, Name: "TotalServers", Value: float64(total[b])})
 		count++
 	}
 	if f.aggr != nil {
-		for o, name := range f.aggr.names {
-			f.aggr.emit(o, engine.Metric{Scope: engine.ScopeAggrServer, Server: name.server}, emit)
-		}
-		count += len(f.aggr.keys) * f.aggr.present()
+		f.aggr.emit(emit, func(o int) engine.Metric {
+			return engine.Metric{Scope: engine.ScopeAggrServer, Server: f.aggr.names[o].server}
+		})
+		count += len(f.aggr.order) * f.aggr.present()
 	}
 	emit.Emit(engine.Metric{Scope: engine.ScopeSelf, Name: "MetricsServer", Value: float64(count)})
 	return nil

@@ -47,6 +47,17 @@ type Metric struct {
 	Value  float64
 }
 
+// ObjectEmitter is implemented by the Emitters the pipeline hands to
+// stages: EmitObject emits one metric per name, all of the object that
+// m's Scope, Object and Server name (m.Name and m.Value are ignored), with
+// values[i] the value of names[i]; it is Emit called for each, without
+// building the object's path more than once. Stages that emit many
+// metrics per object use it when the Emitter has it.
+type ObjectEmitter interface {
+	Emitter
+	EmitObject(m Metric, names []string, values []float64)
+}
+
 // Emitter receives the metrics of a stage. Implementations provided by the
 // pipeline are not safe for concurrent use: a stage emits from the
 // goroutine that called Process.

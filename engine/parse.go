@@ -293,18 +293,20 @@ func clip(b []byte) string {
 	return string(b)
 }
 
-// nameEntry is an interned name, its form in paths and the number of that
-// form.
+// nameEntry is an interned name, its form in paths, the number of that
+// form (id) and its own number (num, its index in interner.raws).
 type nameEntry struct {
 	raw, path string
-	id        uint32
+	id, num   uint32
 }
 
 // interner keeps one copy of every proxy and server name, and its path
 // form, across snapshots, and numbers the path forms.
 type interner struct {
 	names map[string]nameEntry
+	raws  []nameEntry       // by num
 	ids   map[string]uint32 // path form -> number
+	epoch uint64            // incremented when the numbering starts again
 }
 
 // maxInterned bounds the name cache; it is emptied when it grows past
@@ -321,6 +323,9 @@ func (in *interner) limit() {
 	if len(in.names) > maxInterned || len(in.ids) > maxInterned {
 		clear(in.names)
 		clear(in.ids)
+		clear(in.raws)
+		in.raws = in.raws[:0]
+		in.epoch++
 	}
 }
 
@@ -341,7 +346,8 @@ func (in *interner) add(b []byte) nameEntry {
 		id = uint32(len(in.ids))
 		in.ids[e.path] = id
 	}
-	e.id = id
+	e.id, e.num = id, uint32(len(in.raws))
 	in.names[s] = e
+	in.raws = append(in.raws, e)
 	return e
 }

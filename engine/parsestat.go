@@ -2,16 +2,13 @@ package engine
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
-	"math/bits"
-	"slices"
 	"strings"
-	"unsafe"
 )
 
-// batchRows is the number of rows handed to the folds at a time.
-const batchRows = 1024
+// batchRows is the number of rows handed to the folds at a time: a batch's
+// columns stay in the processor's caches while the parser writes them.
+const batchRows = 256
 
 // Slot markers of header fields that are not numeric columns.
 const (
@@ -37,31 +34,15 @@ type plan struct {
 	slots []int32   // per header field: a batch column index, a slot marker, or slotSkip
 	last  int       // the last field that is not slotSkip
 	zero  []*Column // batch columns not read in this class: 0 and null
-	// wants lists the fields that are not slotSkip, in order.
-	wants []want
 }
 
-// want is a field a plan reads: into a batch column, or a name or the
-// type (col nil, slot the marker).
-type want struct {
-	field, slot int32
-	col         *Column
-}
-
-func (pl *plan) build(slots []int32, cols []*Column) {
+func (pl *plan) build(slots []int32) {
 	pl.slots = slots
 	pl.last = -1
-	pl.wants = pl.wants[:0]
 	for f, slot := range slots {
-		if slot == slotSkip {
-			continue
+		if slot != slotSkip {
+			pl.last = f
 		}
-		pl.last = f
-		var c *Column
-		if slot >= 0 {
-			c = cols[slot]
-		}
-		pl.wants = append(pl.wants, want{int32(f), slot, c})
 	}
 }
 
@@ -80,9 +61,14 @@ type statParser struct {
 	plans   [classes]plan // per class, when kinds is set and the header starts pxname,svname
 	byClass bool
 	absent  []*Column // batch columns this file does not have
-	spare   []*Column // column memory of earlier snapshots
-	empty   uint32    // the number of the empty name, of rows without one
-	warned  int       // names reported in this snapshot
+	record  int       // records of the file so far
+	svCache *[]uint32 // the file's server name (raw number + 1) per record, from earlier snapshots
+
+	// Across snapshots.
+	cache  map[string]*[]uint32 // svCache per socket name
+	spare  []*Column            // column memory of earlier snapshots
+	empty  nameEntry            // the empty name, of rows without one
+	warned int                  // names reported in this snapshot
 }
 
 // maxNameWarnings bounds the names with unsafe bytes reported per snapshot.
@@ -97,8 +83,13 @@ func (sp *statParser) reset() {
 	clear(b.cols)
 	b.cols = b.cols[:0]
 	clear(b.index)
+	epoch := sp.names.epoch
 	sp.names.limit()
-	sp.empty = sp.names.intern(nil).id
+	if sp.names.epoch != epoch || len(sp.cache) > 1024 {
+		clear(sp.cache) // numbers changed meaning, or sockets churned
+	}
+	b.NameEpoch = sp.names.epoch
+	sp.empty = sp.names.intern(nil)
 	sp.warned = 0
 }
 
@@ -109,11 +100,9 @@ func (sp *statParser) header(file, proc string, line []byte) error {
 	if len(line) == 0 || line[0] != '#' {
 		return fmt.Errorf("%w: first line %q", ErrNotCSV, clip(line))
 	}
-	sp.file = file
 	var slots []int32
 	px, sv := -1, -1
 	seen := make(map[string]bool, 128)
-	b := &sp.batch
 	var names []string
 	for i, name := range strings.Split(strings.TrimSpace(string(line[1:])), ",") {
 		name = strings.TrimSpace(name)
@@ -130,7 +119,7 @@ func (sp *statParser) header(file, proc string, line []byte) error {
 		case name == "" || (sp.want != nil && !sp.want[name]):
 		default:
 			sp.column(name)
-			slot = int32(b.index[name])
+			slot = int32(sp.batch.index[name])
 		}
 		seen[name] = true
 		slots = append(slots, slot)
@@ -139,9 +128,18 @@ func (sp *statParser) header(file, proc string, line []byte) error {
 	if px < 0 || sv < 0 {
 		return fmt.Errorf("%w: header %q has no pxname/svname", ErrNotCSV, clip(line))
 	}
-	sp.all.build(slots, b.cols)
+	b := &sp.batch
+	sp.file = file
+	sp.record = 0
+	if sp.cache == nil {
+		sp.cache = make(map[string]*[]uint32)
+	}
+	if sp.svCache = sp.cache[proc]; sp.svCache == nil {
+		sp.svCache = new([]uint32)
+		sp.cache[proc] = sp.svCache
+	}
+	sp.all.build(slots)
 	sp.all.zero = sp.all.zero[:0]
-
 	b.Procs = append(b.Procs, proc)
 	sp.absent = sp.absent[:0]
 	for _, c := range b.cols {
@@ -157,20 +155,16 @@ func (sp *statParser) header(file, proc string, line []byte) error {
 	}
 	for k := range classes {
 		pl := &sp.plans[k]
-		cs := slices.Grow(pl.slots[:0], len(slots))
+		cs := pl.slots[:0]
+		pl.zero = pl.zero[:0]
 		for f, slot := range slots {
 			if slot >= 0 && !sp.kinds[k][names[f]] {
+				pl.zero = append(pl.zero, b.cols[slot])
 				slot = slotSkip
 			}
 			cs = append(cs, slot)
 		}
-		pl.build(cs, b.cols)
-		pl.zero = pl.zero[:0]
-		for _, slot := range slots {
-			if slot >= 0 && !sp.kinds[k][b.cols[slot].Name] {
-				pl.zero = append(pl.zero, b.cols[slot])
-			}
-		}
+		pl.build(cs)
 	}
 	return nil
 }
@@ -199,8 +193,18 @@ func (sp *statParser) column(name string) *Column {
 // full reports whether the batch holds batchRows rows.
 func (sp *statParser) full() bool { return sp.batch.n >= batchRows }
 
+// setNull makes the cell of row r of c null, and 0.
+func setNull(c *Column, r int) {
+	c.Values[r] = 0
+	c.null[r>>6] |= 1 << (uint(r) & 63)
+}
+
 // row parses one record into the batch. Problems (an unterminated quote, a
 // name with unsafe bytes) are reported to problem.
+//
+// The null bits of a batch start clear and are set for the cells that are
+// empty, not numbers or not read: most cells hold numbers, and cost no
+// write to the bitmap.
 func (sp *statParser) row(line []byte, lineNo int, problem func(error)) {
 	b := &sp.batch
 	r := b.n
@@ -208,9 +212,7 @@ func (sp *statParser) row(line []byte, lineNo int, problem func(error)) {
 		for _, c := range b.cols {
 			c.Values = c.Values[:batchRows]
 			c.null = c.null[:batchRows/64]
-			for i := range c.null {
-				c.null[i] = ^uint64(0)
-			}
+			clear(c.null)
 		}
 	}
 	b.n++
@@ -220,19 +222,19 @@ func (sp *statParser) row(line []byte, lineNo int, problem func(error)) {
 	b.Sv = append(b.Sv, "")
 	b.PxName = append(b.PxName, "")
 	b.SvName = append(b.SvName, "")
-	b.PxID = append(b.PxID, sp.empty)
-	b.SvID = append(b.SvID, sp.empty)
+	b.PxID = append(b.PxID, sp.empty.id)
+	b.SvID = append(b.SvID, sp.empty.id)
 	for _, c := range sp.absent {
-		c.Values[r] = 0
+		setNull(c, r)
 	}
 	typ := int64(-1)
 	pl := &sp.all
-	quoted := !littleEndian || bytes.IndexByte(line, '"') >= 0
+	quoted := bytes.IndexByte(line, '"') >= 0
 	if sp.byClass && !quoted {
 		pl = &sp.plans[rowClass(line)]
 	}
 	for _, c := range pl.zero {
-		c.Values[r] = 0
+		setNull(c, r)
 	}
 	var field int
 	if quoted {
@@ -240,10 +242,10 @@ func (sp *statParser) row(line []byte, lineNo int, problem func(error)) {
 	} else {
 		field = sp.fields(line, r, pl, &typ, problem)
 	}
-	// A short record: the cells it lacks are null, and 0.
+	// A short record: the cells it lacks are null.
 	for ; field <= pl.last && field < len(pl.slots); field++ {
 		if slot := pl.slots[field]; slot >= 0 {
-			b.cols[slot].Values[r] = 0
+			setNull(b.cols[slot], r)
 		}
 	}
 	switch {
@@ -254,6 +256,7 @@ func (sp *statParser) row(line []byte, lineNo int, problem func(error)) {
 	case typ == 2:
 		b.Kind[r] = KindServer
 	}
+	sp.record++
 }
 
 // rowClass returns the class of a record that starts `pxname,svname,`.
@@ -276,133 +279,58 @@ func rowClass(line []byte) int {
 }
 
 // fields stores the cells of one unquoted record, as pl says, and returns
-// the number of fields read. It walks the record field by field, eight
-// bytes at a time: the separators of a word are found at once, a field it
-// does not want costs one load, and a wanted cell of up to eight digits is
-// parsed with a few multiplications. Fields after the last one to store
-// are not looked at.
-//
-// This is the innermost loop of the program (about 5 million fields and 3
-// million numbers per large snapshot), so it reads the record through an
-// unsafe pointer, without bounds checks. What keeps every read in bounds:
-// line has linePad (8) readable bytes past its end (lineReader), a ','
-// is written at line[len(line)] (the newline's place, or padding) so that
-// the last field ends like the others, and every load is at an offset <=
-// len(line): pos is checked before each field. FuzzParseStat runs this
-// code under checkptr (go test -race).
+// the number of fields read. It reads the record once, byte by byte,
+// accumulating each cell's digits while it looks for the separator, so
+// that a number is read once; fields after the last one to store are not
+// looked at. (This is the innermost loop of the program: about 15 million
+// bytes, 5 million fields and 3 million numbers per large snapshot. A
+// simple loop is what the processor's branch predictor and the compiler
+// do best with: eight-bytes-at-a-time variants measured slower.)
 func (sp *statParser) fields(line []byte, r int, pl *plan, typ *int64, problem func(error)) int {
-	n := len(line)
-	ext := line[: n+linePad : n+linePad]
-	ext[n] = ','
-	base := unsafe.Pointer(unsafe.SliceData(ext))
-	// An unaligned 8-byte load, the first byte lowest (see littleEndian).
-	load := func(off int) uint64 { return *(*uint64)(unsafe.Add(base, off)) }
-	word, bit := uint(r)>>6, uint64(1)<<(uint(r)&63)
-	pos, f := 0, 0
-	wants := pl.wants
-	for j := range wants {
-		wt := &wants[j]
-		for f < int(wt.field) { // skip to the wanted field
-			if pos > n {
-				return f
-			}
-			m := commas(load(pos))
-			if m == 0 { // a field of 8 bytes or more
-				pos += 8
+	slots := pl.slots
+	last := pl.last
+	cols := sp.batch.cols
+	field, start := 0, 0
+	var n uint64
+	var bad byte
+	for i := 0; i <= len(line); i++ {
+		if i < len(line) {
+			if c := line[i]; c != ',' {
+				d := c - '0'
+				n = n*10 + uint64(d)
+				if d > 9 {
+					bad = 1
+				}
 				continue
 			}
-			pos += bits.TrailingZeros64(m)>>3 + 1
-			f++
 		}
-		if pos > n {
-			return f
-		}
-		w := load(pos)
-		var l int
-		if m := commas(w); m != 0 {
-			l = bits.TrailingZeros64(m) >> 3
-			if c := wt.col; c != nil && l > 0 {
-				// Right-align the l digits in the word and fill the bytes
-				// before them with '0'.
-				d := w<<(uint(8-l)*8&63) | zeros[l&15]
-				if ((d+0x4646464646464646)|(d-0x3030303030303030))&0x8080808080808080 == 0 {
-					c.Values[r] = float64(digits8(d))
-					c.null[word] &^= bit
-					pos += l + 1
-					f++
-					continue
-				}
+		if slot := slots[field]; slot >= 0 {
+			col := cols[slot]
+			if l := i - start; l > 0 && l < 19 && bad == 0 {
+				col.Values[r] = float64(n)
+			} else {
+				setParsed(col, r, line[start:i])
 			}
-		} else {
-			l = bytes.IndexByte(ext[pos:n+1], ',')
+		} else if slot != slotSkip {
+			sp.cell(slot, line[start:i], r, typ, problem)
 		}
-		cell := ext[pos : pos+l]
-		if c := wt.col; c != nil {
-			setParsed(c, r, cell)
-		} else {
-			sp.cell(wt.slot, cell, r, typ, problem)
+		if field == last {
+			return field + 1
 		}
-		pos += l + 1
-		f++
+		field++
+		start = i + 1
+		n, bad = 0, 0
 	}
-	return f
+	return field + 1
 }
 
-// littleEndian reports whether the machine stores the lowest byte of a
-// word first, as fields assumes; elsewhere records take the quoted path.
-var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
-
-// zeros[l] is the ASCII '0' of the 8-l bytes before l right-aligned digits
-// (a power-of-two length, so that zeros[l&15] needs no bounds check).
-var zeros = [16]uint64{
-	0x3030303030303030, 0x30303030303030, 0x303030303030, 0x3030303030,
-	0x30303030, 0x303030, 0x3030, 0x30, 0,
-}
-
-// digits8 returns the number written by the eight ASCII digits of w, the
-// first digit in the lowest byte.
-func digits8(w uint64) uint64 {
-	w &= 0x0F0F0F0F0F0F0F0F
-	w = w * (10<<8 + 1) >> 8
-	w = (w & 0x00FF00FF00FF00FF) * (100<<16 + 1) >> 16
-	return (w & 0x0000FFFF0000FFFF) * (10000<<32 + 1) >> 32
-}
-
-// commas returns the high bit of every byte of w that is a comma.
-func commas(w uint64) uint64 {
-	const lo7, comma = 0x7f7f7f7f7f7f7f7f, 0x2c2c2c2c2c2c2c2c
-	x := w ^ comma // zero bytes where w has a comma
-	y := (x & lo7) + lo7
-	return ^(y | x | lo7)
-}
-
-// setNumber stores cell in row r of c: its number, or 0 and null when it
+// setParsed stores cell in row r of c: its number, or 0 and null when it
 // is empty or not a number.
-func setNumber(c *Column, r int, cell []byte) {
-	if len(cell) == 0 || len(cell) >= 19 {
-		setParsed(c, r, cell)
-		return
-	}
-	var n uint64
-	for _, ch := range cell {
-		d := ch - '0'
-		if d > 9 {
-			setParsed(c, r, cell)
-			return
-		}
-		n = n*10 + uint64(d)
-	}
-	c.Values[r] = float64(n)
-	c.null[r>>6] &^= 1 << (uint(r) & 63)
-}
-
-// setParsed is the slow path of setNumber.
 func setParsed(c *Column, r int, cell []byte) {
 	if v, ok := parseNumber(cell); ok {
 		c.Values[r] = v
-		c.null[r>>6] &^= 1 << (uint(r) & 63)
 	} else {
-		c.Values[r] = 0
+		setNull(c, r)
 	}
 }
 
@@ -484,10 +412,29 @@ func (sp *statParser) cell(slot int32, cell []byte, r int, typ *int64, problem f
 		e := sp.name(cell, problem)
 		b.Px[r], b.PxName[r], b.PxID[r] = e.raw, e.path, e.id
 	case slotSv:
-		e := sp.name(cell, problem)
+		// A file lists the same servers in the same order from snapshot to
+		// snapshot: the name of the record at the same place last time is
+		// checked first.
+		var e nameEntry
+		cache := sp.svCache
+		if sp.record < len(*cache) {
+			if k := (*cache)[sp.record]; k > 0 && sp.names.raws[k-1].raw == string(cell) {
+				e = sp.names.raws[k-1]
+			} else {
+				e = sp.name(cell, problem)
+				(*cache)[sp.record] = e.num + 1
+			}
+		} else {
+			e = sp.name(cell, problem)
+			if sp.record == len(*cache) {
+				*cache = append(*cache, e.num+1)
+			}
+		}
 		b.Sv[r], b.SvName[r], b.SvID[r] = e.raw, e.path, e.id
 	case slotType:
-		if v, ok := parseNumber(cell); ok {
+		if len(cell) == 1 && cell[0]-'0' <= 9 {
+			*typ = int64(cell[0] - '0')
+		} else if v, ok := parseNumber(cell); ok {
 			*typ = int64(v)
 		}
 	}

@@ -104,12 +104,17 @@ type StatTable struct {
 	// byte outside [A-Za-z0-9_:-] (a '.' among them) replaced by '_' (see
 	// PathName). Rows whose names become equal are the same object.
 	PxName, SvName []string
-	// PxID and SvID number the names of PxName and SvName: within a
-	// snapshot, rows with equal names have equal numbers and rows with
-	// different names different ones. The numbers are small (below the
-	// number of distinct names the worker has seen), so that a Fold can
-	// index slices with them instead of hashing names.
+	// PxID and SvID number the names of PxName and SvName: rows with
+	// equal names have equal numbers and rows with different names
+	// different ones. The numbers are small (below the number of distinct
+	// names the worker has seen), so that a Fold can index slices with
+	// them instead of hashing names, and they keep their meaning from one
+	// snapshot to the next as long as NameEpoch is the same (a Fold can
+	// keep what it derived from them).
 	PxID, SvID []uint32
+	// NameEpoch changes when the numbering of names starts again (names
+	// churned past a bound).
+	NameEpoch uint64
 
 	cols  []*Column
 	index map[string]int
@@ -237,6 +242,7 @@ func (t *StatTable) reset() {
 func (t *StatTable) appendRows(b *StatTable) {
 	n := t.n + b.n
 	t.Procs = b.Procs
+	t.NameEpoch = b.NameEpoch
 	t.Proc = append(t.Proc, b.Proc[:b.n]...)
 	t.Kind = append(t.Kind, b.Kind[:b.n]...)
 	t.Px = append(t.Px, b.Px[:b.n]...)

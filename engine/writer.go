@@ -149,16 +149,76 @@ func (w *lineWriter) Emit(m Metric) {
 	}
 }
 
-func (w *lineWriter) grouped(m Metric, kind int, groups []Group, name string) {
-	if len(groups) == 0 || w.paths.GroupNamespace == "" {
-		w.line(m, "")
+// EmitObject implements ObjectEmitter.
+func (w *lineWriter) EmitObject(m Metric, names []string, values []float64) {
+	w.count += len(names)
+	if w.err != nil {
 		return
+	}
+	group := ""
+	switch m.Scope {
+	case ScopeFrontend:
+		group = w.groupName(0, w.paths.FrontendGroups, m.Object)
+	case ScopeBackend, ScopeServer:
+		group = w.groupName(1, w.paths.BackendGroups, m.Object)
+	case ScopeAggrServer:
+		group = w.groupName(2, w.paths.ServerGroups, m.Server)
+	}
+	if group != "" {
+		w.lines += w.object(m, group, names, values)
+		if !w.paths.DoubleWrites {
+			w.chunked()
+			return
+		}
+	}
+	w.lines += w.object(m, "", names, values)
+	w.chunked()
+}
+
+// object appends the lines of one object under group ("" for none) and
+// returns their number.
+func (w *lineWriter) object(m Metric, group string, names []string, values []float64) int {
+	w.setPrefix(m, group)
+	b := w.buf
+	n := 0
+	for i, v := range values[:len(names)] {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			continue
+		}
+		b = append(b, w.prefix...)
+		b = appendName(b, names[i])
+		b = append(b, ' ')
+		b = AppendValue(b, v)
+		b = append(b, ' ')
+		b = append(b, w.ts...)
+		b = append(b, '\n')
+		n++
+	}
+	w.buf = b
+	return n
+}
+
+// chunked hands a full chunk to the output.
+func (w *lineWriter) chunked() {
+	if !w.hold && len(w.buf) >= chunkSize {
+		w.flush()
+	}
+}
+
+// groupName returns the group of an object name ("" for none).
+func (w *lineWriter) groupName(kind int, groups []Group, name string) string {
+	if len(groups) == 0 || w.paths.GroupNamespace == "" {
+		return ""
 	}
 	if w.groupKey.scope != Scope(kind) || !sameString(w.groupKey.object, name) {
 		w.groupKey, w.group = objectKey{scope: Scope(kind), object: name}, w.paths.groupOf(kind, groups, PathName(name))
 	}
-	if w.group != "" {
-		w.line(m, w.group)
+	return w.group
+}
+
+func (w *lineWriter) grouped(m Metric, kind int, groups []Group, name string) {
+	if g := w.groupName(kind, groups, name); g != "" {
+		w.line(m, g)
 		if !w.paths.DoubleWrites {
 			return
 		}
@@ -179,6 +239,25 @@ var sections = [...]string{
 
 // line appends `P[.G.group].<section>[<object>.][server.<srv>.]<name> <value> <ts>\n`.
 func (w *lineWriter) line(m Metric, group string) {
+	w.setPrefix(m, group)
+	b := append(w.buf, w.prefix...)
+	if m.Scope == ScopePath {
+		b = appendPath(b, m.Name)
+	} else {
+		b = appendName(b, m.Name)
+	}
+	b = append(b, ' ')
+	b = AppendValue(b, m.Value)
+	b = append(b, ' ')
+	b = append(b, w.ts...)
+	b = append(b, '\n')
+	w.buf = b
+	w.lines++
+}
+
+// setPrefix makes w.prefix `P[.G.group].<section>[<object>.][server.<srv>.]`
+// for m, unless it is that already.
+func (w *lineWriter) setPrefix(m Metric, group string) {
 	k := objectKey{m.Scope, group, m.Object, m.Server}
 	if m.Scope == ScopeDaemon || m.Scope == ScopeSelf || m.Scope == ScopePath {
 		k.object, k.srv = "", ""
@@ -209,17 +288,4 @@ func (w *lineWriter) line(m Metric, group string) {
 		}
 		w.prefix = b
 	}
-	b := append(w.buf, w.prefix...)
-	if m.Scope == ScopePath {
-		b = appendPath(b, m.Name)
-	} else {
-		b = appendName(b, m.Name)
-	}
-	b = append(b, ' ')
-	b = AppendValue(b, m.Value)
-	b = append(b, ' ')
-	b = append(b, w.ts...)
-	b = append(b, '\n')
-	w.buf = b
-	w.lines++
 }

@@ -1,6 +1,7 @@
 package graphite
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,13 +13,14 @@ import (
 	"time"
 )
 
-// ErrClosed is returned by [Client.Send] once [Client.Run] has stopped, and by
-// [Delivery.Err] for a batch that Run gave up on when it stopped.
+// ErrClosed is returned by [Client.Open] once [Client.Run] has stopped, and
+// by a Waiter whose lines Run gave up on when it stopped.
 var ErrClosed = errors.New("graphite client stopped")
 
-// ErrPending is returned by [Delivery.Err] while the batch is neither
-// delivered nor given up.
-var ErrPending = errors.New("graphite delivery pending")
+// ErrConnectionLost is wrapped by the errors of a Stream, or of its
+// Waiter, whose connection failed before every one of its bytes was
+// acknowledged: the snapshot must be sent again.
+var ErrConnectionLost = errors.New("graphite connection lost")
 
 // Config is the configuration of a [Client]; the "graphite" section of the
 // configuration file maps onto it.
@@ -39,12 +41,6 @@ type Config struct {
 	Backoff float64
 	// Delay is the pause after a round in which every attempt failed.
 	Delay time.Duration
-	// QueueSize is the most metric lines held in memory: accepted by Send
-	// and not yet delivered.
-	QueueSize int
-	// FlushTimeout bounds the final delivery attempt Run makes after its
-	// context is done. Zero means ConnectTimeout + WriteTimeout.
-	FlushTimeout time.Duration
 }
 
 func (cfg *Config) validate() error {
@@ -72,53 +68,58 @@ func (cfg *Config) validate() error {
 	if cfg.Delay < 0 {
 		errs = append(errs, fmt.Errorf("delay %s is negative", cfg.Delay))
 	}
-	if cfg.QueueSize < 1 {
-		errs = append(errs, fmt.Errorf("queue size %d is less than 1", cfg.QueueSize))
-	}
-	if cfg.FlushTimeout < 0 {
-		errs = append(errs, fmt.Errorf("flush timeout %s is negative", cfg.FlushTimeout))
-	}
 	return errors.Join(errs...)
 }
 
-// Client delivers batches of metric lines to one Graphite relay. Create it
-// with [New], start [Client.Run] once, and hand batches over with
-// [Client.Send].
+// Client delivers the lines of snapshots to one Graphite relay over one
+// TCP connection. Create it with [New], start [Client.Run] once, and hand
+// each snapshot's lines over through a [Stream] from [Client.Open].
 type Client struct {
 	cfg    Config
 	logger *slog.Logger
-
 	// dial opens a connection; tests replace it.
 	dial func(ctx context.Context) (net.Conn, error)
 	// unacked returns the bytes written to conn and not yet acknowledged by
 	// the peer; tests replace it.
 	unacked func(conn net.Conn) (int, error)
 
-	work chan struct{} // capacity 1: queue is not empty
+	wmu sync.Mutex // held for each write on the connection
 
-	mu      sync.Mutex
-	state   int           // stateNew, stateRunning, stateStopped
-	queue   []*Delivery   // accepted, not yet taken by Run
-	held    int           // lines accepted and not yet finished
-	waiters []*sendWaiter // Send calls waiting for room, first come first served
+	mu        sync.Mutex
+	conn      *conn         // nil when not connected
+	wanted    int           // Open calls waiting for a connection
+	streams   int           // streams open and not finished
+	connected chan struct{} // closed and replaced when a connection is up or Run stops
+	waiters   []*waiter     // finished streams not yet acknowledged, by end
+	running   bool
+	stopped   bool
+	attempt   int       // failures in the current round
+	retryAt   time.Time // no connection attempt before
+	warned    bool      // a failed round was logged and nothing delivered since
+	wake      chan struct{}
 
-	delivered      atomic.Uint64
-	deliveredLines atomic.Uint64
-	deliveredBytes atomic.Uint64
-	connects       atomic.Uint64
-	failures       atomic.Uint64
+	deliveredLines, deliveredBytes, written atomic.Uint64
+	connects, failures                      atomic.Uint64
 }
 
-const (
-	stateNew = iota
-	stateRunning
-	stateStopped
-)
+// conn is one connection and how much of it was written and acknowledged.
+type conn struct {
+	c        net.Conn
+	written  atomic.Int64 // bytes written, by the writers holding wmu
+	acked    int64        // bytes acknowledged; Run's
+	progress time.Time    // last time a write or an acknowledgement advanced; Client.mu
+	dead     chan struct{}
+	err      error // why it died; set before dead is closed
+	once     sync.Once
+}
 
-type sendWaiter struct {
-	d     *Delivery
-	ready chan struct{} // closed when settled
-	err   error         // set before ready is closed; nil means accepted
+func (cn *conn) isDead() bool {
+	select {
+	case <-cn.dead:
+		return true
+	default:
+		return false
+	}
 }
 
 // New validates cfg and returns a client. It starts nothing; call
@@ -127,17 +128,15 @@ func New(cfg Config, logger *slog.Logger) (*Client, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("graphite config: %w", err)
 	}
-	if cfg.FlushTimeout == 0 {
-		cfg.FlushTimeout = cfg.ConnectTimeout + cfg.WriteTimeout
-	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Client{
-		cfg:     cfg,
-		logger:  logger.With("graphite", cfg.Address),
-		unacked: unacked,
-		work:    make(chan struct{}, 1),
+		cfg:       cfg,
+		logger:    logger.With("graphite", cfg.Address),
+		unacked:   unacked,
+		connected: make(chan struct{}),
+		wake:      make(chan struct{}, 1),
 	}
 	dialer := &net.Dialer{Timeout: cfg.ConnectTimeout}
 	c.dial = func(ctx context.Context) (net.Conn, error) {
@@ -146,144 +145,201 @@ func New(cfg Config, logger *slog.Logger) (*Client, error) {
 	return c, nil
 }
 
+// Name reports "graphite", the destination's name in logs and self-metrics.
+func (c *Client) Name() string { return "graphite" }
+
 // Addr returns the configured host:port.
 func (c *Client) Addr() string { return c.cfg.Address }
 
-// Send hands over one batch: lines holds n whole lines. It blocks while
-// accepting them would hold more than Config.QueueSize lines in memory,
-// until there is room or ctx is done; then it returns ctx's error and has
-// taken nothing. A batch larger than QueueSize is accepted once nothing else
-// is held. Send takes ownership of lines. It returns [ErrClosed] once Run
-// has stopped.
-func (c *Client) Send(ctx context.Context, lines []byte, n int) (*Delivery, error) {
-	if n < 0 {
-		return nil, fmt.Errorf("graphite send: negative line count %d", n)
-	}
-	d := &Delivery{lines: lines, n: n, done: make(chan struct{})}
-	if len(lines) == 0 {
-		close(d.done) // nothing to deliver
-		return d, nil
-	}
-	c.mu.Lock()
-	if c.state == stateStopped {
-		c.mu.Unlock()
-		return nil, ErrClosed
-	}
-	if len(c.waiters) == 0 && c.fits(n) {
-		c.accept(d)
-		c.mu.Unlock()
-		return d, nil
-	}
-	w := &sendWaiter{d: d, ready: make(chan struct{})}
-	c.waiters = append(c.waiters, w)
-	c.mu.Unlock()
-
+// signal wakes Run.
+func (c *Client) signal() {
 	select {
-	case <-w.ready:
-	case <-ctx.Done():
-		c.mu.Lock()
-		select {
-		case <-w.ready:
-			// Settled meanwhile: the batch was taken (or the client stopped).
-		default:
-			for i, x := range c.waiters {
-				if x == w {
-					c.waiters = append(c.waiters[:i], c.waiters[i+1:]...)
-					break
-				}
-			}
-			c.admitWaiters() // the next in line may fit now
-			c.mu.Unlock()
-			return nil, ctx.Err()
-		}
-		c.mu.Unlock()
-	}
-	if w.err != nil {
-		return nil, w.err
-	}
-	return d, nil
-}
-
-// fits reports whether n more lines may be accepted. c.mu is held.
-func (c *Client) fits(n int) bool {
-	return c.held == 0 || c.held+n <= c.cfg.QueueSize
-}
-
-// accept queues d for Run. c.mu is held.
-func (c *Client) accept(d *Delivery) {
-	c.queue = append(c.queue, d)
-	c.held += d.n
-	select {
-	case c.work <- struct{}{}:
+	case c.wake <- struct{}{}:
 	default:
 	}
 }
 
-// admitWaiters accepts waiting batches, in order, while they fit. c.mu is
-// held.
-func (c *Client) admitWaiters() {
-	for len(c.waiters) > 0 && c.fits(c.waiters[0].d.n) {
-		w := c.waiters[0]
-		c.waiters[0] = nil
-		c.waiters = c.waiters[1:]
-		c.accept(w.d)
-		close(w.ready)
-	}
-	if len(c.waiters) == 0 {
-		c.waiters = nil
+// Open starts the delivery of one snapshot's lines. It waits, until ctx is
+// done, for a connection: Run makes one, with the retry rules, as soon as
+// a stream is wanted. It returns [ErrClosed] once Run has stopped.
+func (c *Client) Open(ctx context.Context, snapshot string) (*Stream, error) {
+	waiting := false
+	defer func() {
+		if waiting {
+			c.mu.Lock()
+			c.wanted--
+			c.mu.Unlock()
+		}
+	}()
+	for {
+		c.mu.Lock()
+		if c.stopped {
+			c.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if cn := c.conn; cn != nil && !cn.isDead() {
+			c.streams++
+			c.mu.Unlock()
+			return &Stream{c: c, cn: cn, ctx: ctx, snapshot: snapshot}, nil
+		}
+		if !waiting {
+			waiting = true
+			c.wanted++
+		}
+		ch := c.connected
+		c.mu.Unlock()
+		c.signal()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 }
 
-// take moves every accepted batch to the end of dst and returns it.
-func (c *Client) take(dst []*Delivery) []*Delivery {
+// Stream carries one snapshot's lines on the connection it was opened on.
+// Its methods are called from one goroutine at a time; the streams of
+// several snapshots interleave their writes, each a chunk of whole lines.
+type Stream struct {
+	c        *Client
+	cn       *conn
+	ctx      context.Context
+	snapshot string
+	lines    int
+	bytes    int
+	err      error
+	done     bool
+}
+
+// Write writes p, whole lines, on the connection, within WriteTimeout (and
+// the ctx given to Open: when it is done, the write is cut short). p is not
+// kept. A failed write fails the connection: every stream on it must be
+// sent again.
+func (s *Stream) Write(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	c, cn := s.c, s.cn
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if cn.isDead() {
+		s.err = fmt.Errorf("%w: %w", ErrConnectionLost, cn.err)
+		return 0, s.err
+	}
+	stop := context.AfterFunc(s.ctx, func() { cn.c.SetWriteDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if err := cn.c.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout)); err != nil {
+		c.fail(cn, err)
+		s.err = fmt.Errorf("%w: set write deadline: %w", ErrConnectionLost, err)
+		return 0, s.err
+	}
+	n, err := cn.c.Write(p)
+	cn.written.Add(int64(n))
+	c.written.Add(uint64(n))
+	if err != nil {
+		if cerr := s.ctx.Err(); cerr != nil {
+			err = cerr
+		}
+		err = fmt.Errorf("write to %s: %w", c.cfg.Address, err)
+		c.fail(cn, err)
+		s.err = fmt.Errorf("%w: %w", ErrConnectionLost, err)
+		return n, s.err
+	}
+	s.bytes += n
+	s.lines += bytes.Count(p, []byte{'\n'})
+	return n, nil
+}
+
+// Waiter reports when the lines of a finished stream are delivered.
+type Waiter interface {
+	Wait(ctx context.Context) error
+}
+
+// Finish says every line was written and returns a Waiter that reports
+// nil once the peer's TCP stack acknowledged all of them, or an error
+// wrapping ErrConnectionLost if the connection failed first.
+func (s *Stream) Finish() Waiter {
+	s.close()
+	if s.err != nil {
+		return doneWaiter{s.err}
+	}
+	if s.bytes == 0 {
+		return doneWaiter{}
+	}
+	c, cn := s.c, s.cn
+	w := &waiter{cn: cn, lines: s.lines, bytes: s.bytes, done: make(chan struct{})}
 	c.mu.Lock()
-	dst = append(dst, c.queue...)
-	clear(c.queue)
-	c.queue = c.queue[:0]
-	c.mu.Unlock()
-	return dst
-}
-
-// finish reports d as delivered (err == nil) or given up, and frees its room
-// in the queue.
-func (c *Client) finish(d *Delivery, err error) {
-	if err == nil {
-		c.delivered.Add(1)
-		c.deliveredLines.Add(uint64(d.n))
-		c.deliveredBytes.Add(uint64(len(d.lines)))
+	if cn.isDead() {
+		c.mu.Unlock()
+		return doneWaiter{fmt.Errorf("%w: %w", ErrConnectionLost, cn.err)}
 	}
-	c.mu.Lock()
-	c.held -= d.n
-	c.admitWaiters()
+	w.end = cn.written.Load()
+	c.waiters = append(c.waiters, w)
 	c.mu.Unlock()
-	d.lines = nil
-	d.err = err
-	close(d.done)
+	c.signal()
+	return w
 }
 
-// stop refuses further batches: waiting Send calls return ErrClosed, and the
-// batches accepted but not yet taken are appended to dst.
-func (c *Client) stop(dst []*Delivery) []*Delivery {
-	c.mu.Lock()
-	c.state = stateStopped
-	for _, w := range c.waiters {
-		w.err = ErrClosed
-		close(w.ready)
+// Abort abandons the stream; what it wrote stays written (the snapshot is
+// sent again later, which Graphite absorbs).
+func (s *Stream) Abort() { s.close() }
+
+func (s *Stream) close() {
+	if s.done {
+		return
 	}
-	c.waiters = nil
-	dst = append(dst, c.queue...)
-	c.queue = nil
-	c.mu.Unlock()
-	return dst
+	s.done = true
+	s.c.mu.Lock()
+	s.c.streams--
+	s.c.mu.Unlock()
 }
 
-// Stats is a snapshot of a client's counters.
+// waiter is a finished stream waiting for the acknowledgement of the
+// connection's first end bytes.
+type waiter struct {
+	cn           *conn
+	end          int64
+	lines, bytes int
+	done         chan struct{}
+	err          error // set before done is closed
+}
+
+func (w *waiter) Wait(ctx context.Context) error {
+	select {
+	case <-w.done:
+		return w.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// doneWaiter is a Waiter settled at once.
+type doneWaiter struct{ err error }
+
+func (w doneWaiter) Wait(context.Context) error { return w.err }
+
+// Stalled reports whether nothing can be delivered now: there is no
+// connection while streams want one or wait for acknowledgements, or
+// bytes have been outstanding without any acknowledgement for d. The
+// daemon stops at once, rather than waiting out its stop timeout, when its
+// destinations stall.
+func (c *Client) Stalled(d time.Duration) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	busy := c.wanted > 0 || c.streams > 0 || len(c.waiters) > 0
+	if c.conn == nil || c.conn.isDead() {
+		return busy
+	}
+	cn := c.conn
+	return cn.written.Load() > cn.acked && time.Since(cn.progress) > d
+}
+
+// Stats is a snapshot of a client's counters, cumulative since New.
 type Stats struct {
-	// Held is the number of lines accepted and not yet delivered.
-	Held int
-	// Delivered, DeliveredLines and DeliveredBytes count delivered batches
-	// and their lines and bytes.
-	Delivered, DeliveredLines, DeliveredBytes uint64
+	// DeliveredLines and DeliveredBytes count what was acknowledged.
+	DeliveredLines, DeliveredBytes uint64
+	// Written counts bytes written, delivered or not.
+	Written uint64
 	// Connects counts connections established.
 	Connects uint64
 	// Failures counts failed attempts: connect, write, or waiting for
@@ -293,54 +349,75 @@ type Stats struct {
 
 // Stats returns the client's counters.
 func (c *Client) Stats() Stats {
-	c.mu.Lock()
-	held := c.held
-	c.mu.Unlock()
 	return Stats{
-		Held:           held,
-		Delivered:      c.delivered.Load(),
 		DeliveredLines: c.deliveredLines.Load(),
 		DeliveredBytes: c.deliveredBytes.Load(),
+		Written:        c.written.Load(),
 		Connects:       c.connects.Load(),
 		Failures:       c.failures.Load(),
 	}
 }
 
-// Delivery reports the fate of one batch handed to [Client.Send].
-type Delivery struct {
-	lines []byte // owned by Run until done
-	n     int
-	end   int64 // stream offset after the batch's last byte; owned by Run
-	done  chan struct{}
-	err   error // set before done is closed
-}
-
-// Done returns a channel that is closed when the batch was delivered or
-// given up; [Delivery.Err] tells which.
-func (d *Delivery) Done() <-chan struct{} { return d.done }
-
-// Err returns nil once the batch was delivered: written and acknowledged by
-// the peer's TCP stack. It returns [ErrClosed] if the client stopped before
-// that, and [ErrPending] while Done is not closed.
-func (d *Delivery) Err() error {
-	select {
-	case <-d.done:
-		return d.err
-	default:
-		return ErrPending
+// fail marks cn dead with err: its writers and waiters get
+// ErrConnectionLost, and Run makes a new connection after the retry wait
+// (a connection the peer closed while nothing was outstanding is not a
+// failure).
+func (c *Client) fail(cn *conn, err error) {
+	cn.once.Do(func() {
+		cn.err = err
+		close(cn.dead)
+		cn.c.Close()
+	})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn != cn {
+		return
 	}
-}
-
-// Wait waits until Done is closed and returns Err, or returns ctx's error
-// if ctx is done first.
-func (d *Delivery) Wait(ctx context.Context) error {
-	select {
-	case <-d.done:
-		return d.err
-	case <-ctx.Done():
-		return ctx.Err()
+	c.conn = nil
+	idle := c.streams == 0 && len(c.waiters) == 0 && cn.written.Load() == cn.acked
+	var kept []*waiter
+	for _, w := range c.waiters {
+		if w.cn == cn {
+			w.err = fmt.Errorf("%w: %w", ErrConnectionLost, err)
+			close(w.done)
+			continue
+		}
+		kept = append(kept, w)
 	}
+	c.waiters = kept
+	if idle {
+		c.logger.Debug("graphite connection closed while idle", "err", err)
+		return
+	}
+	c.failed(err)
 }
 
-// Lines returns the number of lines in the batch.
-func (d *Delivery) Lines() int { return d.n }
+// failed counts a failed attempt and sets when the next may start, as the
+// retry settings say. c.mu is held.
+func (c *Client) failed(err error) {
+	c.failures.Add(1)
+	c.attempt++
+	var wait time.Duration
+	if c.attempt <= c.cfg.Retries {
+		wait = backoffWait(c.cfg.Interval, c.cfg.Backoff, c.attempt-1)
+		c.logger.Debug("graphite attempt failed", "err", err, "attempt", c.attempt, "retry_in", wait)
+	} else {
+		wait = c.cfg.Delay
+		c.logger.Warn("graphite delivery failed, pausing", "err", err, "attempts", c.attempt, "pause", wait)
+		c.attempt = 0
+		c.warned = true
+	}
+	c.retryAt = time.Now().Add(wait)
+}
+
+// maxWait caps a computed retry wait (Interval * Backoff^k).
+const maxWait = 24 * time.Hour
+
+// backoffWait returns interval * backoff^k, capped at maxWait.
+func backoffWait(interval time.Duration, backoff float64, k int) time.Duration {
+	w := float64(interval) * math.Pow(backoff, float64(k))
+	if w > float64(maxWait) || math.IsNaN(w) {
+		return maxWait
+	}
+	return time.Duration(w)
+}
