@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/haproxystats-go/haproxystats/builtin"
+	"github.com/haproxystats-go/haproxystats/internal/spool"
 )
 
 // Server is one entry of [pull] servers.
@@ -33,6 +34,9 @@ type Pull struct {
 	Loglevel  slog.Level
 	SocketDir string   // "" = unset
 	Servers   []Server // nil = unset
+	// Masters are master CLIs (haproxy -W -S); nil = unset. Their Name
+	// holds only the characters spool.ValidMasterName allows.
+	Masters []Server
 	// Retries is the number of connect attempts after the first: -1 =
 	// forever, 0 = none.
 	Retries      int
@@ -41,10 +45,13 @@ type Pull struct {
 	PullTimeout  time.Duration // bound of a whole pull round; 0 = no limit
 	PullInterval time.Duration // whole seconds
 	BufferLimit  int
-	DstDir       string
-	TmpDstDir    string
-	Workers      int
-	QueueSize    int
+	// MaxAnswerSize is the longest answer accepted from a socket, bytes;
+	// 0 = no limit.
+	MaxAnswerSize int64
+	DstDir        string
+	TmpDstDir     string
+	Workers       int
+	QueueSize     int
 }
 
 // Process is the validated [process] section.
@@ -123,26 +130,30 @@ func (c *Config) PullSettings() (*Pull, error) {
 	k := &checker{c: c}
 	const s = SectionPull
 	p := &Pull{
-		Loglevel:     k.level(s, "loglevel"),
-		Retries:      k.integer(s, "retries", -1, math.MaxInt),
-		Timeout:      k.seconds(s, "timeout", true),
-		Interval:     k.seconds(s, "interval", false),
-		PullTimeout:  k.seconds(s, "pull-timeout", false),
-		PullInterval: k.wholeSeconds(s, "pull-interval"),
-		BufferLimit:  k.integer(s, "buffer-limit", 1, math.MaxInt),
-		DstDir:       k.nonEmpty(s, "dst-dir"),
-		TmpDstDir:    k.nonEmpty(s, "tmp-dst-dir"),
-		Workers:      k.integer(s, "workers", 1, math.MaxInt),
-		QueueSize:    k.integer(s, "queue-size", 1, math.MaxInt),
+		Loglevel:      k.level(s, "loglevel"),
+		Retries:       k.integer(s, "retries", -1, math.MaxInt),
+		Timeout:       k.seconds(s, "timeout", true),
+		Interval:      k.seconds(s, "interval", false),
+		PullTimeout:   k.seconds(s, "pull-timeout", false),
+		PullInterval:  k.wholeSeconds(s, "pull-interval"),
+		BufferLimit:   k.integer(s, "buffer-limit", 1, math.MaxInt),
+		MaxAnswerSize: int64(k.integer(s, "max-answer-size", 0, math.MaxInt)),
+		DstDir:        k.nonEmpty(s, "dst-dir"),
+		TmpDstDir:     k.nonEmpty(s, "tmp-dst-dir"),
+		Workers:       k.integer(s, "workers", 1, math.MaxInt),
+		QueueSize:     k.integer(s, "queue-size", 1, math.MaxInt),
 	}
 	if c.Has(s, "socket-dir") {
 		p.SocketDir = k.nonEmpty(s, "socket-dir")
 	}
 	if v, ok := k.str(s, "servers"); ok {
-		p.Servers = k.servers(v)
+		p.Servers = k.servers("servers", v)
 	}
-	if !c.Has(s, "socket-dir") && !c.Has(s, "servers") {
-		k.errs = append(k.errs, &Error{Section: s, Err: errors.New("neither socket-dir nor servers is set: nothing to pull from")})
+	if v, ok := k.str(s, "masters"); ok {
+		p.Masters = k.servers("masters", v)
+	}
+	if !c.Has(s, "socket-dir") && !c.Has(s, "servers") && !c.Has(s, "masters") {
+		k.errs = append(k.errs, &Error{Section: s, Err: errors.New("none of socket-dir, servers and masters is set: nothing to pull from")})
 	}
 	if err := k.err(); err != nil {
 		return nil, err
@@ -415,22 +426,27 @@ func (k *checker) metrics(option string, valid []string) []string {
 	return names
 }
 
-// servers parses the comma-separated URLs of [pull] servers.
-func (k *checker) servers(v string) []Server {
+// servers parses the comma-separated URLs of [pull] servers or masters.
+func (k *checker) servers(option, v string) []Server {
 	if v == "" {
-		k.fail(SectionPull, "servers", v, errors.New("must not be empty"))
+		k.fail(SectionPull, option, v, errors.New("must not be empty"))
 		return nil
 	}
 	var out []Server
 	names := map[string]string{}
 	for _, u := range strings.Split(v, ",") {
 		srv, err := ParseServer(u)
+		if err == nil && option == "masters" {
+			err = spool.ValidMasterName(srv.Name)
+		} else if err == nil {
+			err = spool.ValidPlainSocketName(srv.Name)
+		}
 		if err != nil {
-			k.fail(SectionPull, "servers", v, err)
+			k.fail(SectionPull, option, v, err)
 			continue
 		}
 		if prev, ok := names[srv.Name]; ok {
-			k.fail(SectionPull, "servers", v, fmt.Errorf("servers %q and %q would write the same spool files %q", prev, strings.TrimSpace(u), srv.Name))
+			k.fail(SectionPull, option, v, fmt.Errorf("%q and %q would write the same spool names %q", prev, strings.TrimSpace(u), srv.Name))
 			continue
 		}
 		names[srv.Name] = strings.TrimSpace(u)

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/haproxystats-go/haproxystats/internal/spool"
 	"github.com/haproxystats-go/haproxystats/internal/testenv"
 )
 
@@ -117,7 +118,7 @@ func snapshots(t testing.TB, dir string) []string {
 	}
 	var out []string
 	for _, e := range entries {
-		if e.IsDir() && isSnapshotName(e.Name()) {
+		if e.IsDir() && spool.IsSnapshotName(e.Name()) {
 			out = append(out, e.Name())
 		}
 	}
