@@ -61,7 +61,7 @@ type MasterWorker struct {
 // (at most HAProxyStartTimeout) until every master socket lists a current
 // worker that answers "show info". Besides cfg.Body the configuration has:
 //
-//   - frontend "fe" (HTTP) on HTTPAddr, answering every request 200 itself:
+//   - frontend "traffic" (HTTP) on HTTPAddr, answering every request 200 itself:
 //     see Get and Requests;
 //   - listen "hold" (TCP, client and server timeouts of 5 minutes) on a
 //     port of its own, whose server is a listener of this helper that
@@ -157,7 +157,7 @@ defaults
     timeout client 5s
     timeout server 5s
 
-frontend fe
+frontend traffic
     mode http
     bind 127.0.0.1:%d
     http-request return status 200 content-type text/plain string ok
@@ -334,10 +334,10 @@ func (m *MasterWorker) WaitWorkerGone(pid int, timeout time.Duration) bool {
 	}
 }
 
-// HTTPAddr is the address of frontend "fe".
+// HTTPAddr is the address of frontend "traffic".
 func (m *MasterWorker) HTTPAddr() string { return fmt.Sprintf("127.0.0.1:%d", m.httpPort) }
 
-// Get sends one HTTP request to frontend "fe" on a new connection and
+// Get sends one HTTP request to frontend "traffic" on a new connection and
 // counts it in Requests when HAProxy answered 200.
 func (m *MasterWorker) Get() error {
 	c, err := net.DialTimeout("tcp", m.HTTPAddr(), 5*time.Second)
