@@ -232,8 +232,8 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	defer built.Close()
 	fmt.Fprintf(stdout, "OK: %s: configuration valid, %d stage(s) loaded %v\n", *file, len(built.Settings.Process.Stages), built.Settings.Process.Stages)
-	if !cfg.Has(config.SectionPull, "socket-dir") && !cfg.Has(config.SectionPull, "servers") {
-		fmt.Fprintln(stdout, "note: [pull] sets neither socket-dir nor servers: haproxystats-pull and run --pull would refuse to start (fine where only haproxystats-process runs)")
+	if !cfg.Has(config.SectionPull, "socket-dir") && !cfg.Has(config.SectionPull, "servers") && !cfg.Has(config.SectionPull, "masters") {
+		fmt.Fprintln(stdout, "note: [pull] sets none of socket-dir, servers and masters: haproxystats-pull and run --pull would refuse to start (fine where only haproxystats-process runs)")
 	}
 	return 0
 }

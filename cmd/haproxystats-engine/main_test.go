@@ -87,7 +87,7 @@ func TestCheckCommand(t *testing.T) {
 		want       []string
 	}{
 		{"valid, with a puller", "[pull]\nsocket-dir = " + sockets + "\n", 0, []string{"OK: ", "0 stage(s)"}},
-		{"valid, process only", "[graphite]\nserver = 127.0.0.1\n", 0, []string{"OK: ", "note: [pull] sets neither socket-dir nor servers"}},
+		{"valid, process only", "[graphite]\nserver = 127.0.0.1\n", 0, []string{"OK: ", "note: [pull] sets none of socket-dir, servers and masters"}},
 		{"graphite backoff", "[graphite]\nbackoff = 0\n", 1, []string{`[graphite] backoff = "0": must be a finite number > 0`}},
 		{"graphite retries", "[graphite]\nretries = -1\n", 1, []string{`[graphite] retries = "-1": must be >= 0`}},
 		{"graphite queue size", "[graphite]\nqueue-size = 0\n", 1, []string{"[graphite]", "queue-size"}},

@@ -446,7 +446,7 @@ func (k *checker) servers(option, v string) []Server {
 			continue
 		}
 		if prev, ok := names[srv.Name]; ok {
-			k.fail(SectionPull, option, v, fmt.Errorf("%q and %q would write the same spool names %q", prev, strings.TrimSpace(u), srv.Name))
+			k.fail(SectionPull, option, v, fmt.Errorf("%q and %q would write the same spool files %q", prev, strings.TrimSpace(u), srv.Name))
 			continue
 		}
 		names[srv.Name] = strings.TrimSpace(u)

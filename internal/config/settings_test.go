@@ -18,18 +18,19 @@ func TestPullSettingsDefaults(t *testing.T) {
 		t.Fatalf("PullSettings() error: %v", err)
 	}
 	want := &Pull{
-		Loglevel:     slog.LevelInfo,
-		SocketDir:    "/run/haproxy",
-		Retries:      1,
-		Timeout:      100 * time.Millisecond,
-		Interval:     500 * time.Millisecond,
-		PullTimeout:  2 * time.Second,
-		PullInterval: 10 * time.Second,
-		BufferLimit:  6291456,
-		DstDir:       "/var/lib/haproxystats/incoming",
-		TmpDstDir:    "/var/lib/haproxystats/incoming.tmp",
-		Workers:      8,
-		QueueSize:    360,
+		Loglevel:      slog.LevelInfo,
+		SocketDir:     "/run/haproxy",
+		Retries:       1,
+		Timeout:       100 * time.Millisecond,
+		Interval:      500 * time.Millisecond,
+		PullTimeout:   2 * time.Second,
+		PullInterval:  10 * time.Second,
+		BufferLimit:   6291456,
+		MaxAnswerSize: 268435456,
+		DstDir:        "/var/lib/haproxystats/incoming",
+		TmpDstDir:     "/var/lib/haproxystats/incoming.tmp",
+		Workers:       8,
+		QueueSize:     360,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("PullSettings() = %+v, want %+v", got, want)
@@ -53,6 +54,29 @@ func TestPullSettingsServers(t *testing.T) {
 	}
 	if got.SocketDir != "" || got.Loglevel != slog.LevelDebug {
 		t.Errorf("PullSettings() SocketDir, Loglevel = %q, %v, want \"\", DEBUG", got.SocketDir, got.Loglevel)
+	}
+}
+
+// masters alone is something to pull from; masters and the other two
+// combine; max-answer-size 0 is no limit.
+func TestPullSettingsMasters(t *testing.T) {
+	c := load(t, "[pull]\nmasters = unix:///run/haproxy-master.sock, tcp://127.0.0.1:9999,tcp://[::1]:9999\nmax-answer-size = 0\n")
+	got, err := c.PullSettings()
+	if err != nil {
+		t.Fatalf("PullSettings() error: %v", err)
+	}
+	want := []Server{
+		{Network: "unix", Address: "/run/haproxy-master.sock", Name: "haproxy-master.sock"},
+		{Network: "tcp", Address: "127.0.0.1:9999", Name: "127.0.0.1:9999"},
+		{Network: "tcp", Address: "[::1]:9999", Name: "::1:9999"},
+	}
+	if !reflect.DeepEqual(got.Masters, want) || got.Servers != nil || got.SocketDir != "" || got.MaxAnswerSize != 0 {
+		t.Errorf("PullSettings() = %+v, want Masters %+v only, MaxAnswerSize 0", got, want)
+	}
+	c = load(t, "[pull]\nsocket-dir = /run/haproxy\nservers = unix:///a.sock\nmasters = unix:///run/haproxy-master.sock\n")
+	got, err = c.PullSettings()
+	if err != nil || got.SocketDir == "" || len(got.Servers) != 1 || len(got.Masters) != 1 {
+		t.Errorf("PullSettings() with all three = %+v, %v", got, err)
 	}
 }
 
@@ -285,12 +309,19 @@ func TestValidation(t *testing.T) {
 		{"dst-dir empty", pullOK + "dst-dir =\n", true, `[pull] dst-dir = "": must not be empty`},
 		{"socket-dir empty", "[pull]\nsocket-dir =\n", true, `[pull] socket-dir = "": must not be empty`},
 		{"servers empty", "[pull]\nservers =\n", true, `[pull] servers = "": must not be empty`},
-		{"neither", "[pull]\n", true, `[pull]: neither socket-dir nor servers is set`},
+		{"neither", "[pull]\n", true, `[pull]: none of socket-dir, servers and masters is set`},
 		{"server scheme", "[pull]\nservers = http://h:1\n", true, `[pull] servers = "http://h:1": server "http://h:1": scheme "http" is not tcp or unix`},
 		{"tcp without port", "[pull]\nservers = tcp://127.0.0.1\n", true, `[pull] servers = "tcp://127.0.0.1": server "tcp://127.0.0.1": tcp URL without a port`},
 		{"unix without path", "[pull]\nservers = unix://\n", true, `[pull] servers = "unix://": server "unix://": unix URL without a path`},
 		{"server empty element", "[pull]\nservers = unix:///a.sock,\n", true, `[pull] servers = "unix:///a.sock,": server "": empty URL`},
 		{"server duplicate name", "[pull]\nservers = unix:///a/x.sock,unix:///b/x.sock\n", true, `would write the same spool files "x.sock"`},
+		{"server named as a worker", "[pull]\nservers = unix:///a/m:master-1:worker-2\n", true, `[pull] servers = "unix:///a/m:master-1:worker-2": socket name "m:master-1:worker-2" reads as a master CLI worker's`},
+		{"masters empty", "[pull]\nmasters =\n", true, `[pull] masters = "": must not be empty`},
+		{"master scheme", "[pull]\nmasters = udp://h:1\n", true, `[pull] masters = "udp://h:1": server "udp://h:1": scheme "udp" is not tcp or unix`},
+		{"master name", "[pull]\nmasters = unix:///run/my master.sock\n", true, `[pull] masters = "unix:///run/my master.sock": master name "my master.sock" holds ' '`},
+		{"master duplicate name", "[pull]\nmasters = unix:///a/m.sock,unix:///b/m.sock\n", true, `[pull] masters = "unix:///a/m.sock,unix:///b/m.sock": "unix:///a/m.sock" and "unix:///b/m.sock" would write the same spool files "m.sock"`},
+		{"max-answer-size", pullOK + "max-answer-size = -1\n", true, `[pull] max-answer-size = "-1": must be >= 0`},
+		{"max-answer-size type", pullOK + "max-answer-size = 256M\n", true, `[pull] max-answer-size = "256M": not an integer`},
 		{"process workers", "[process]\nworkers = -1\n", false, `[process] workers = "-1": must be >= 1`},
 		{"src-dir empty", "[process]\nsrc-dir =\n", false, `[process] src-dir = "": must not be empty`},
 		{"frontend-metrics", "[process]\nfrontend-metrics = bin foo\n", false, `[process] frontend-metrics = "bin foo": invalid metric names "foo"`},
