@@ -126,6 +126,18 @@ func snapshots(t testing.TB, dir string) []string {
 	return out
 }
 
+// nothingLeft fails the test unless a failed round left nothing in
+// dst-dir or tmp-dst-dir.
+func nothingLeft(t testing.TB, cfg Config) {
+	t.Helper()
+	if s := snapshots(t, cfg.DstDir); len(s) != 0 {
+		t.Errorf("dst-dir holds %v after a failed round", s)
+	}
+	if f := files(t, cfg.TmpDstDir); len(f) != 0 {
+		t.Errorf("tmp-dst-dir holds %v after a failed round", f)
+	}
+}
+
 // files lists the names in dir, sorted.
 func files(t testing.TB, dir string) []string {
 	t.Helper()

@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,31 +26,15 @@ import (
 // does.
 func fakeSocket(t testing.TB, path string, keepOpen bool, answer func(cmd string, w io.Writer)) {
 	t.Helper()
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { l.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(30 * time.Second))
-				r := bufio.NewReader(c)
-				line, err := r.ReadString('\n')
-				if err != nil {
-					return
-				}
-				answer(strings.TrimSuffix(line, "\n"), c)
-				if keepOpen {
-					io.Copy(io.Discard, r)
-				}
-			})
+	testenv.ServeUnix(t, path, func(c net.Conn) {
+		r := bufio.NewReader(c)
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		answer(strings.TrimSuffix(line, "\n"), c)
+		if keepOpen {
+			io.Copy(io.Discard, r)
 		}
 	})
 }
@@ -171,12 +154,7 @@ func TestRoundFakeMasterFailures(t *testing.T) {
 			t.Errorf("error %q does not say %q", err, s)
 		}
 	}
-	if s := snapshots(t, cfg.DstDir); len(s) != 0 {
-		t.Errorf("dst-dir holds %v after a failed round", s)
-	}
-	if f := files(t, cfg.TmpDstDir); len(f) != 0 {
-		t.Errorf("tmp-dst-dir holds %v after a failed round", f)
-	}
+	nothingLeft(t, cfg)
 	p.report(err)
 	if len(log.lines("level=ERROR", "failed=gone.sock:master-10:leaving-12,none.sock,plain.sock")) != 1 {
 		t.Errorf("no log line naming the failures; log:\n%s", log)
@@ -217,12 +195,7 @@ func TestRoundMaxAnswerSize(t *testing.T) {
 	if len(log.lines("level=ERROR", "failed=big.sock", "more than 8388608 bytes")) != 1 {
 		t.Errorf("no log line naming big.sock and the limit; log:\n%s", log)
 	}
-	if s := snapshots(t, cfg.DstDir); len(s) != 0 {
-		t.Errorf("dst-dir holds %v after a failed round", s)
-	}
-	if f := files(t, cfg.TmpDstDir); len(f) != 0 {
-		t.Errorf("tmp-dst-dir holds %v after a failed round", f)
-	}
+	nothingLeft(t, cfg)
 
 	if err := os.Remove(filepath.Join(dir, "big.sock")); err != nil {
 		t.Fatal(err)
@@ -388,10 +361,5 @@ func TestRoundMasterNeverAnswers(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), `"show proc"`) {
 		t.Errorf("Round error %v: want the pull-timeout on show proc", err)
 	}
-	if s := snapshots(t, cfg.DstDir); len(s) != 0 {
-		t.Errorf("dst-dir holds %v after a failed round", s)
-	}
-	if f := files(t, cfg.TmpDstDir); len(f) != 0 {
-		t.Errorf("tmp-dst-dir holds %v after a failed round", f)
-	}
+	nothingLeft(t, cfg)
 }

@@ -206,12 +206,7 @@ func TestRoundMissingSocket(t *testing.T) {
 	if !strings.Contains(err.Error(), missing) {
 		t.Errorf("error %q does not name %s", err, missing)
 	}
-	if s := snapshots(t, cfg.DstDir); len(s) != 0 {
-		t.Errorf("dst-dir holds %v after a failed round", s)
-	}
-	if f := files(t, cfg.TmpDstDir); len(f) != 0 {
-		t.Errorf("tmp-dst-dir holds %v after a failed round", f)
-	}
+	nothingLeft(t, cfg)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	fakeClock(p)
@@ -253,12 +248,7 @@ func TestRoundSocketNeverAnswers(t *testing.T) {
 	if took < cfg.PullTimeout || took > cfg.PullTimeout+time.Second {
 		t.Errorf("Round took %v, want pull-timeout %v (+1s slack)", took, cfg.PullTimeout)
 	}
-	if s := snapshots(t, cfg.DstDir); len(s) != 0 {
-		t.Errorf("dst-dir holds %v after a failed round", s)
-	}
-	if f := files(t, cfg.TmpDstDir); len(f) != 0 {
-		t.Errorf("tmp-dst-dir holds %v after a failed round", f)
-	}
+	nothingLeft(t, cfg)
 }
 
 // HAProxy restarted between rounds: the round while it is down fails, the

@@ -226,6 +226,12 @@ func (h *HAProxy) StatsSockets() []string { return h.conf.StatsSockets }
 // "tcp") and returns the whole answer; timeout bounds the exchange. It is a
 // minimal client for tests, independent from the code under test.
 func Command(network, address, cmd string, timeout time.Duration) ([]byte, error) {
+	return exchange(network, address, cmd, timeout, false)
+}
+
+// exchange sends cmd, half-closes when asked to, and reads the answer
+// until the server closes.
+func exchange(network, address, cmd string, timeout time.Duration, halfClose bool) ([]byte, error) {
 	conn, err := net.DialTimeout(network, address, timeout)
 	if err != nil {
 		return nil, err
@@ -234,6 +240,11 @@ func Command(network, address, cmd string, timeout time.Duration) ([]byte, error
 	conn.SetDeadline(time.Now().Add(timeout))
 	if _, err := io.WriteString(conn, cmd+"\n"); err != nil {
 		return nil, fmt.Errorf("write %q to %s: %w", cmd, address, err)
+	}
+	if cw, ok := conn.(interface{ CloseWrite() error }); ok && halfClose {
+		if err := cw.CloseWrite(); err != nil {
+			return nil, fmt.Errorf("half-close %s: %w", address, err)
+		}
 	}
 	out, err := io.ReadAll(conn)
 	if err != nil {

@@ -2,7 +2,6 @@ package testenv
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -446,26 +445,31 @@ func isHAProxy(pid int) bool {
 // timeout bounds the exchange. It is a minimal client for tests,
 // independent from the code under test.
 func MasterCommand(address, cmd string, timeout time.Duration) ([]byte, error) {
-	conn, err := net.DialTimeout(statsNetwork(address), address, timeout)
+	return exchange(statsNetwork(address), address, cmd, timeout, true)
+}
+
+// ServeUnix listens on a UNIX socket at path and runs handle for every
+// connection (with a 30 s deadline, then closed) until the test ends: a
+// fake stats socket or master CLI.
+func ServeUnix(t testing.TB, path string, handle func(c net.Conn)) {
+	t.Helper()
+	l, err := net.Listen("unix", path)
 	if err != nil {
-		return nil, err
+		t.Fatal(err)
 	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(timeout))
-	if _, err := io.WriteString(conn, cmd+"\n"); err != nil {
-		return nil, fmt.Errorf("write %q to %s: %w", cmd, address, err)
-	}
-	if cw, ok := conn.(interface{ CloseWrite() error }); ok {
-		if err := cw.CloseWrite(); err != nil {
-			return nil, fmt.Errorf("half-close %s: %w", address, err)
+	var wg sync.WaitGroup
+	t.Cleanup(func() { l.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(30 * time.Second))
+				handle(c)
+			})
 		}
-	}
-	out, err := io.ReadAll(conn)
-	if err != nil {
-		return nil, fmt.Errorf("read %q from %s: %w", cmd, address, err)
-	}
-	if len(out) == 0 {
-		return nil, errors.New("empty answer to " + strconv.Quote(cmd) + " from " + address)
-	}
-	return out, nil
+	})
 }
