@@ -23,6 +23,33 @@ var (
 // maxDepth is configparser's MAX_INTERPOLATION_DEPTH.
 const maxDepth = 10
 
+// Bounds of interpolation. Ten levels of references, each repeating the
+// one below a few times, expand a kilobyte of text to gigabytes; these
+// stop such a value with an error naming its section and option.
+const (
+	// MaxValueLen bounds the length of one value after interpolation.
+	MaxValueLen = 64 << 10
+	// MaxReferences bounds the ${...} references followed, at every
+	// depth, to interpolate one value.
+	MaxReferences = 1000
+	// maxExpansion bounds the bytes written and references followed to
+	// read many values at once (Print, StageOptions, the settings), so
+	// that many options each just under MaxValueLen cannot add up.
+	maxExpansion = 16 << 20
+)
+
+// errLimit marks an interpolation stopped by one of the bounds above.
+var errLimit = errors.New("interpolation limit")
+
+// expansion counts the work of interpolating: refs for the value being
+// read, left for the whole operation.
+type expansion struct {
+	refs int
+	left int
+}
+
+func newExpansion() *expansion { return &expansion{left: maxExpansion} }
+
 // Config is a loaded configuration: the built-in defaults overlaid with the
 // user's files. It is immutable and safe for concurrent use.
 type Config struct {
@@ -239,14 +266,26 @@ func (c *Config) Has(section, option string) bool {
 // option wraps ErrNoOption, a missing section ErrNoSection; an
 // interpolation error is an *Error naming the section and option whose
 // value is wrong.
+//
+// A value longer than MaxValueLen after interpolation, or one that follows
+// more than MaxReferences references, is an *Error naming the option read.
 func (c *Config) Get(section, option string) (string, error) {
+	return c.get(section, option, newExpansion())
+}
+
+// get is Get spending from x, shared by the values of one operation.
+func (c *Config) get(section, option string, x *expansion) (string, error) {
 	option = strings.ToLower(option)
 	raw, _, err := c.raw(section, option)
 	if err != nil {
 		return "", err
 	}
 	var b strings.Builder
-	if err := c.interpolate(&b, section, option, raw, 1); err != nil {
+	x.refs = 0
+	if err := c.interpolate(&b, section, option, raw, 1, x); err != nil {
+		if errors.Is(err, errLimit) {
+			return "", &Error{Section: section, Option: option, Value: raw, Err: err}
+		}
 		return "", err
 	}
 	return b.String(), nil
@@ -259,8 +298,11 @@ func (c *Config) Path(section, option string) (string, error) {
 }
 
 // interpolate follows configparser's ExtendedInterpolation._interpolate_some:
-// rest is the value of option in section, depth the nesting level.
-func (c *Config) interpolate(b *strings.Builder, section, option, rest string, depth int) error {
+// rest is the value of option in section, depth the nesting level. It
+// spends from x every byte it writes and every reference it follows, and
+// stops with an error wrapping errLimit, which the caller attributes to the
+// option read, when a bound is passed.
+func (c *Config) interpolate(b *strings.Builder, section, option, rest string, depth int, x *expansion) error {
 	fail := func(err error) error {
 		raw, _, rerr := c.raw(section, option)
 		if rerr != nil {
@@ -271,17 +313,30 @@ func (c *Config) interpolate(b *strings.Builder, section, option, rest string, d
 	if depth > maxDepth {
 		return fail(fmt.Errorf("interpolation nested deeper than %d levels (a reference loop?)", maxDepth))
 	}
+	write := func(s string) error {
+		if b.Len()+len(s) > MaxValueLen {
+			return fmt.Errorf("%w: the value would be longer than %d bytes", errLimit, MaxValueLen)
+		}
+		if x.left -= len(s); x.left < 0 {
+			return fmt.Errorf("%w: the configuration expands to more than %d bytes in all", errLimit, maxExpansion)
+		}
+		b.WriteString(s)
+		return nil
+	}
 	for rest != "" {
 		p := strings.IndexByte(rest, '$')
 		if p < 0 {
-			b.WriteString(rest)
-			return nil
+			return write(rest)
 		}
-		b.WriteString(rest[:p])
+		if err := write(rest[:p]); err != nil {
+			return err
+		}
 		rest = rest[p:]
 		switch {
 		case strings.HasPrefix(rest, "$$"):
-			b.WriteByte('$')
+			if err := write("$"); err != nil {
+				return err
+			}
 			rest = rest[2:]
 		case strings.HasPrefix(rest, "${"):
 			end := strings.IndexByte(rest, '}')
@@ -290,6 +345,12 @@ func (c *Config) interpolate(b *strings.Builder, section, option, rest string, d
 			}
 			ref := rest[2:end]
 			rest = rest[end+1:]
+			if x.refs++; x.refs > MaxReferences {
+				return fmt.Errorf("%w: the value follows more than %d references", errLimit, MaxReferences)
+			}
+			if x.left--; x.left < 0 {
+				return fmt.Errorf("%w: the configuration expands to more than %d bytes in all", errLimit, maxExpansion)
+			}
 			path := strings.Split(ref, ":")
 			sect, opt := section, ""
 			switch len(path) {
@@ -305,10 +366,12 @@ func (c *Config) interpolate(b *strings.Builder, section, option, rest string, d
 				return fail(fmt.Errorf("reference ${%s}: %w", ref, err))
 			}
 			if !strings.Contains(v, "$") {
-				b.WriteString(v)
+				if err := write(v); err != nil {
+					return err
+				}
 				continue
 			}
-			if err := c.interpolate(b, sect, opt, v, depth+1); err != nil {
+			if err := c.interpolate(b, sect, opt, v, depth+1, x); err != nil {
 				return err
 			}
 		default:
@@ -320,7 +383,7 @@ func (c *Config) interpolate(b *strings.Builder, section, option, rest string, d
 
 // items returns the interpolated options of section with those it inherits
 // from DEFAULT, as configparser's config[section].items().
-func (c *Config) items(section string) (map[string]string, error) {
+func (c *Config) items(section string, x *expansion) (map[string]string, error) {
 	names := map[string]bool{}
 	for _, s := range []string{SectionDefault, section} {
 		for k := range defaults[s] {
@@ -335,7 +398,7 @@ func (c *Config) items(section string) (map[string]string, error) {
 	out := map[string]string{}
 	var errs []error
 	for k := range names {
-		v, err := c.Get(section, k)
+		v, err := c.get(section, k, x)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -358,11 +421,12 @@ func (c *Config) Print(w io.Writer, include func(section string) bool) error {
 	var sb strings.Builder
 	bw := bufio.NewWriter(&sb)
 	var errs []error
+	x := newExpansion()
 	for _, s := range names {
 		if include != nil && !include(s) {
 			continue
 		}
-		items, err := c.items(s)
+		items, err := c.items(s, x)
 		if err != nil {
 			errs = append(errs, err)
 			continue

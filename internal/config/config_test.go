@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"errors"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -697,5 +698,77 @@ func TestConcurrentReads(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// bomb returns a section whose a1 references a2 fanout times, a2
+// references a3 fanout times, ..., down to a<depth> = leaf: a1 expands to
+// fanout^(depth-1) copies of leaf.
+func bomb(fanout, depth int, leaf string) string {
+	var b strings.Builder
+	b.WriteString("[s]\n")
+	for i := 1; i < depth; i++ {
+		b.WriteString("a" + strconv.Itoa(i) + " =")
+		for range fanout {
+			b.WriteString(" ${a" + strconv.Itoa(i+1) + "}")
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("a" + strconv.Itoa(depth) + " = " + leaf + "\n")
+	return b.String()
+}
+
+// TestInterpolationBounded: a value that expands beyond MaxValueLen or
+// follows more than MaxReferences references is an error naming the option
+// read, found without expanding it all.
+func TestInterpolationBounded(t *testing.T) {
+	tests := []struct {
+		name, text, want string
+	}{
+		// 16^2 * 301 bytes = 77 KB in 272 references.
+		{"long", bomb(16, 3, strings.Repeat("x", 300)), "longer than 65536 bytes"},
+		// 16^3 = 4096 references to an empty value: no output at all.
+		{"references", bomb(16, 4, ""), "more than 1000 references"},
+		// Half a kilobyte that expands to 10 * 8^9 bytes (1.3 GB).
+		{"1.3 KB bomb", bomb(8, 10, "xxxxxxxxxx"), "interpolation limit"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := load(t, tt.text)
+			got, err := c.Get("s", "a1")
+			if err == nil {
+				t.Fatalf("Get(s, a1) = %d bytes, want an error", len(got))
+			}
+			var cerr *Error
+			if !errors.As(err, &cerr) || cerr.Section != "s" || cerr.Option != "a1" || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Get(s, a1) error = %v, want an *Error naming [s] a1 and %q", err, tt.want)
+			}
+			if err := c.Print(io.Discard, nil); err == nil || !strings.Contains(err.Error(), "[s] a1 = ") {
+				t.Errorf("Print error = %v, want it to name [s] a1", err)
+			}
+		})
+	}
+	// Just under the bound is fine.
+	c := load(t, "[s]\nx = "+strings.Repeat("y", 1024)+"\na ="+strings.Repeat(" ${x}", 63)+"\n")
+	if got, err := c.Get("s", "a"); err != nil || len(got) != 63*1025-1 {
+		t.Errorf("Get(s, a) = %d bytes, %v, want %d bytes", len(got), err, 63*1025-1)
+	}
+}
+
+// TestInterpolationBoundedInAll: many options, each under MaxValueLen,
+// cannot make Print (or the settings) expand more than maxExpansion.
+func TestInterpolationBoundedInAll(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("[s]\nx = " + strings.Repeat("y", 1000) + "\na =" + strings.Repeat(" ${x}", 60) + "\n")
+	for i := range 300 { // 300 * 60 KB = 18 MB
+		b.WriteString("b" + strconv.Itoa(i) + " = ${a}\n")
+	}
+	c := load(t, b.String())
+	if err := c.Print(io.Discard, nil); err == nil || !strings.Contains(err.Error(), "expands to more than") {
+		t.Errorf("Print error = %v, want the configuration refused as too large", err)
+	}
+	// One option alone is fine.
+	if v, err := c.Get("s", "b1"); err != nil || len(v) != 60*1001-1 {
+		t.Errorf("Get(s, b1) = %d bytes, %v", len(v), err)
 	}
 }

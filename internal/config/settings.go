@@ -120,7 +120,7 @@ type ProcessSettings struct {
 // reported, joined with errors.Join, each an *Error naming the section,
 // option and value.
 func (c *Config) PullSettings() (*Pull, error) {
-	k := &checker{c: c}
+	k := newChecker(c)
 	const s = SectionPull
 	p := &Pull{
 		Loglevel:     k.level(s, "loglevel"),
@@ -155,7 +155,7 @@ func (c *Config) PullSettings() (*Pull, error) {
 // with errors.Join, each an *Error naming the section, option and value.
 // It does not touch the file system; see CheckReadWrite.
 func (c *Config) ProcessSettings() (*ProcessSettings, error) {
-	k := &checker{c: c}
+	k := newChecker(c)
 	ps := &ProcessSettings{}
 	const p = SectionProcess
 	ps.Process = Process{
@@ -225,8 +225,9 @@ func (c *Config) StageOptions(name string) (map[string]string, error) {
 	}
 	out := make(map[string]string)
 	var errs []error
+	x := newExpansion()
 	for _, opt := range c.OwnOptions(section) {
-		v, err := c.Get(section, opt)
+		v, err := c.get(section, opt, x)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -266,8 +267,11 @@ func CheckReadWrite(dir string) error {
 // checker reads typed options and collects every problem.
 type checker struct {
 	c    *Config
+	x    *expansion // shared by every value read
 	errs []error
 }
+
+func newChecker(c *Config) *checker { return &checker{c: c, x: newExpansion()} }
 
 func (k *checker) err() error {
 	return errors.Join(k.errs...)
@@ -283,7 +287,7 @@ func (k *checker) str(section, option string) (string, bool) {
 	if !k.c.Has(section, option) {
 		return "", false
 	}
-	v, err := k.c.Get(section, option)
+	v, err := k.c.get(section, option, k.x)
 	if err != nil {
 		k.errs = append(k.errs, err)
 		return "", false
