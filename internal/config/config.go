@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 )
 
 // ErrNoSection and ErrNoOption are wrapped by the errors of Get and of
@@ -74,16 +75,21 @@ func Default() *Config {
 // error naming it and the line. dir "" is none; a dir that does not exist is
 // an error. Hidden files and directories in dir are skipped, like Python's
 // glob does.
+//
+// Every file read must be a regular file (a link to one is fine) of at most
+// MaxFileSize bytes: anything else (a named pipe, a device, a socket, a
+// link to nothing) is an error naming it, found without blocking. A
+// directory named *.conf in dir is skipped.
 func Load(file, dir string, logger *slog.Logger) (*Config, error) {
 	logger = orDiscard(logger)
 	var sources []Source
 	if file != "" {
-		data, err := os.ReadFile(file)
+		data, err := readFile(file)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			logger.Info("configuration file does not exist, using the defaults", "file", file)
 		case err != nil:
-			return nil, fmt.Errorf("read configuration: %w", err)
+			return nil, err
 		default:
 			sources = append(sources, Source{Name: file, Data: data})
 		}
@@ -98,13 +104,19 @@ func Load(file, dir string, logger *slog.Logger) (*Config, error) {
 				continue
 			}
 			path := filepath.Join(dir, e.Name())
-			if e.IsDir() {
+			if st, err := os.Stat(path); e.IsDir() || (err == nil && st.IsDir()) {
 				logger.Debug("skipping directory in configuration directory", "path", path)
 				continue
 			}
-			data, err := os.ReadFile(path)
+			data, err := readFile(path)
+			if errors.Is(err, fs.ErrNotExist) {
+				// Listed but not there: a link to nothing, or removed
+				// since; either way a part of the configuration is
+				// missing.
+				return nil, fmt.Errorf("%w (a symbolic link to nothing?)", err)
+			}
 			if err != nil {
-				return nil, fmt.Errorf("read configuration: %w", err)
+				return nil, err
 			}
 			sources = append(sources, Source{Name: path, Data: data})
 		}
@@ -113,17 +125,91 @@ func Load(file, dir string, logger *slog.Logger) (*Config, error) {
 }
 
 // LoadFiles reads the built-in defaults and then every file of paths in
-// order; later values win. Unlike Load, every file must exist.
+// order; later values win. Unlike Load, every file must exist. Each must be
+// a regular file of at most MaxFileSize bytes, as for Load.
 func LoadFiles(logger *slog.Logger, paths ...string) (*Config, error) {
 	sources := make([]Source, 0, len(paths))
 	for _, p := range paths {
-		data, err := os.ReadFile(p)
+		data, err := readFile(p)
 		if err != nil {
-			return nil, fmt.Errorf("read configuration: %w", err)
+			return nil, err
 		}
 		sources = append(sources, Source{Name: p, Data: data})
 	}
 	return LoadSources(logger, sources...)
+}
+
+// MaxFileSize bounds the size of one configuration file. The original's
+// sample is 3 KB; a file a thousand times larger is not a configuration.
+const MaxFileSize = 4 << 20
+
+// readFile reads the configuration file path, which must be a regular file
+// (or a link to one) of at most MaxFileSize bytes. It never blocks on a
+// named pipe or a device: the type is checked before opening, the file is
+// opened with O_NONBLOCK, and the type checked again on the open file in
+// case it was replaced in between. A file that does not exist is an error
+// wrapping fs.ErrNotExist.
+func readFile(path string) ([]byte, error) {
+	fail := func(err error) ([]byte, error) {
+		return nil, fmt.Errorf("read configuration %s: %w", path, err)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return fail(unwrapPath(err))
+	}
+	if !st.Mode().IsRegular() {
+		return fail(notRegular(st.Mode()))
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return fail(unwrapPath(err))
+	}
+	defer f.Close()
+	if st, err = f.Stat(); err != nil {
+		return fail(unwrapPath(err))
+	}
+	if !st.Mode().IsRegular() {
+		return fail(notRegular(st.Mode()))
+	}
+	if st.Size() > MaxFileSize {
+		return fail(fmt.Errorf("%d bytes, larger than the limit of %d", st.Size(), MaxFileSize))
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return fail(unwrapPath(err))
+	}
+	if len(data) > MaxFileSize {
+		return fail(fmt.Errorf("larger than the limit of %d bytes", MaxFileSize))
+	}
+	return data, nil
+}
+
+// unwrapPath drops the *fs.PathError around err, whose path the caller
+// names already.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// notRegular describes a file that is not a regular file.
+func notRegular(m fs.FileMode) error {
+	kind := m.Type().String()
+	switch t := m.Type(); {
+	case t&fs.ModeDir != 0:
+		kind = "directory"
+	case t&fs.ModeNamedPipe != 0:
+		kind = "named pipe"
+	case t&fs.ModeSocket != 0:
+		kind = "socket"
+	case t&fs.ModeCharDevice != 0:
+		kind = "character device"
+	case t&fs.ModeDevice != 0:
+		kind = "device"
+	}
+	return fmt.Errorf("not a regular file (%s)", kind)
 }
 
 // LoadSources reads the built-in defaults and then every source in order;
@@ -142,7 +228,7 @@ func LoadSources(logger *slog.Logger, sources ...Source) (*Config, error) {
 		c.merge(fd, logger)
 	}
 	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return nil, errors.Join(capErrors(errs, "configuration")...)
 	}
 	return c, nil
 }
@@ -405,7 +491,7 @@ func (c *Config) items(section string, x *expansion) (map[string]string, error) 
 		}
 		out[k] = v
 	}
-	return out, errors.Join(sortErrors(errs)...)
+	return out, errors.Join(capErrors(sortErrors(errs), "["+section+"]")...)
 }
 
 // Print writes the effective configuration of the sections include selects
@@ -434,7 +520,7 @@ func (c *Config) Print(w io.Writer, include func(section string) bool) error {
 		writeSection(bw, s, items)
 	}
 	if len(errs) > 0 {
-		return errors.Join(errs...)
+		return errors.Join(capErrors(errs, "configuration")...)
 	}
 	bw.Flush()
 	_, err := io.WriteString(w, sb.String())

@@ -3,13 +3,17 @@ package config
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // load parses text as one file named test.conf.
@@ -770,5 +774,141 @@ func TestInterpolationBoundedInAll(t *testing.T) {
 	// One option alone is fine.
 	if v, err := c.Get("s", "b1"); err != nil || len(v) != 60*1001-1 {
 		t.Errorf("Get(s, b1) = %d bytes, %v", len(v), err)
+	}
+}
+
+// loadWithin runs Load and fails the test if it has not returned within a
+// generous bound (it blocked: a named pipe opened for reading waits for a
+// writer forever).
+func loadWithin(t *testing.T, file, dir string) (*Config, error) {
+	t.Helper()
+	type result struct {
+		c   *Config
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		c, err := Load(file, dir, nil)
+		done <- result{c, err}
+	}()
+	select {
+	case r := <-done:
+		return r.c, r.err
+	case <-time.After(30 * time.Second):
+		t.Fatalf("Load(%q, %q) has not returned after 30 s: it blocks", file, dir)
+		return nil, nil
+	}
+}
+
+// TestLoadNotRegular: a *.conf that is not a regular file (named pipe,
+// device, socket, link to nothing) is refused, naming it, without
+// blocking; a directory or a link to one is skipped.
+func TestLoadNotRegular(t *testing.T) {
+	tests := []struct {
+		name string
+		make func(t *testing.T, path string)
+		want string
+	}{
+		{"fifo", func(t *testing.T, path string) {
+			if err := syscall.Mkfifo(path, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, "not a regular file (named pipe)"},
+		{"device", func(t *testing.T, path string) {
+			if err := os.Symlink("/dev/zero", path); err != nil {
+				t.Fatal(err)
+			}
+		}, "not a regular file (character device)"},
+		{"socket", func(t *testing.T, path string) {
+			l, err := net.Listen("unix", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { l.Close() })
+		}, "not a regular file (socket)"},
+		{"dangling link", func(t *testing.T, path string) {
+			if err := os.Symlink(filepath.Join(filepath.Dir(path), "gone"), path); err != nil {
+				t.Fatal(err)
+			}
+		}, "no such file or directory (a symbolic link to nothing?)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// A short directory name: a socket path has a length limit.
+			dir, err := os.MkdirTemp("", "cfg")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.RemoveAll(dir) })
+			writeFile(t, filepath.Join(dir, "10-ok.conf"), "[process]\nworkers = 2\n")
+			bad := filepath.Join(dir, "20-bad.conf")
+			tt.make(t, bad)
+			_, err = loadWithin(t, "", dir)
+			if err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Load with %s: error = %v, want one naming %s and %q", tt.name, err, bad, tt.want)
+			}
+			if tt.name == "dangling link" {
+				return
+			}
+			// The same as the main file.
+			_, err = loadWithin(t, bad, "")
+			if err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Load(%s) error = %v, want one naming it and %q", bad, err, tt.want)
+			}
+		})
+	}
+	t.Run("directory link", func(t *testing.T) {
+		dir := t.TempDir()
+		writeFile(t, filepath.Join(dir, "10-ok.conf"), "[process]\nworkers = 2\n")
+		if err := os.Symlink(t.TempDir(), filepath.Join(dir, "20-dir.conf")); err != nil {
+			t.Fatal(err)
+		}
+		c, err := loadWithin(t, "", dir)
+		if err != nil {
+			t.Fatalf("Load with a linked directory: %v, want it skipped", err)
+		}
+		if v, _ := c.Get("process", "workers"); v != "2" {
+			t.Errorf("workers = %q, want 2", v)
+		}
+	})
+}
+
+// TestLoadTooLarge: a file over MaxFileSize is refused, naming it and the
+// limit, without being read.
+func TestLoadTooLarge(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "big.conf")
+	writeFile(t, file, "[s]\na = "+strings.Repeat("x", MaxFileSize)+"\n")
+	for _, load := range []func() error{
+		func() error { _, err := Load(file, "", nil); return err },
+		func() error { _, err := LoadFiles(nil, file); return err },
+	} {
+		if err := load(); err == nil || !strings.Contains(err.Error(), file) || !strings.Contains(err.Error(), strconv.Itoa(MaxFileSize)) {
+			t.Errorf("load of %d bytes: error = %v, want it to name the file and the limit %d", MaxFileSize+10, err, MaxFileSize)
+		}
+	}
+}
+
+// TestJunkErrorsCapped: a file of junk gives maxErrors errors and a count
+// of the rest, each line quoted at most maxExcerpt bytes.
+func TestJunkErrorsCapped(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("[s]\n")
+	for b.Len() < MaxFileSize-2000 {
+		b.WriteString(strings.Repeat("junk", 100) + "\n") // 401 bytes a line
+	}
+	lines := strings.Count(b.String(), "\n") - 1
+	_, err := LoadSources(nil, Source{Name: "junk.conf", Data: []byte(b.String())})
+	if err == nil {
+		t.Fatal("LoadSources(junk) = nil error")
+	}
+	msg := err.Error()
+	if n := strings.Count(msg, "\n") + 1; n != maxErrors+1 {
+		t.Errorf("LoadSources(junk) gave %d error lines, want %d", n, maxErrors+1)
+	}
+	if want := fmt.Sprintf("junk.conf: %d more errors not shown", lines-maxErrors); !strings.Contains(msg, want) {
+		t.Errorf("LoadSources(junk) error ends %q, want %q", msg[strings.LastIndexByte(msg, '\n')+1:], want)
+	}
+	if len(msg) > 20*1024 {
+		t.Errorf("LoadSources(junk) error is %d bytes, want a screen or two", len(msg))
 	}
 }

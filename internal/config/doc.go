@@ -15,10 +15,15 @@
 // Lifecycle: Load (or LoadFiles, LoadSources, Default) builds a *Config from
 // the built-in defaults (one table, in defaults.go, also printed by
 // PrintDefaults) and the user's files, later files winning. A file that does
-// not parse is a *ParseError naming the file and line. Nothing is
+// not parse is a *ParseError naming the file and line; a file that is not a
+// regular file (a named pipe, a device, a socket) or is larger than
+// MaxFileSize is refused without blocking, and a file of junk reports
+// twenty errors and a count of the rest. Nothing is
 // interpolated or validated at load: Get and Print interpolate,
 // PullSettings and ProcessSettings validate and return every problem at
-// once, each an *Error naming section, option and value. CheckReadWrite
+// once, each an *Error naming section, option and value. Interpolation is
+// bounded (MaxValueLen, MaxReferences per value, and a total per
+// operation), so a small file cannot expand to gigabytes. CheckReadWrite
 // checks src-dir on the file system, separately. Relative paths are
 // returned as written.
 //

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/haproxystats-go/haproxystats/builtin"
@@ -234,7 +235,7 @@ func (c *Config) StageOptions(name string) (map[string]string, error) {
 		}
 		out[opt] = v
 	}
-	return out, errors.Join(errs...)
+	return out, errors.Join(capErrors(errs, "["+section+"]")...)
 }
 
 // CheckReadWrite checks that dir (process src-dir) can be listed and that a
@@ -243,7 +244,8 @@ func CheckReadWrite(dir string) error {
 	if dir == "" {
 		return errors.New("check read and write access: empty directory name")
 	}
-	d, err := os.Open(dir)
+	// O_DIRECTORY: a named pipe there is an error, not a wait for a writer.
+	d, err := os.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY, 0)
 	if err != nil {
 		return fmt.Errorf("check read access to %s: %w", dir, err)
 	}
@@ -274,7 +276,7 @@ type checker struct {
 func newChecker(c *Config) *checker { return &checker{c: c, x: newExpansion()} }
 
 func (k *checker) err() error {
-	return errors.Join(k.errs...)
+	return errors.Join(capErrors(k.errs, "configuration")...)
 }
 
 func (k *checker) fail(section, option, value string, err error) {

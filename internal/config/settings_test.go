@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -406,6 +407,22 @@ func TestCheckReadWrite(t *testing.T) {
 	if err := CheckReadWrite(""); err == nil {
 		t.Errorf("CheckReadWrite(\"\") = nil, want an error")
 	}
+	// A named pipe: an error, not a wait for a writer.
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- CheckReadWrite(fifo) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), fifo) {
+			t.Errorf("CheckReadWrite(%q) = %v, want an error naming it", fifo, err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("CheckReadWrite(%q) has not returned after 30 s: it blocks", fifo)
+	}
+	os.Remove(fifo)
 	if os.Geteuid() == 0 {
 		t.Skip("running as root: permission bits do not stop root, read-only case not tested")
 	}
