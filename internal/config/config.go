@@ -339,6 +339,13 @@ func (c *Config) value(section, option string) (string, bool) {
 	return v, ok
 }
 
+// isDefaultOption reports whether option is an option of [DEFAULT]: one of
+// the built-in defaults or one the user's files set there.
+func (c *Config) isDefaultOption(option string) bool {
+	_, ok := c.value(SectionDefault, option)
+	return ok
+}
+
 // Has reports whether option has a value in section, its own or inherited
 // from DEFAULT, from the user's files or the built-in defaults.
 func (c *Config) Has(section, option string) bool {

@@ -516,6 +516,7 @@ per-process-metrics = false
 retries = 2
 src-dir = ${paths:base-dir}/incoming
 stage-cache-dir = ${paths:base-dir}/stage-cache
+stop-timeout = 10
 timeout = 1
 workers = 4
 
@@ -622,6 +623,7 @@ per-process-metrics = false
 retries = 2
 src-dir = /srv/incoming
 stage-cache-dir = /srv/stage-cache
+stop-timeout = 10
 timeout = 1
 workers = 4
 
