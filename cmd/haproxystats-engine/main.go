@@ -35,7 +35,8 @@ const usage = `Usage:
 
 Commands:
     test   run every case under PATH (a case directory in the conformance
-           format, or a directory of them) and compare with expected.txt
+           format, or a directory with cases at any depth below it) and
+           compare with expected.txt
     run    process snapshot directories once and print the Graphite lines;
            with --pull, run as one daemon: pull from the stats sockets on the
            [pull] cadence and send to Graphite, the spool as the buffer

@@ -113,3 +113,38 @@ func TestCheckCommand(t *testing.T) {
 		})
 	}
 }
+
+// TestTestCommandFindsNested: `test PATH` runs the cases at any depth below
+// PATH (as `haproxystats-engine test wasm-examples` must run every
+// example's testcase), and never takes what is inside a case, such as a
+// directory of its incoming/, for another case.
+func TestTestCommandFindsNested(t *testing.T) {
+	root := t.TempDir()
+	for _, c := range []struct{ src, dst string }{
+		{"dots-defaults", "top"},
+		{"single-defaults", "a/testcase"},
+		{"dev4-defaults", "b/c/d/testcase"},
+	} {
+		if err := os.CopyFS(filepath.Join(root, c.dst), os.DirFS(filepath.Join(corpus, c.src))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A configuration inside a case's incoming/ is a snapshot's file, not
+	// a case: were it taken for one, it would fail (no expected.txt).
+	snaps, _ := filepath.Glob(filepath.Join(root, "top", "incoming", "*"))
+	if len(snaps) == 0 {
+		t.Fatal("no snapshot in the copied case")
+	}
+	if err := os.WriteFile(filepath.Join(snaps[0], "haproxystats.conf"), []byte("[process]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"test", root}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out.String(), errb.String())
+	}
+	want := "PASS a/testcase\nPASS b/c/d/testcase\nPASS top\n3 passed, 0 failed\n"
+	if out.String() != want {
+		t.Errorf("output:\n%s\nwant:\n%s", out.String(), want)
+	}
+}
