@@ -12,6 +12,7 @@ import (
 	"github.com/haproxystats-go/haproxystats/internal/config"
 	"github.com/haproxystats-go/haproxystats/internal/process"
 	"github.com/haproxystats-go/haproxystats/internal/pull"
+	"github.com/haproxystats-go/haproxystats/internal/startup"
 )
 
 // oneDaemon pulls and processes in one program: every complete round is
@@ -37,7 +38,10 @@ func oneDaemon(ctx context.Context, cfg *config.Config, configDir string, logger
 		}
 		return puller.Commit(name, answers)
 	}
-	daemon, _, err := process.FromConfig(cfg, logger, process.Options{SrcDir: ps.DstDir, ConfigDir: configDir, Spill: spill, SpillAfter: ps.PullInterval})
+	daemon, err := startup.Do(ctx, func() (*process.Daemon, error) {
+		d, _, err := process.FromConfig(cfg, logger, process.Options{SrcDir: ps.DstDir, ConfigDir: configDir, Spill: spill, SpillAfter: ps.PullInterval})
+		return d, err
+	})
 	if err != nil {
 		return err
 	}
