@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/pflag"
@@ -171,6 +172,13 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() == 0 {
 		fmt.Fprintln(stderr, "haproxystats-engine run: no SNAPSHOT_DIR given")
 		return 2
+	}
+	// The directory's name is the timestamp of every line.
+	for _, snap := range fs.Args() {
+		if name := filepath.Base(filepath.Clean(snap)); strings.Trim(name, "0123456789") != "" {
+			fmt.Fprintf(stderr, "haproxystats-engine run: snapshot directory %s: its name %q is not an epoch second (digits only), the timestamp of its metrics\n", snap, name)
+			return 2
+		}
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	cfg, err := config.Load(*file, *dir, logger)
