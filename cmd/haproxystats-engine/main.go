@@ -213,9 +213,9 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 // checkCmd validates the configuration as haproxystats-process (and, when
-// sockets are configured, haproxystats-pull) would at start, and loads
-// every WebAssembly stage, for an operator's own CI. A stop signal ends it
-// at once, exit 1.
+// sockets are configured, haproxystats-pull) would at start, checks that
+// the exclusion files can be read, and loads every WebAssembly stage, for
+// an operator's own CI. A stop signal ends it at once, exit 1.
 func checkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("check", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -244,6 +244,27 @@ func checkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			if _, err := cfg.PullSettings(); err != nil {
 				c.problems = append(c.problems, err.Error())
 			}
+		}
+		// The daemons log an unreadable exclusion file and keep running
+		// (SPEC §5.4); check reports it, and does not load the pipeline,
+		// which reads the files, when one could block it.
+		readable := true
+		if ps, err := cfg.ProcessSettings(); err == nil {
+			for _, ex := range []struct{ option, path string }{
+				{"exclude-frontends", ps.Process.ExcludeFrontends},
+				{"exclude-backends", ps.Process.ExcludeBackends},
+			} {
+				if ex.path == "" {
+					continue
+				}
+				if _, err := config.ReadRegular(ex.path, config.MaxFileSize); err != nil {
+					c.problems = append(c.problems, fmt.Sprintf("[process] %s = %q: %v", ex.option, ex.path, err))
+					readable = false
+				}
+			}
+		}
+		if !readable {
+			return c, nil
 		}
 		c.built, err = pipeline.New(cfg, pipeline.Options{Logger: logger, ConfigDir: filepath.Dir(*file), StageCacheDir: "-"})
 		if err != nil {

@@ -143,15 +143,24 @@ func LoadFiles(logger *slog.Logger, paths ...string) (*Config, error) {
 // sample is 3 KB; a file a thousand times larger is not a configuration.
 const MaxFileSize = 4 << 20
 
-// readFile reads the configuration file path, which must be a regular file
-// (or a link to one) of at most MaxFileSize bytes. It never blocks on a
-// named pipe or a device: the type is checked before opening, the file is
-// opened with O_NONBLOCK, and the type checked again on the open file in
-// case it was replaced in between. A file that does not exist is an error
-// wrapping fs.ErrNotExist.
+// readFile reads one configuration file with ReadRegular.
 func readFile(path string) ([]byte, error) {
+	data, err := ReadRegular(path, MaxFileSize)
+	if err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	return data, nil
+}
+
+// ReadRegular reads path, which must be a regular file (or a link to one)
+// of at most limit bytes, for files an operator names in the configuration.
+// It never blocks on a named pipe or a device: the type is checked before
+// opening, the file is opened with O_NONBLOCK, and the type checked again
+// on the open file in case it was replaced in between. Errors name the path;
+// a file that does not exist is an error wrapping fs.ErrNotExist.
+func ReadRegular(path string, limit int64) ([]byte, error) {
 	fail := func(err error) ([]byte, error) {
-		return nil, fmt.Errorf("read configuration %s: %w", path, err)
+		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	st, err := os.Stat(path)
 	if err != nil {
@@ -171,15 +180,15 @@ func readFile(path string) ([]byte, error) {
 	if !st.Mode().IsRegular() {
 		return fail(notRegular(st.Mode()))
 	}
-	if st.Size() > MaxFileSize {
-		return fail(fmt.Errorf("%d bytes, larger than the limit of %d", st.Size(), MaxFileSize))
+	if st.Size() > limit {
+		return fail(fmt.Errorf("%d bytes, larger than the limit of %d", st.Size(), limit))
 	}
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
 		return fail(unwrapPath(err))
 	}
-	if len(data) > MaxFileSize {
-		return fail(fmt.Errorf("larger than the limit of %d bytes", MaxFileSize))
+	if int64(len(data)) > limit {
+		return fail(fmt.Errorf("larger than the limit of %d bytes", limit))
 	}
 	return data, nil
 }
