@@ -11,9 +11,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/haproxystats-go/haproxystats/internal/testenv"
 )
 
 // load parses text as one file named test.conf.
@@ -788,18 +789,11 @@ func loadWithin(t *testing.T, file, dir string) (*Config, error) {
 		c   *Config
 		err error
 	}
-	done := make(chan result, 1)
-	go func() {
+	r := testenv.ReturnsWithin(t, 30*time.Second, "Load("+file+", "+dir+")", func() result {
 		c, err := Load(file, dir, nil)
-		done <- result{c, err}
-	}()
-	select {
-	case r := <-done:
-		return r.c, r.err
-	case <-time.After(30 * time.Second):
-		t.Fatalf("Load(%q, %q) has not returned after 30 s: it blocks", file, dir)
-		return nil, nil
-	}
+		return result{c, err}
+	})
+	return r.c, r.err
 }
 
 // TestLoadNotRegular: a *.conf that is not a regular file (named pipe,
@@ -812,7 +806,7 @@ func TestLoadNotRegular(t *testing.T) {
 		want string
 	}{
 		{"fifo", func(t *testing.T, path string) {
-			if err := syscall.Mkfifo(path, 0o644); err != nil {
+			if err := os.Symlink(testenv.NamedPipe(t), path); err != nil {
 				t.Fatal(err)
 			}
 		}, "not a regular file (named pipe)"},

@@ -7,9 +7,10 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/haproxystats-go/haproxystats/internal/testenv"
 )
 
 func TestPullSettingsDefaults(t *testing.T) {
@@ -460,21 +461,11 @@ func TestCheckReadWrite(t *testing.T) {
 		t.Errorf("CheckReadWrite(\"\") = nil, want an error")
 	}
 	// A named pipe: an error, not a wait for a writer.
-	fifo := filepath.Join(dir, "fifo")
-	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
-		t.Fatal(err)
+	fifo := testenv.NamedPipe(t)
+	err := testenv.ReturnsWithin(t, 30*time.Second, "CheckReadWrite(fifo)", func() error { return CheckReadWrite(fifo) })
+	if err == nil || !strings.Contains(err.Error(), fifo) {
+		t.Errorf("CheckReadWrite(%q) = %v, want an error naming it", fifo, err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- CheckReadWrite(fifo) }()
-	select {
-	case err := <-done:
-		if err == nil || !strings.Contains(err.Error(), fifo) {
-			t.Errorf("CheckReadWrite(%q) = %v, want an error naming it", fifo, err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("CheckReadWrite(%q) has not returned after 30 s: it blocks", fifo)
-	}
-	os.Remove(fifo)
 	if os.Geteuid() == 0 {
 		t.Skip("running as root: permission bits do not stop root, read-only case not tested")
 	}
