@@ -77,9 +77,9 @@ func Default() *Config {
 // glob does.
 //
 // Every file read must be a regular file (a link to one is fine) of at most
-// MaxFileSize bytes: anything else (a named pipe, a device, a socket, a
-// link to nothing) is an error naming it, found without blocking. A
-// directory named *.conf in dir is skipped.
+// MaxFileSize bytes, or /dev/null: anything else (a named pipe, a device, a
+// socket, a link to nothing) is an error naming it, found without blocking.
+// A directory named *.conf in dir is skipped.
 func Load(file, dir string, logger *slog.Logger) (*Config, error) {
 	logger = orDiscard(logger)
 	var sources []Source
@@ -156,7 +156,8 @@ func readFile(path string) ([]byte, error) {
 // of at most limit bytes, for files an operator names in the configuration.
 // It never blocks on a named pipe or a device: the type is checked before
 // opening, the file is opened with O_NONBLOCK, and the type checked again
-// on the open file in case it was replaced in between. Errors name the path;
+// on the open file in case it was replaced in between. /dev/null (or a link
+// to it, the usual way to mask a file) reads as empty. Errors name the path;
 // a file that does not exist is an error wrapping fs.ErrNotExist.
 func ReadRegular(path string, limit int64) ([]byte, error) {
 	fail := func(err error) ([]byte, error) {
@@ -165,6 +166,9 @@ func ReadRegular(path string, limit int64) ([]byte, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return fail(unwrapPath(err))
+	}
+	if null, err := os.Stat(os.DevNull); err == nil && os.SameFile(st, null) {
+		return nil, nil
 	}
 	if !st.Mode().IsRegular() {
 		return fail(notRegular(st.Mode()))

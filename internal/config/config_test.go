@@ -853,6 +853,21 @@ func TestLoadNotRegular(t *testing.T) {
 			}
 		})
 	}
+	t.Run("dev null", func(t *testing.T) {
+		// /dev/null, or a link to it (masking a file), reads as empty.
+		dir := t.TempDir()
+		writeFile(t, filepath.Join(dir, "10-ok.conf"), "[process]\nworkers = 2\n")
+		if err := os.Symlink(os.DevNull, filepath.Join(dir, "20-masked.conf")); err != nil {
+			t.Fatal(err)
+		}
+		c, err := loadWithin(t, os.DevNull, dir)
+		if err != nil {
+			t.Fatalf("Load(%s, a dir with a link to it): %v", os.DevNull, err)
+		}
+		if v, _ := c.Get("process", "workers"); v != "2" {
+			t.Errorf("workers = %q, want 2", v)
+		}
+	})
 	t.Run("directory link", func(t *testing.T) {
 		dir := t.TempDir()
 		writeFile(t, filepath.Join(dir, "10-ok.conf"), "[process]\nworkers = 2\n")
