@@ -27,6 +27,12 @@
 // checks src-dir on the file system, separately. Relative paths are
 // returned as written.
 //
+// Two rules live here for the whole program: ReadRegular reads a file an
+// operator names (configuration, exclusion list) without ever blocking on
+// a named pipe or device and with a size cap, and CheckPathName is the
+// character rule for a configuration value that becomes a metric path part
+// (namespace, group-namespace, group names, the host name).
+//
 // Concurrency: a loaded *Config is never modified, so any number of
 // goroutines may read it at once. The settings structs are plain values
 // owned by the caller.
