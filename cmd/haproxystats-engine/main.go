@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/pflag"
@@ -22,6 +23,7 @@ import (
 	"github.com/haproxystats-go/haproxystats/internal/graphite"
 	"github.com/haproxystats-go/haproxystats/internal/pipeline"
 	"github.com/haproxystats-go/haproxystats/internal/process"
+	"github.com/haproxystats-go/haproxystats/internal/startup"
 )
 
 const usage = `Usage:
@@ -35,7 +37,8 @@ const usage = `Usage:
 
 Commands:
     test   run every case under PATH (a case directory in the conformance
-           format, or a directory of them) and compare with expected.txt
+           format, or a directory with cases at any depth below it) and
+           compare with expected.txt
     run    process snapshot directories once and print the Graphite lines;
            with --pull, run as one daemon: pull from the stats sockets on the
            [pull] cadence and send to Graphite, the spool as the buffer
@@ -64,7 +67,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "run":
 		return runCmd(ctx, args[1:], stdout, stderr)
 	case "check":
-		return checkCmd(args[1:], stdout, stderr)
+		return checkCmd(ctx, args[1:], stdout, stderr)
 	case "check-queue":
 		return checkQueueCmd(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
@@ -120,8 +123,14 @@ func testCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func runDaemon(ctx context.Context, file, dir string, stderr io.Writer) int {
+	// A stop during start-up (configuration, stage compilation) ends it
+	// at once, exit 0, as a stop afterwards does.
 	boot := slog.New(slog.NewTextHandler(stderr, nil))
-	cfg, err := config.Load(file, dir, boot)
+	cfg, err := startup.Do(ctx, func() (*config.Config, error) { return config.Load(file, dir, boot) })
+	if errors.Is(err, startup.ErrStopped) {
+		boot.Info("haproxystats-engine run --pull stopped during start-up", "cause", err)
+		return 0
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "haproxystats-engine run --pull:", err)
 		return 1
@@ -132,7 +141,12 @@ func runDaemon(ctx context.Context, file, dir string, stderr io.Writer) int {
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	logger.Info("haproxystats-engine run --pull started", "version", buildinfo.String(), "config", file)
-	if err := oneDaemon(ctx, cfg, filepath.Dir(file), logger); err != nil {
+	err = oneDaemon(ctx, cfg, filepath.Dir(file), logger)
+	if errors.Is(err, startup.ErrStopped) {
+		logger.Info("haproxystats-engine run --pull stopped during start-up", "cause", err)
+		return 0
+	}
+	if err != nil {
 		fmt.Fprintln(stderr, "haproxystats-engine run --pull:", err)
 		return 1
 	}
@@ -158,6 +172,13 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() == 0 {
 		fmt.Fprintln(stderr, "haproxystats-engine run: no SNAPSHOT_DIR given")
 		return 2
+	}
+	// The directory's name is the timestamp of every line.
+	for _, snap := range fs.Args() {
+		if name := filepath.Base(filepath.Clean(snap)); strings.Trim(name, "0123456789") != "" {
+			fmt.Fprintf(stderr, "haproxystats-engine run: snapshot directory %s: its name %q is not an epoch second (digits only), the timestamp of its metrics\n", snap, name)
+			return 2
+		}
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	cfg, err := config.Load(*file, *dir, logger)
@@ -192,9 +213,10 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 // checkCmd validates the configuration as haproxystats-process (and, when
-// sockets are configured, haproxystats-pull) would at start, and loads
-// every WebAssembly stage, for an operator's own CI.
-func checkCmd(args []string, stdout, stderr io.Writer) int {
+// sockets are configured, haproxystats-pull) would at start, checks that
+// the exclusion files can be read, and loads every WebAssembly stage, for
+// an operator's own CI. A stop signal ends it at once, exit 1.
+func checkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("check", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := fs.StringP("file", "f", "/etc/haproxystats.conf", "configuration file")
@@ -207,32 +229,66 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	cfg, err := config.Load(*file, *dir, logger)
+	type checked struct {
+		cfg      *config.Config
+		built    *pipeline.Result
+		problems []string
+	}
+	c, err := startup.Do(ctx, func() (checked, error) {
+		cfg, err := config.Load(*file, *dir, logger)
+		if err != nil {
+			return checked{}, err
+		}
+		c := checked{cfg: cfg}
+		if cfg.Has(config.SectionPull, "socket-dir") || cfg.Has(config.SectionPull, "servers") || cfg.Has(config.SectionPull, "masters") {
+			if _, err := cfg.PullSettings(); err != nil {
+				c.problems = append(c.problems, err.Error())
+			}
+		}
+		// The daemons log an unreadable exclusion file and keep running
+		// (SPEC §5.4); check reports it, and does not load the pipeline,
+		// which reads the files, when one could block it.
+		readable := true
+		if ps, err := cfg.ProcessSettings(); err == nil {
+			for _, ex := range []struct{ option, path string }{
+				{"exclude-frontends", ps.Process.ExcludeFrontends},
+				{"exclude-backends", ps.Process.ExcludeBackends},
+			} {
+				if ex.path == "" {
+					continue
+				}
+				if _, err := config.ReadRegular(ex.path, config.MaxFileSize); err != nil {
+					c.problems = append(c.problems, fmt.Sprintf("[process] %s = %q: %v", ex.option, ex.path, err))
+					readable = false
+				}
+			}
+		}
+		if !readable {
+			return c, nil
+		}
+		c.built, err = pipeline.New(cfg, pipeline.Options{Logger: logger, ConfigDir: filepath.Dir(*file), StageCacheDir: "-"})
+		if err != nil {
+			c.problems = append(c.problems, err.Error())
+		} else if _, err := graphite.New(process.GraphiteConfig(c.built.Settings.Graphite), logger); err != nil {
+			c.problems = append(c.problems, "[graphite]: "+err.Error())
+		}
+		return c, nil
+	})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	var problems []string
-	if cfg.Has(config.SectionPull, "socket-dir") || cfg.Has(config.SectionPull, "servers") {
-		if _, err := cfg.PullSettings(); err != nil {
-			problems = append(problems, err.Error())
-		}
+	if c.built != nil {
+		defer c.built.Close()
 	}
-	built, err := pipeline.New(cfg, pipeline.Options{Logger: logger, ConfigDir: filepath.Dir(*file), StageCacheDir: "-"})
-	if err != nil {
-		problems = append(problems, err.Error())
-	} else if _, err := graphite.New(process.GraphiteConfig(built.Settings.Graphite), logger); err != nil {
-		problems = append(problems, "[graphite]: "+err.Error())
-	}
-	if len(problems) > 0 {
-		for _, p := range problems {
+	if len(c.problems) > 0 {
+		for _, p := range c.problems {
 			fmt.Fprintln(stderr, p)
 		}
 		return 1
 	}
-	defer built.Close()
-	fmt.Fprintf(stdout, "OK: %s: configuration valid, %d stage(s) loaded %v\n", *file, len(built.Settings.Process.Stages), built.Settings.Process.Stages)
-	if !cfg.Has(config.SectionPull, "socket-dir") && !cfg.Has(config.SectionPull, "servers") && !cfg.Has(config.SectionPull, "masters") {
+	fmt.Fprintf(stdout, "OK: %s: configuration valid, %d stage(s) loaded %v\n", *file, len(c.built.Settings.Process.Stages), c.built.Settings.Process.Stages)
+	if !c.cfg.Has(config.SectionPull, "socket-dir") && !c.cfg.Has(config.SectionPull, "servers") && !c.cfg.Has(config.SectionPull, "masters") {
 		fmt.Fprintln(stdout, "note: [pull] sets none of socket-dir, servers and masters: haproxystats-pull and run --pull would refuse to start (fine where only haproxystats-process runs)")
 	}
 	return 0

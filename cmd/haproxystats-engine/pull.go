@@ -8,6 +8,7 @@ import (
 	"github.com/haproxystats-go/haproxystats/internal/config"
 	"github.com/haproxystats-go/haproxystats/internal/process"
 	"github.com/haproxystats-go/haproxystats/internal/pull"
+	"github.com/haproxystats-go/haproxystats/internal/startup"
 )
 
 // oneDaemon pulls and processes in one program: the puller commits every
@@ -29,7 +30,10 @@ func oneDaemon(ctx context.Context, cfg *config.Config, configDir string, logger
 	if err := puller.Prepare(); err != nil {
 		return err
 	}
-	daemon, _, err := process.FromConfig(cfg, logger, process.Options{SrcDir: ps.DstDir, ConfigDir: configDir})
+	daemon, err := startup.Do(ctx, func() (*process.Daemon, error) {
+		d, _, err := process.FromConfig(cfg, logger, process.Options{SrcDir: ps.DstDir, ConfigDir: configDir})
+		return d, err
+	})
 	if err != nil {
 		return err
 	}

@@ -69,6 +69,7 @@ var table = []option{
 	{section: SectionProcess, name: "per-process-metrics", value: "false"},
 	{section: SectionProcess, name: "calculate-percentages", value: "false"},
 	{section: SectionProcess, name: "liveness-check-interval", value: "10"},
+	{section: SectionProcess, name: "stop-timeout", value: "10"},
 	{section: SectionProcess, name: "stages", unset: true},
 	{section: SectionProcess, name: "stage-cache-dir", value: "${paths:base-dir}/stage-cache"},
 

@@ -8,6 +8,12 @@
 // part. Writing a snapshot again (a replay from the spool) replaces its
 // file.
 //
+// The store writes only inside its directory: <dir>/<snapshot> is created
+// and opened relative to it without following a symbolic link (a link placed
+// there fails the write, naming it), and stats is replaced by a rename, so a
+// link of that name is replaced rather than written through. The store's
+// directory itself may be a link; the operator chose it.
+//
 // Lifecycle: [New] creates the directory if needed; there is nothing to
 // start or stop.
 //

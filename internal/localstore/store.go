@@ -3,8 +3,12 @@ package localstore
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
+
+	"golang.org/x/sys/unix"
 )
 
 // FileName is the name of the file holding a snapshot's lines.
@@ -45,65 +49,112 @@ func (s *Store) Path(snapshot string) string {
 // Write stores lines as the file of snapshot (a directory base name such as
 // "1700000000"), replacing what an earlier write stored. It returns once the
 // file and its directory entry are on disk. Every error names the path.
+//
+// Nothing is written outside the store's directory: <dir>/<snapshot> is
+// created or opened without following a symbolic link (a link placed there
+// is an error), and the file is created under a fresh name in that
+// directory and renamed over stats, so a link named stats is replaced, never
+// written through.
 func (s *Store) Write(snapshot string, lines []byte) error {
 	if snapshot == "" || snapshot == "." || snapshot == ".." || filepath.Base(snapshot) != snapshot {
 		return fmt.Errorf("local store: invalid snapshot name %q", snapshot)
 	}
-	dir := filepath.Join(s.dir, snapshot)
-	created, err := mkdir(dir)
+	dirPath := filepath.Join(s.dir, snapshot)
+	dir, err := s.openSnapshotDir(snapshot)
 	if err != nil {
-		return fmt.Errorf("local store: create %s: %w", dir, err)
+		return fmt.Errorf("local store: create %s: %w", dirPath, err)
 	}
-	if created {
-		// Make the new directory's own entry durable.
-		if err := syncDir(s.dir); err != nil {
-			return fmt.Errorf("local store: sync %s: %w", s.dir, err)
-		}
-	}
-	path := filepath.Join(dir, FileName)
-	if err := writeFile(dir, path, lines); err != nil {
+	defer dir.Close()
+	path := filepath.Join(dirPath, FileName)
+	if err := writeFile(dir, lines); err != nil {
 		return fmt.Errorf("local store: write %s: %w", path, err)
 	}
 	return nil
 }
 
-// mkdir creates dir unless it exists, and reports whether it created it.
-func mkdir(dir string) (bool, error) {
-	err := os.Mkdir(dir, 0o755)
-	if err == nil {
-		return true, nil
+// openSnapshotDir creates <dir>/<snapshot> unless it exists and opens it,
+// refusing a symbolic link (O_NOFOLLOW) or anything but a directory. The
+// store's own directory is opened as configured, a link included. When it
+// creates the directory it fsyncs the store's directory so that the new
+// entry is durable. The caller closes the returned directory.
+func (s *Store) openSnapshotDir(snapshot string) (*os.File, error) {
+	parent, err := openDir(unix.AT_FDCWD, s.dir, 0)
+	if err != nil {
+		return nil, err
 	}
-	if errors.Is(err, os.ErrExist) {
-		fi, serr := os.Stat(dir)
-		if serr != nil {
-			return false, serr
+	defer parent.Close()
+	created := true
+	if err := unix.Mkdirat(int(parent.Fd()), snapshot, 0o755); err != nil {
+		if !errors.Is(err, unix.EEXIST) {
+			return nil, err
 		}
-		if !fi.IsDir() {
-			return false, errors.New("exists and is not a directory")
-		}
-		return false, nil
+		created = false
 	}
-	return false, err
+	dir, err := openDir(int(parent.Fd()), snapshot, unix.O_NOFOLLOW)
+	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+		// Linux says ENOTDIR for a link opened with O_DIRECTORY|O_NOFOLLOW.
+		var st unix.Stat_t
+		if unix.Fstatat(int(parent.Fd()), snapshot, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+			return nil, errors.New("is a symbolic link, which the local store does not follow")
+		}
+		return nil, errors.New("exists and is not a directory")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		if err := parent.Sync(); err != nil {
+			dir.Close()
+			return nil, fmt.Errorf("sync %s: %w", s.dir, err)
+		}
+	}
+	return dir, nil
 }
 
-// writeFile writes data to a temporary file in dir, syncs it, renames it to
-// path and syncs dir.
-func writeFile(dir, path string, data []byte) (err error) {
-	f, err := os.CreateTemp(dir, "."+FileName+".*.tmp")
+// openDir opens name, relative to the directory at, as a directory; flags
+// are added to the open flags (O_NOFOLLOW).
+func openDir(at int, name string, flags int) (*os.File, error) {
+	fd, err := unix.Openat(at, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|flags, 0)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	tmp := f.Name()
+	return os.NewFile(uintptr(fd), name), nil
+}
+
+// maxTempTries bounds the search for an unused temporary file name.
+const maxTempTries = 100
+
+// writeFile writes data to a new temporary file in dir, syncs it, renames
+// it to FileName and syncs dir. The temporary file is created with O_EXCL
+// and O_NOFOLLOW under a random name, and the rename replaces a link named
+// FileName rather than following it.
+func writeFile(dir *os.File, data []byte) (err error) {
+	dfd := int(dir.Fd())
+	var (
+		fd  int
+		tmp string
+	)
+	for i := 0; ; i++ {
+		tmp = "." + FileName + "." + strconv.FormatUint(rand.Uint64(), 36) + ".tmp"
+		fd, err = unix.Openat(dfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, unix.EEXIST) || i == maxTempTries {
+			return fmt.Errorf("create a temporary file: %w", err)
+		}
+	}
+	f := os.NewFile(uintptr(fd), tmp)
 	defer func() {
 		if err != nil {
 			f.Close()
-			os.Remove(tmp)
+			unix.Unlinkat(dfd, tmp, 0)
 		}
 	}()
 	if _, err := f.Write(data); err != nil {
 		return err
 	}
-	if err := f.Chmod(0o644); err != nil {
+	if err := f.Chmod(0o644); err != nil { // whatever the umask
 		return err
 	}
 	if err := f.Sync(); err != nil {
@@ -112,23 +163,8 @@ func writeFile(dir, path string, data []byte) (err error) {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := unix.Renameat(dfd, tmp, dfd, FileName); err != nil {
 		return err
 	}
-	return syncDir(dir)
-}
-
-// syncDir fsyncs a directory so that entries created or renamed in it are
-// durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	serr := d.Sync()
-	cerr := d.Close()
-	if serr != nil {
-		return serr
-	}
-	return cerr
+	return dir.Sync()
 }

@@ -39,12 +39,13 @@ const (
 )
 
 // HAProxyBinary returns the path of the haproxy executable, or skips the
-// test with a loud message when it is not installed.
+// test with a loud message when it is not installed (fails it under CI;
+// see Missing).
 func HAProxyBinary(t testing.TB) string {
 	t.Helper()
 	path, err := exec.LookPath("haproxy")
 	if err != nil {
-		t.Skip("SKIPPING INTEGRATION TEST: haproxy binary not found in PATH; " +
+		Missing(t, "SKIPPING INTEGRATION TEST: haproxy binary not found in PATH; "+
 			"install it with `apt-get install haproxy` to run this test")
 	}
 	return path
