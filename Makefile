@@ -40,13 +40,14 @@ wasm-test: build wasm-examples
 	  else echo "!!! SKIPPED $$d: $$n.wasm was not built (see above)" >&2; fi; done; \
 	  $(BIN)/haproxystats-engine test $$cases
 
+# gofmt, go vet, and go.mod/go.sum exactly what the code needs.
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) mod tidy -diff
 
 check: lint test-go
-	$(GO) mod tidy -diff
 
 demo: build
 	$(BIN)/haproxystats-engine run -f testdata/demo/haproxystats.conf testdata/demo/incoming/*
@@ -56,10 +57,18 @@ demo: build
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20x ./engine/
 
+# Every parser of untrusted bytes, FUZZTIME each: show stat and show info
+# (engine), the configuration's INI reader and interpolation (config), the
+# WASM stages' output decoder (wasmstage).
 FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzParseStat -fuzztime $(FUZZTIME) ./engine/
-	$(GO) test -run '^$$' -fuzz FuzzParseInfo -fuzztime $(FUZZTIME) ./engine/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseStat$$' -fuzztime $(FUZZTIME) ./engine/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseInfo$$' -fuzztime $(FUZZTIME) ./engine/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/config/
+	$(GO) test -run '^$$' -fuzz '^FuzzInterpolate$$' -fuzztime $(FUZZTIME) ./internal/config/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/wasmstage/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseShowProc$$' -fuzztime $(FUZZTIME) ./internal/haproxy/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseSocketName$$' -fuzztime $(FUZZTIME) ./internal/spool/
 
 # Release artefacts. `make dist`: static binaries (no cgo, paths trimmed,
 # the git version stamped; `-v` prints it) in $(DIST)/. `make deb`:

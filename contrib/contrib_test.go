@@ -10,12 +10,15 @@ package contrib_test
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/haproxystats-go/haproxystats/internal/testenv"
 )
 
 // root is the top of the source tree, seen from contrib/.
@@ -80,12 +83,13 @@ func goTool() string {
 }
 
 // need returns the path of the executable name or skips the test loudly,
-// naming the Debian package that provides it.
+// naming the Debian package that provides it (fails it under CI, where
+// .ci/install-deps installs it).
 func need(t *testing.T, name, pkg string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
-		t.Skipf("SKIPPING: %s not found in PATH; install the Debian package %s (.ci/install-deps does) to run this test", name, pkg)
+		testenv.Missing(t, fmt.Sprintf("SKIPPING: %s not found in PATH; install the Debian package %s (.ci/install-deps does) to run this test", name, pkg))
 	}
 	return p
 }

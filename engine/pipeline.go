@@ -34,6 +34,10 @@ type Config struct {
 	// instead of each holding a snapshot. One call always proceeds. Zero
 	// means no bound.
 	MemoryBudget int64
+	// SelfMetrics, when set, is called at the end of every snapshot to emit
+	// more self-metrics (ScopeSelf) of the program running the pipeline,
+	// such as its destinations' counters. It may be called concurrently.
+	SelfMetrics func(emit Emitter)
 }
 
 // Pipeline reads snapshots and runs its stages over them, formatting every
@@ -48,6 +52,7 @@ type Pipeline struct {
 	tableCols []string                  // columns Stages read; nil: all
 	needTable bool                      // a Stage needs the rows
 	kinds     *[classes]map[string]bool // per row class, the columns read; nil: batchCols
+	extra     func(emit Emitter)
 	maxFile   int64
 	budget    *budget
 	lastTime  []atomic.Int64 // per stage, its duration on the last snapshot (ns)
@@ -83,7 +88,7 @@ func NewPipeline(cfg Config, stages ...StageSpec) (*Pipeline, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Pipeline{paths: cfg.Paths, logger: logger, stages: stages, maxFile: cfg.MaxFileSize}
+	p := &Pipeline{paths: cfg.Paths, logger: logger, stages: stages, maxFile: cfg.MaxFileSize, extra: cfg.SelfMetrics}
 	if p.maxFile <= 0 {
 		p.maxFile = DefaultMaxFileSize
 	}
@@ -573,6 +578,9 @@ func (p *Pipeline) fanOut(ctx context.Context, w *work, snap *Snapshot, dst io.W
 	}
 	if snap.Rejected > 0 {
 		self.Emit(Metric{Scope: ScopeSelf, Name: "RejectedFiles", Value: float64(snap.Rejected)})
+	}
+	if p.extra != nil {
+		p.extra(self)
 	}
 	self.Emit(Metric{Scope: ScopeSelf, Name: "WallClockTimeAllStats", Value: time.Since(statsStart).Seconds()})
 	self.Emit(Metric{Scope: ScopeSelf, Name: "TotalWallClockTime", Value: time.Since(start).Seconds()})

@@ -12,7 +12,9 @@
 # examples. A missing toolchain prints a loud SKIP line naming the Debian
 # packages, removes that language's modules left from an earlier build (so
 # that `make wasm-test` does not test stale ones) and skips it (exit status
-# 0); a failing build exits 1. CC and RUSTC override the compilers.
+# 0), except under CI (CI=true), where .ci/install-deps has installed the
+# toolchains and a missing one fails the build (exit 1); a failing build
+# exits 1. CC and RUSTC override the compilers.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 out=$here
@@ -55,15 +57,22 @@ names() {
 	for src in "$@"; do printf ' %s' "$(basename "$src" | sed 's/\.[^.]*$//')"; done
 }
 
-# skip LANGUAGE REASON SOURCE...: says why loudly, removes stale modules.
+# skip LANGUAGE REASON SOURCE...: says why loudly, removes stale modules;
+# under CI fails instead.
 skip() {
 	lang=$1 reason=$2
 	shift 2
-	echo "!!! SKIP $lang examples$(names "$@"): $reason" >&2
 	for src in "$@"; do
 		name=$(basename "$src" | sed 's/\.[^.]*$//')
 		rm -f "$out/$name/$name.wasm"
 	done
+	case ${CI:-} in
+	true | TRUE | True | 1)
+		echo "!!! FAIL $lang examples$(names "$@"): $reason; CI=true, where .ci/install-deps installs it" >&2
+		exit 1
+		;;
+	esac
+	echo "!!! SKIP $lang examples$(names "$@"): $reason" >&2
 }
 
 # C: one probe build tells whether clang, wasm-ld and wasi-libc are all
@@ -91,26 +100,28 @@ if [ -n "$c_sources" ]; then
 	fi
 fi
 
-# Rust: $RUSTC, or the first of /usr/bin/rustc and rustc whose target
-# libdir holds a wasm32-unknown-unknown std (rustup's rustc, often first in
-# PATH, usually has none). strip=debuginfo: Debian's std carries DWARF (a
+# Rust: $RUSTC, or the first of /usr/bin/rustc (Debian's, with
+# libstd-rust-dev-wasm32) and rustc that really builds a wasm32 module
+# using std: a tiny probe is compiled with the flags below (rustup's rustc,
+# often first in PATH, usually lacks the wasm32 std). strip=debuginfo: Debian's std carries DWARF (a
 # 110 KB module is 5 MB without it); +bulk-memory: copies are one
 # memory.copy instead of a byte loop, which the host's timeout checks make
 # slow (a third of rsavail's time).
 RUSTFLAGS="--target wasm32-unknown-unknown --crate-type cdylib -O -C panic=abort -C strip=debuginfo -C target-feature=+bulk-memory --edition 2021"
 if [ -n "$rs_sources" ]; then
 	rustc=""
+	echo '#[no_mangle] pub extern "C" fn probe(n: usize) -> usize { std::vec::Vec::<u8>::with_capacity(n).capacity() }' >"$tmp/probe.rs"
 	for candidate in ${RUSTC:-/usr/bin/rustc rustc}; do
 		command -v "$candidate" >/dev/null 2>&1 || continue
-		libdir=$("$candidate" --print target-libdir --target wasm32-unknown-unknown 2>/dev/null) || continue
-		if ls "$libdir"/libstd-*.rlib >/dev/null 2>&1; then
+		# shellcheck disable=SC2086
+		if "$candidate" $RUSTFLAGS -o "$tmp/probe-rs.wasm" "$tmp/probe.rs" >"$tmp/probe-rs.log" 2>&1; then
 			rustc=$candidate
 			break
 		fi
 	done
 	if [ -z "$rustc" ]; then
 		# shellcheck disable=SC2086
-		skip Rust "no ${RUSTC:-rustc} with the wasm32-unknown-unknown std (apt-get install -y rustc libstd-rust-dev-wasm32)" $rs_sources
+		skip Rust "no ${RUSTC:-/usr/bin/rustc or rustc} builds a wasm32-unknown-unknown module with std (apt-get install -y rustc libstd-rust-dev-wasm32)$(grep -m1 error "$tmp/probe-rs.log" 2>/dev/null | sed 's/^/: /')" $rs_sources
 	else
 		for src in $rs_sources; do
 			name=$(basename "$src" .rs)

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -16,12 +17,15 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/haproxystats-go/haproxystats/engine"
 	"github.com/haproxystats-go/haproxystats/engine/enginetest"
+	"github.com/haproxystats-go/haproxystats/internal/assemble"
 	"github.com/haproxystats-go/haproxystats/internal/buildinfo"
+	"github.com/haproxystats-go/haproxystats/internal/cases"
 	"github.com/haproxystats-go/haproxystats/internal/config"
 	"github.com/haproxystats-go/haproxystats/internal/graphite"
-	"github.com/haproxystats-go/haproxystats/internal/cases"
 	"github.com/haproxystats-go/haproxystats/internal/process"
+	"github.com/haproxystats-go/haproxystats/internal/startup"
 )
 
 const usage = `Usage:
@@ -35,7 +39,8 @@ const usage = `Usage:
 
 Commands:
     test   run every case under PATH (a case directory in the conformance
-           format, or a directory of them) and compare with expected.txt
+           format, or a directory with cases at any depth below it) and
+           compare with expected.txt
     run    process snapshot directories once and print the Graphite lines;
            with --pull, run as one daemon: pull from the stats sockets on the
            [pull] cadence and send to Graphite, the spool as the buffer
@@ -64,7 +69,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "run":
 		return runCmd(ctx, args[1:], stdout, stderr)
 	case "check":
-		return checkCmd(args[1:], stdout, stderr)
+		return checkCmd(ctx, args[1:], stdout, stderr)
 	case "check-queue":
 		return checkQueueCmd(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
@@ -90,13 +95,13 @@ func testCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "haproxystats-engine test: no PATH given")
 		return 2
 	}
-	cases, err := enginetest.Find(fs.Args()...)
+	found, err := enginetest.Find(fs.Args()...)
 	if err != nil {
 		fmt.Fprintln(stderr, "haproxystats-engine test:", err)
 		return 2
 	}
 	passed, failed := 0, 0
-	for _, c := range cases {
+	for _, c := range found {
 		r := enginetest.Run(ctx, c, cases.Build)
 		if *update && r.Err == nil {
 			if err := enginetest.Update(r); err != nil {
@@ -120,8 +125,14 @@ func testCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func runDaemon(ctx context.Context, file, dir string, stderr io.Writer) int {
+	// A stop during start-up (configuration, stage compilation) ends it
+	// at once, exit 0, as a stop afterwards does.
 	boot := slog.New(slog.NewTextHandler(stderr, nil))
-	cfg, err := config.Load(file, dir, boot)
+	cfg, err := startup.Do(ctx, func() (*config.Config, error) { return config.Load(file, dir, boot) })
+	if errors.Is(err, startup.ErrStopped) {
+		boot.Info("haproxystats-engine run --pull stopped during start-up", "cause", err)
+		return 0
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "haproxystats-engine run --pull:", err)
 		return 1
@@ -132,7 +143,12 @@ func runDaemon(ctx context.Context, file, dir string, stderr io.Writer) int {
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	logger.Info("haproxystats-engine run --pull started", "version", buildinfo.String(), "config", file)
-	if err := oneDaemon(ctx, cfg, filepath.Dir(file), logger); err != nil {
+	err = oneDaemon(ctx, cfg, filepath.Dir(file), logger)
+	if errors.Is(err, startup.ErrStopped) {
+		logger.Info("haproxystats-engine run --pull stopped during start-up", "cause", err)
+		return 0
+	}
+	if err != nil {
 		fmt.Fprintln(stderr, "haproxystats-engine run --pull:", err)
 		return 1
 	}
@@ -159,42 +175,49 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "haproxystats-engine run: no SNAPSHOT_DIR given")
 		return 2
 	}
+	// The directory's name is the timestamp of every line.
+	for _, snap := range fs.Args() {
+		if name := filepath.Base(filepath.Clean(snap)); !engine.IsTimestamp(name) {
+			fmt.Fprintf(stderr, "haproxystats-engine run: snapshot directory %s: its name %q is not an epoch second (digits only), the timestamp of its metrics\n", snap, name)
+			return 2
+		}
+	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	cfg, err := config.Load(*file, *dir, logger)
 	if err != nil {
 		fmt.Fprintln(stderr, "haproxystats-engine run:", err)
 		return 2
 	}
-	built, err := pipeline.New(cfg, pipeline.Options{Logger: logger, ConfigDir: filepath.Dir(*file)})
+	built, err := assemble.New(cfg, assemble.Options{Logger: logger, ConfigDir: filepath.Dir(*file)})
 	if err != nil {
 		fmt.Fprintln(stderr, "haproxystats-engine run:", err)
 		return 2
 	}
 	defer built.Close()
 	code := 0
+	out := bufio.NewWriterSize(stdout, 64<<10)
 	for _, snap := range fs.Args() {
-		out, err := built.Pipeline.ProcessDir(ctx, filepath.Clean(snap))
-		if err != nil {
+		// The lines go out as they are made, chunk by chunk.
+		if _, err := built.Pipeline.ProcessDir(ctx, filepath.Clean(snap), out); err != nil {
 			fmt.Fprintln(stderr, "haproxystats-engine run:", err)
 			if errors.Is(err, context.Canceled) {
 				return 1
 			}
 			code = 1
-			continue
 		}
-		if _, err := stdout.Write(out.Lines); err != nil {
-			fmt.Fprintln(stderr, "haproxystats-engine run:", err)
-			return 1
-		}
-		out.Release()
+	}
+	if err := out.Flush(); err != nil {
+		fmt.Fprintln(stderr, "haproxystats-engine run:", err)
+		return 1
 	}
 	return code
 }
 
 // checkCmd validates the configuration as haproxystats-process (and, when
-// sockets are configured, haproxystats-pull) would at start, and loads
-// every WebAssembly stage, for an operator's own CI.
-func checkCmd(args []string, stdout, stderr io.Writer) int {
+// sockets are configured, haproxystats-pull) would at start, checks that
+// the exclusion files can be read, and loads every WebAssembly stage, for
+// an operator's own CI. A stop signal ends it at once, exit 1.
+func checkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("check", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := fs.StringP("file", "f", "/etc/haproxystats.conf", "configuration file")
@@ -207,33 +230,67 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	cfg, err := config.Load(*file, *dir, logger)
+	type checked struct {
+		cfg      *config.Config
+		built    *assemble.Built
+		problems []string
+	}
+	c, err := startup.Do(ctx, func() (checked, error) {
+		cfg, err := config.Load(*file, *dir, logger)
+		if err != nil {
+			return checked{}, err
+		}
+		c := checked{cfg: cfg}
+		if cfg.Has(config.SectionPull, "socket-dir") || cfg.Has(config.SectionPull, "servers") || cfg.Has(config.SectionPull, "masters") {
+			if _, err := cfg.PullSettings(); err != nil {
+				c.problems = append(c.problems, err.Error())
+			}
+		}
+		// The daemons log an unreadable exclusion file and keep running
+		// (SPEC §5.4); check reports it, and does not load the pipeline,
+		// which reads the files, when one could block it.
+		readable := true
+		if ps, err := cfg.ProcessSettings(); err == nil {
+			for _, ex := range []struct{ option, path string }{
+				{"exclude-frontends", ps.Process.ExcludeFrontends},
+				{"exclude-backends", ps.Process.ExcludeBackends},
+			} {
+				if ex.path == "" {
+					continue
+				}
+				if _, err := config.ReadRegular(ex.path, config.MaxFileSize); err != nil {
+					c.problems = append(c.problems, fmt.Sprintf("[process] %s = %q: %v", ex.option, ex.path, err))
+					readable = false
+				}
+			}
+		}
+		if !readable {
+			return c, nil
+		}
+		c.built, err = assemble.New(cfg, assemble.Options{Logger: logger, ConfigDir: filepath.Dir(*file), StageCacheDir: "-"})
+		if err != nil {
+			c.problems = append(c.problems, err.Error())
+		} else if _, err := graphite.New(process.GraphiteConfig(c.built.Settings.Graphite), logger); err != nil {
+			c.problems = append(c.problems, "[graphite]: "+err.Error())
+		}
+		return c, nil
+	})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	var problems []string
-	if cfg.Has(config.SectionPull, "socket-dir") || cfg.Has(config.SectionPull, "servers") {
-		if _, err := cfg.PullSettings(); err != nil {
-			problems = append(problems, err.Error())
-		}
+	if c.built != nil {
+		defer c.built.Close()
 	}
-	built, err := pipeline.New(cfg, pipeline.Options{Logger: logger, ConfigDir: filepath.Dir(*file), StageCacheDir: "-"})
-	if err != nil {
-		problems = append(problems, err.Error())
-	} else if _, err := graphite.New(process.GraphiteConfig(built.Settings.Graphite), logger); err != nil {
-		problems = append(problems, "[graphite]: "+err.Error())
-	}
-	if len(problems) > 0 {
-		for _, p := range problems {
+	if len(c.problems) > 0 {
+		for _, p := range c.problems {
 			fmt.Fprintln(stderr, p)
 		}
 		return 1
 	}
-	defer built.Close()
-	fmt.Fprintf(stdout, "OK: %s: configuration valid, %d stage(s) loaded %v\n", *file, len(built.Settings.Process.Stages), built.Settings.Process.Stages)
-	if !cfg.Has(config.SectionPull, "socket-dir") && !cfg.Has(config.SectionPull, "servers") {
-		fmt.Fprintln(stdout, "note: [pull] sets neither socket-dir nor servers: haproxystats-pull and run --pull would refuse to start (fine where only haproxystats-process runs)")
+	fmt.Fprintf(stdout, "OK: %s: configuration valid, %d stage(s) loaded %v\n", *file, len(c.built.Settings.Process.Stages), c.built.Settings.Process.Stages)
+	if !c.cfg.Has(config.SectionPull, "socket-dir") && !c.cfg.Has(config.SectionPull, "servers") && !c.cfg.Has(config.SectionPull, "masters") {
+		fmt.Fprintln(stdout, "note: [pull] sets none of socket-dir, servers and masters: haproxystats-pull and run --pull would refuse to start (fine where only haproxystats-process runs)")
 	}
 	return 0
 }

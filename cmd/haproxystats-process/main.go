@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"github.com/haproxystats-go/haproxystats/internal/buildinfo"
 	"github.com/haproxystats-go/haproxystats/internal/config"
 	"github.com/haproxystats-go/haproxystats/internal/process"
+	"github.com/haproxystats-go/haproxystats/internal/startup"
 )
 
 const usage = `Processes statistics from HAProxy and pushes them to Graphite
@@ -72,8 +74,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
+	// A stop during start-up (configuration, stage compilation) ends it
+	// at once, exit 0, as a stop afterwards does.
 	boot := slog.New(slog.NewTextHandler(stderr, nil))
-	cfg, err := config.Load(*file, *dir, boot)
+	cfg, err := startup.Do(ctx, func() (*config.Config, error) { return config.Load(*file, *dir, boot) })
+	if errors.Is(err, startup.ErrStopped) {
+		boot.Info("haproxystats-process stopped during start-up", "cause", err)
+		return 0
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -91,7 +99,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: settings.Process.Loglevel}))
-	daemon, _, err := process.FromConfig(cfg, logger, process.Options{ConfigDir: filepath.Dir(*file)})
+	daemon, err := startup.Do(ctx, func() (*process.Daemon, error) {
+		d, _, err := process.FromConfig(cfg, logger, process.Options{ConfigDir: filepath.Dir(*file)})
+		return d, err
+	})
+	if errors.Is(err, startup.ErrStopped) {
+		logger.Info("haproxystats-process stopped during start-up", "cause", err)
+		return 0
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

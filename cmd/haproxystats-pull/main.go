@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"github.com/haproxystats-go/haproxystats/internal/buildinfo"
 	"github.com/haproxystats-go/haproxystats/internal/config"
 	"github.com/haproxystats-go/haproxystats/internal/pull"
+	"github.com/haproxystats-go/haproxystats/internal/startup"
 )
 
 const usage = `Pulls statistics from HAProxy daemon over UNIX and TCP socket(s)
@@ -69,8 +71,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
+	// A stop during start-up ends it at once, exit 0, as a stop
+	// afterwards does.
 	boot := slog.New(slog.NewTextHandler(stderr, nil))
-	cfg, err := config.Load(*file, "", boot)
+	cfg, err := startup.Do(ctx, func() (*config.Config, error) { return config.Load(*file, "", boot) })
+	if errors.Is(err, startup.ErrStopped) {
+		boot.Info("haproxystats-pull stopped during start-up", "cause", err)
+		return 0
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -92,6 +100,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
+	}
+	if ctx.Err() != nil {
+		logger.Info("haproxystats-pull stopped during start-up", "cause", context.Cause(ctx))
+		return 0
 	}
 	logger.Info("haproxystats-pull started", "version", buildinfo.String(), "config", *file)
 	if err := p.Run(ctx); err != nil {

@@ -152,3 +152,25 @@ func TestSignals(t *testing.T) {
 		})
 	}
 }
+
+// TestStopDuringStartup: a stop before the puller runs ends the program at
+// once, exit 0 with a log line, without creating the spool or pulling.
+func TestStopDuringStartup(t *testing.T) {
+	base := t.TempDir()
+	conf := filepath.Join(base, "haproxystats.conf")
+	if err := os.WriteFile(conf, []byte("[paths]\nbase-dir = "+base+"\n[pull]\nsocket-dir = "+t.TempDir()+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var stdout, stderr bytes.Buffer
+	if code := run(ctx, []string{"-f", conf}, &stdout, &stderr); code != 0 {
+		t.Errorf("exit %d after a stop during start-up, want 0\n%s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "stopped during start-up") {
+		t.Errorf("no log line for the stop:\n%s", stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(base, "incoming")); err == nil {
+		t.Error("the spool was created: the puller started after the stop")
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -38,7 +39,11 @@ type Setup struct {
 type Build func(caseDir, confFile string) (*Setup, error)
 
 // Find returns the cases under each path: a path is a case directory (it
-// holds haproxystats.conf) or a directory whose subdirectories are cases.
+// holds haproxystats.conf) or a directory with cases at any depth below it,
+// as go test ./... finds packages. A case directory is not searched further
+// (its incoming/ holds snapshots, not cases); directories whose name starts
+// with "." and symbolic links are not followed. Cases found below a path
+// are named by their path relative to it, in lexical order.
 func Find(paths ...string) ([]Case, error) {
 	var cases []Case
 	for _, p := range paths {
@@ -47,16 +52,29 @@ func Find(paths ...string) ([]Case, error) {
 			cases = append(cases, Case{Name: filepath.Clean(p), Dir: p})
 			continue
 		}
-		entries, err := os.ReadDir(p)
+		n := len(cases)
+		err := filepath.WalkDir(p, func(dir string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if !d.IsDir() || dir == p {
+				return nil
+			}
+			if strings.HasPrefix(d.Name(), ".") {
+				return filepath.SkipDir
+			}
+			if isCase(dir) {
+				name, err := filepath.Rel(p, dir)
+				if err != nil {
+					return err
+				}
+				cases = append(cases, Case{Name: name, Dir: dir})
+				return filepath.SkipDir
+			}
+			return nil
+		})
 		if err != nil {
 			return nil, fmt.Errorf("find cases: %w", err)
-		}
-		n := len(cases)
-		for _, e := range entries {
-			dir := filepath.Join(p, e.Name())
-			if e.IsDir() && isCase(dir) {
-				cases = append(cases, Case{Name: e.Name(), Dir: dir})
-			}
 		}
 		if len(cases) == n {
 			return nil, fmt.Errorf("find cases: %s is not a case directory and holds none", p)

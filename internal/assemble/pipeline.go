@@ -31,8 +31,10 @@ type Options struct {
 	Hostname string
 	Logger   *slog.Logger
 	// Stages are a Go program's own stages, run next to the built-in and
-	// WebAssembly ones (see haproxystats/daemon.Options.Stages).
+	// WebAssembly ones.
 	Stages []engine.StageSpec
+	// SelfMetrics adds self-metrics to every snapshot (engine.Config).
+	SelfMetrics func(emit engine.Emitter)
 }
 
 // Built is an assembled pipeline and the settings it was built from.
@@ -110,6 +112,7 @@ func New(cfg *config.Config, opts Options) (*Built, error) {
 		Logger:       logger,
 		MaxFileSize:  p.MaxFileSize,
 		MemoryBudget: p.MemoryBudget,
+		SelfMetrics:  opts.SelfMetrics,
 	}, append(stages, opts.Stages...)...)
 	if err != nil {
 		r.Close()
@@ -145,9 +148,11 @@ func wasmStage(cfg *config.Config, name string, opts Options, cacheDir string, l
 	return wasmstage.New(context.Background(), so, logger.With("stage", name))
 }
 
-// Prefix returns `namespace[.host].haproxy`: with prefix-hostname the
-// host name has its dots replaced by '_' when fqdn is true, or is cut at
-// the first dot when false.
+// Prefix returns `namespace[.host].haproxy`: namespace as written, its dots
+// included (SPEC §4); with prefix-hostname the host name has its dots
+// replaced by '_' when fqdn is true, or is cut at the first dot when false.
+// A host name that is then not a metric path name (config.CheckPathName)
+// is an error naming [graphite] prefix-hostname and the host name.
 func Prefix(g config.Graphite, hostname string) (string, error) {
 	parts := []string{g.Namespace}
 	if g.PrefixHostname {
@@ -158,15 +163,17 @@ func Prefix(g config.Graphite, hostname string) (string, error) {
 			}
 			hostname = h
 		}
+		host := strings.ReplaceAll(hostname, ".", "_")
 		if !g.FQDN {
-			hostname, _, _ = strings.Cut(hostname, ".")
+			host, _, _ = strings.Cut(hostname, ".")
 		}
-		parts = append(parts, hostname)
+		if err := config.CheckPathName(host); err != nil {
+			return "", &config.Error{Section: config.SectionGraphite, Option: "prefix-hostname", Value: "true",
+				Err: fmt.Errorf("host name %q: %w", host, err)}
+		}
+		parts = append(parts, host)
 	}
 	parts = append(parts, "haproxy")
-	for i, p := range parts {
-		parts[i] = strings.ReplaceAll(p, ".", "_")
-	}
 	return strings.Join(parts, "."), nil
 }
 

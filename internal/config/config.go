@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 )
 
 // ErrNoSection and ErrNoOption are wrapped by the errors of Get and of
@@ -22,6 +23,33 @@ var (
 
 // maxDepth is configparser's MAX_INTERPOLATION_DEPTH.
 const maxDepth = 10
+
+// Bounds of interpolation. Ten levels of references, each repeating the
+// one below a few times, expand a kilobyte of text to gigabytes; these
+// stop such a value with an error naming its section and option.
+const (
+	// MaxValueLen bounds the length of one value after interpolation.
+	MaxValueLen = 64 << 10
+	// MaxReferences bounds the ${...} references followed, at every
+	// depth, to interpolate one value.
+	MaxReferences = 1000
+	// maxExpansion bounds the bytes written and references followed to
+	// read many values at once (Print, StageOptions, the settings), so
+	// that many options each just under MaxValueLen cannot add up.
+	maxExpansion = 16 << 20
+)
+
+// errLimit marks an interpolation stopped by one of the bounds above.
+var errLimit = errors.New("interpolation limit")
+
+// expansion counts the work of interpolating: refs for the value being
+// read, left for the whole operation.
+type expansion struct {
+	refs int
+	left int
+}
+
+func newExpansion() *expansion { return &expansion{left: maxExpansion} }
 
 // Config is a loaded configuration: the built-in defaults overlaid with the
 // user's files. It is immutable and safe for concurrent use.
@@ -47,16 +75,21 @@ func Default() *Config {
 // error naming it and the line. dir "" is none; a dir that does not exist is
 // an error. Hidden files and directories in dir are skipped, like Python's
 // glob does.
+//
+// Every file read must be a regular file (a link to one is fine) of at most
+// MaxFileSize bytes, or /dev/null: anything else (a named pipe, a device, a
+// socket, a link to nothing) is an error naming it, found without blocking.
+// A directory named *.conf in dir is skipped.
 func Load(file, dir string, logger *slog.Logger) (*Config, error) {
 	logger = orDiscard(logger)
 	var sources []Source
 	if file != "" {
-		data, err := os.ReadFile(file)
+		data, err := readFile(file)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			logger.Info("configuration file does not exist, using the defaults", "file", file)
 		case err != nil:
-			return nil, fmt.Errorf("read configuration: %w", err)
+			return nil, err
 		default:
 			sources = append(sources, Source{Name: file, Data: data})
 		}
@@ -71,13 +104,19 @@ func Load(file, dir string, logger *slog.Logger) (*Config, error) {
 				continue
 			}
 			path := filepath.Join(dir, e.Name())
-			if e.IsDir() {
+			if st, err := os.Stat(path); e.IsDir() || (err == nil && st.IsDir()) {
 				logger.Debug("skipping directory in configuration directory", "path", path)
 				continue
 			}
-			data, err := os.ReadFile(path)
+			data, err := readFile(path)
+			if errors.Is(err, fs.ErrNotExist) {
+				// Listed but not there: a link to nothing, or removed
+				// since; either way a part of the configuration is
+				// missing.
+				return nil, fmt.Errorf("%w (a symbolic link to nothing?)", err)
+			}
 			if err != nil {
-				return nil, fmt.Errorf("read configuration: %w", err)
+				return nil, err
 			}
 			sources = append(sources, Source{Name: path, Data: data})
 		}
@@ -86,17 +125,104 @@ func Load(file, dir string, logger *slog.Logger) (*Config, error) {
 }
 
 // LoadFiles reads the built-in defaults and then every file of paths in
-// order; later values win. Unlike Load, every file must exist.
+// order; later values win. Unlike Load, every file must exist. Each must be
+// a regular file of at most MaxFileSize bytes, as for Load.
 func LoadFiles(logger *slog.Logger, paths ...string) (*Config, error) {
 	sources := make([]Source, 0, len(paths))
 	for _, p := range paths {
-		data, err := os.ReadFile(p)
+		data, err := readFile(p)
 		if err != nil {
-			return nil, fmt.Errorf("read configuration: %w", err)
+			return nil, err
 		}
 		sources = append(sources, Source{Name: p, Data: data})
 	}
 	return LoadSources(logger, sources...)
+}
+
+// MaxFileSize bounds the size of one configuration file. The original's
+// sample is 3 KB; a file a thousand times larger is not a configuration.
+const MaxFileSize = 4 << 20
+
+// readFile reads one configuration file with ReadRegular.
+func readFile(path string) ([]byte, error) {
+	data, err := ReadRegular(path, MaxFileSize)
+	if err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	return data, nil
+}
+
+// ReadRegular reads path, which must be a regular file (or a link to one)
+// of at most limit bytes, for files an operator names in the configuration.
+// It never blocks on a named pipe or a device: the type is checked before
+// opening, the file is opened with O_NONBLOCK, and the type checked again
+// on the open file in case it was replaced in between. /dev/null (or a link
+// to it, the usual way to mask a file) reads as empty. Errors name the path;
+// a file that does not exist is an error wrapping fs.ErrNotExist.
+func ReadRegular(path string, limit int64) ([]byte, error) {
+	fail := func(err error) ([]byte, error) {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return fail(unwrapPath(err))
+	}
+	if null, err := os.Stat(os.DevNull); err == nil && os.SameFile(st, null) {
+		return nil, nil
+	}
+	if !st.Mode().IsRegular() {
+		return fail(notRegular(st.Mode()))
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return fail(unwrapPath(err))
+	}
+	defer f.Close()
+	if st, err = f.Stat(); err != nil {
+		return fail(unwrapPath(err))
+	}
+	if !st.Mode().IsRegular() {
+		return fail(notRegular(st.Mode()))
+	}
+	if st.Size() > limit {
+		return fail(fmt.Errorf("%d bytes, larger than the limit of %d", st.Size(), limit))
+	}
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return fail(unwrapPath(err))
+	}
+	if int64(len(data)) > limit {
+		return fail(fmt.Errorf("larger than the limit of %d bytes", limit))
+	}
+	return data, nil
+}
+
+// unwrapPath drops the *fs.PathError around err, whose path the caller
+// names already.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// notRegular describes a file that is not a regular file.
+func notRegular(m fs.FileMode) error {
+	kind := m.Type().String()
+	switch t := m.Type(); {
+	case t&fs.ModeDir != 0:
+		kind = "directory"
+	case t&fs.ModeNamedPipe != 0:
+		kind = "named pipe"
+	case t&fs.ModeSocket != 0:
+		kind = "socket"
+	case t&fs.ModeCharDevice != 0:
+		kind = "character device"
+	case t&fs.ModeDevice != 0:
+		kind = "device"
+	}
+	return fmt.Errorf("not a regular file (%s)", kind)
 }
 
 // LoadSources reads the built-in defaults and then every source in order;
@@ -115,7 +241,7 @@ func LoadSources(logger *slog.Logger, sources ...Source) (*Config, error) {
 		c.merge(fd, logger)
 	}
 	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return nil, errors.Join(capErrors(errs, "configuration")...)
 	}
 	return c, nil
 }
@@ -226,6 +352,13 @@ func (c *Config) value(section, option string) (string, bool) {
 	return v, ok
 }
 
+// isDefaultOption reports whether option is an option of [DEFAULT]: one of
+// the built-in defaults or one the user's files set there.
+func (c *Config) isDefaultOption(option string) bool {
+	_, ok := c.value(SectionDefault, option)
+	return ok
+}
+
 // Has reports whether option has a value in section, its own or inherited
 // from DEFAULT, from the user's files or the built-in defaults.
 func (c *Config) Has(section, option string) bool {
@@ -239,14 +372,26 @@ func (c *Config) Has(section, option string) bool {
 // option wraps ErrNoOption, a missing section ErrNoSection; an
 // interpolation error is an *Error naming the section and option whose
 // value is wrong.
+//
+// A value longer than MaxValueLen after interpolation, or one that follows
+// more than MaxReferences references, is an *Error naming the option read.
 func (c *Config) Get(section, option string) (string, error) {
+	return c.get(section, option, newExpansion())
+}
+
+// get is Get spending from x, shared by the values of one operation.
+func (c *Config) get(section, option string, x *expansion) (string, error) {
 	option = strings.ToLower(option)
 	raw, _, err := c.raw(section, option)
 	if err != nil {
 		return "", err
 	}
 	var b strings.Builder
-	if err := c.interpolate(&b, section, option, raw, 1); err != nil {
+	x.refs = 0
+	if err := c.interpolate(&b, section, option, raw, 1, x); err != nil {
+		if errors.Is(err, errLimit) {
+			return "", &Error{Section: section, Option: option, Value: raw, Err: err}
+		}
 		return "", err
 	}
 	return b.String(), nil
@@ -259,8 +404,11 @@ func (c *Config) Path(section, option string) (string, error) {
 }
 
 // interpolate follows configparser's ExtendedInterpolation._interpolate_some:
-// rest is the value of option in section, depth the nesting level.
-func (c *Config) interpolate(b *strings.Builder, section, option, rest string, depth int) error {
+// rest is the value of option in section, depth the nesting level. It
+// spends from x every byte it writes and every reference it follows, and
+// stops with an error wrapping errLimit, which the caller attributes to the
+// option read, when a bound is passed.
+func (c *Config) interpolate(b *strings.Builder, section, option, rest string, depth int, x *expansion) error {
 	fail := func(err error) error {
 		raw, _, rerr := c.raw(section, option)
 		if rerr != nil {
@@ -271,17 +419,30 @@ func (c *Config) interpolate(b *strings.Builder, section, option, rest string, d
 	if depth > maxDepth {
 		return fail(fmt.Errorf("interpolation nested deeper than %d levels (a reference loop?)", maxDepth))
 	}
+	write := func(s string) error {
+		if b.Len()+len(s) > MaxValueLen {
+			return fmt.Errorf("%w: the value would be longer than %d bytes", errLimit, MaxValueLen)
+		}
+		if x.left -= len(s); x.left < 0 {
+			return fmt.Errorf("%w: the configuration expands to more than %d bytes in all", errLimit, maxExpansion)
+		}
+		b.WriteString(s)
+		return nil
+	}
 	for rest != "" {
 		p := strings.IndexByte(rest, '$')
 		if p < 0 {
-			b.WriteString(rest)
-			return nil
+			return write(rest)
 		}
-		b.WriteString(rest[:p])
+		if err := write(rest[:p]); err != nil {
+			return err
+		}
 		rest = rest[p:]
 		switch {
 		case strings.HasPrefix(rest, "$$"):
-			b.WriteByte('$')
+			if err := write("$"); err != nil {
+				return err
+			}
 			rest = rest[2:]
 		case strings.HasPrefix(rest, "${"):
 			end := strings.IndexByte(rest, '}')
@@ -290,6 +451,12 @@ func (c *Config) interpolate(b *strings.Builder, section, option, rest string, d
 			}
 			ref := rest[2:end]
 			rest = rest[end+1:]
+			if x.refs++; x.refs > MaxReferences {
+				return fmt.Errorf("%w: the value follows more than %d references", errLimit, MaxReferences)
+			}
+			if x.left--; x.left < 0 {
+				return fmt.Errorf("%w: the configuration expands to more than %d bytes in all", errLimit, maxExpansion)
+			}
 			path := strings.Split(ref, ":")
 			sect, opt := section, ""
 			switch len(path) {
@@ -305,10 +472,12 @@ func (c *Config) interpolate(b *strings.Builder, section, option, rest string, d
 				return fail(fmt.Errorf("reference ${%s}: %w", ref, err))
 			}
 			if !strings.Contains(v, "$") {
-				b.WriteString(v)
+				if err := write(v); err != nil {
+					return err
+				}
 				continue
 			}
-			if err := c.interpolate(b, sect, opt, v, depth+1); err != nil {
+			if err := c.interpolate(b, sect, opt, v, depth+1, x); err != nil {
 				return err
 			}
 		default:
@@ -320,7 +489,7 @@ func (c *Config) interpolate(b *strings.Builder, section, option, rest string, d
 
 // items returns the interpolated options of section with those it inherits
 // from DEFAULT, as configparser's config[section].items().
-func (c *Config) items(section string) (map[string]string, error) {
+func (c *Config) items(section string, x *expansion) (map[string]string, error) {
 	names := map[string]bool{}
 	for _, s := range []string{SectionDefault, section} {
 		for k := range defaults[s] {
@@ -335,14 +504,14 @@ func (c *Config) items(section string) (map[string]string, error) {
 	out := map[string]string{}
 	var errs []error
 	for k := range names {
-		v, err := c.Get(section, k)
+		v, err := c.get(section, k, x)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		out[k] = v
 	}
-	return out, errors.Join(sortErrors(errs)...)
+	return out, errors.Join(capErrors(sortErrors(errs), "["+section+"]")...)
 }
 
 // Print writes the effective configuration of the sections include selects
@@ -358,11 +527,12 @@ func (c *Config) Print(w io.Writer, include func(section string) bool) error {
 	var sb strings.Builder
 	bw := bufio.NewWriter(&sb)
 	var errs []error
+	x := newExpansion()
 	for _, s := range names {
 		if include != nil && !include(s) {
 			continue
 		}
-		items, err := c.items(s)
+		items, err := c.items(s, x)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -370,7 +540,7 @@ func (c *Config) Print(w io.Writer, include func(section string) bool) error {
 		writeSection(bw, s, items)
 	}
 	if len(errs) > 0 {
-		return errors.Join(errs...)
+		return errors.Join(capErrors(errs, "configuration")...)
 	}
 	bw.Flush()
 	_, err := io.WriteString(w, sb.String())

@@ -3,12 +3,18 @@ package config
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/haproxystats-go/haproxystats/internal/testenv"
 )
 
 // load parses text as one file named test.conf.
@@ -456,6 +462,7 @@ buffer-limit = 6291456
 dst-dir = ${paths:base-dir}/incoming
 interval = 0.5
 loglevel = info
+max-answer-size = 268435456
 pull-interval = 10
 pull-timeout = 2
 queue-size = 360
@@ -511,6 +518,7 @@ per-process-metrics = false
 retries = 2
 src-dir = ${paths:base-dir}/incoming
 stage-cache-dir = ${paths:base-dir}/stage-cache
+stop-timeout = 10
 timeout = 1
 workers = 4
 
@@ -559,6 +567,7 @@ buffer-limit = 6291456
 dst-dir = /srv/incoming
 interval = 0.5
 loglevel = debug
+max-answer-size = 268435456
 pull-interval = 10
 pull-timeout = 2
 queue-size = 360
@@ -617,6 +626,7 @@ per-process-metrics = false
 retries = 2
 src-dir = /srv/incoming
 stage-cache-dir = /srv/stage-cache
+stop-timeout = 10
 timeout = 1
 workers = 4
 
@@ -697,5 +707,221 @@ func TestConcurrentReads(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// bomb returns a section whose a1 references a2 fanout times, a2
+// references a3 fanout times, ..., down to a<depth> = leaf: a1 expands to
+// fanout^(depth-1) copies of leaf.
+func bomb(fanout, depth int, leaf string) string {
+	var b strings.Builder
+	b.WriteString("[s]\n")
+	for i := 1; i < depth; i++ {
+		b.WriteString("a" + strconv.Itoa(i) + " =")
+		for range fanout {
+			b.WriteString(" ${a" + strconv.Itoa(i+1) + "}")
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("a" + strconv.Itoa(depth) + " = " + leaf + "\n")
+	return b.String()
+}
+
+// TestInterpolationBounded: a value that expands beyond MaxValueLen or
+// follows more than MaxReferences references is an error naming the option
+// read, found without expanding it all.
+func TestInterpolationBounded(t *testing.T) {
+	tests := []struct {
+		name, text, want string
+	}{
+		// 16^2 * 301 bytes = 77 KB in 272 references.
+		{"long", bomb(16, 3, strings.Repeat("x", 300)), "longer than 65536 bytes"},
+		// 16^3 = 4096 references to an empty value: no output at all.
+		{"references", bomb(16, 4, ""), "more than 1000 references"},
+		// Half a kilobyte that expands to 10 * 8^9 bytes (1.3 GB).
+		{"1.3 KB bomb", bomb(8, 10, "xxxxxxxxxx"), "interpolation limit"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := load(t, tt.text)
+			got, err := c.Get("s", "a1")
+			if err == nil {
+				t.Fatalf("Get(s, a1) = %d bytes, want an error", len(got))
+			}
+			var cerr *Error
+			if !errors.As(err, &cerr) || cerr.Section != "s" || cerr.Option != "a1" || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Get(s, a1) error = %v, want an *Error naming [s] a1 and %q", err, tt.want)
+			}
+			if err := c.Print(io.Discard, nil); err == nil || !strings.Contains(err.Error(), "[s] a1 = ") {
+				t.Errorf("Print error = %v, want it to name [s] a1", err)
+			}
+		})
+	}
+	// Just under the bound is fine.
+	c := load(t, "[s]\nx = "+strings.Repeat("y", 1024)+"\na ="+strings.Repeat(" ${x}", 63)+"\n")
+	if got, err := c.Get("s", "a"); err != nil || len(got) != 63*1025-1 {
+		t.Errorf("Get(s, a) = %d bytes, %v, want %d bytes", len(got), err, 63*1025-1)
+	}
+}
+
+// TestInterpolationBoundedInAll: many options, each under MaxValueLen,
+// cannot make Print (or the settings) expand more than maxExpansion.
+func TestInterpolationBoundedInAll(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("[s]\nx = " + strings.Repeat("y", 1000) + "\na =" + strings.Repeat(" ${x}", 60) + "\n")
+	for i := range 300 { // 300 * 60 KB = 18 MB
+		b.WriteString("b" + strconv.Itoa(i) + " = ${a}\n")
+	}
+	c := load(t, b.String())
+	if err := c.Print(io.Discard, nil); err == nil || !strings.Contains(err.Error(), "expands to more than") {
+		t.Errorf("Print error = %v, want the configuration refused as too large", err)
+	}
+	// One option alone is fine.
+	if v, err := c.Get("s", "b1"); err != nil || len(v) != 60*1001-1 {
+		t.Errorf("Get(s, b1) = %d bytes, %v", len(v), err)
+	}
+}
+
+// loadWithin runs Load and fails the test if it has not returned within a
+// generous bound (it blocked: a named pipe opened for reading waits for a
+// writer forever).
+func loadWithin(t *testing.T, file, dir string) (*Config, error) {
+	t.Helper()
+	type result struct {
+		c   *Config
+		err error
+	}
+	r := testenv.ReturnsWithin(t, 30*time.Second, "Load("+file+", "+dir+")", func() result {
+		c, err := Load(file, dir, nil)
+		return result{c, err}
+	})
+	return r.c, r.err
+}
+
+// TestLoadNotRegular: a *.conf that is not a regular file (named pipe,
+// device, socket, link to nothing) is refused, naming it, without
+// blocking; a directory or a link to one is skipped.
+func TestLoadNotRegular(t *testing.T) {
+	tests := []struct {
+		name string
+		make func(t *testing.T, path string)
+		want string
+	}{
+		{"fifo", func(t *testing.T, path string) {
+			if err := os.Symlink(testenv.NamedPipe(t), path); err != nil {
+				t.Fatal(err)
+			}
+		}, "not a regular file (named pipe)"},
+		{"device", func(t *testing.T, path string) {
+			if err := os.Symlink("/dev/zero", path); err != nil {
+				t.Fatal(err)
+			}
+		}, "not a regular file (character device)"},
+		{"socket", func(t *testing.T, path string) {
+			l, err := net.Listen("unix", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { l.Close() })
+		}, "not a regular file (socket)"},
+		{"dangling link", func(t *testing.T, path string) {
+			if err := os.Symlink(filepath.Join(filepath.Dir(path), "gone"), path); err != nil {
+				t.Fatal(err)
+			}
+		}, "no such file or directory (a symbolic link to nothing?)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// A short directory name: a socket path has a length limit.
+			dir, err := os.MkdirTemp("", "cfg")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.RemoveAll(dir) })
+			writeFile(t, filepath.Join(dir, "10-ok.conf"), "[process]\nworkers = 2\n")
+			bad := filepath.Join(dir, "20-bad.conf")
+			tt.make(t, bad)
+			_, err = loadWithin(t, "", dir)
+			if err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Load with %s: error = %v, want one naming %s and %q", tt.name, err, bad, tt.want)
+			}
+			if tt.name == "dangling link" {
+				return
+			}
+			// The same as the main file.
+			_, err = loadWithin(t, bad, "")
+			if err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Load(%s) error = %v, want one naming it and %q", bad, err, tt.want)
+			}
+		})
+	}
+	t.Run("dev null", func(t *testing.T) {
+		// /dev/null, or a link to it (masking a file), reads as empty.
+		dir := t.TempDir()
+		writeFile(t, filepath.Join(dir, "10-ok.conf"), "[process]\nworkers = 2\n")
+		if err := os.Symlink(os.DevNull, filepath.Join(dir, "20-masked.conf")); err != nil {
+			t.Fatal(err)
+		}
+		c, err := loadWithin(t, os.DevNull, dir)
+		if err != nil {
+			t.Fatalf("Load(%s, a dir with a link to it): %v", os.DevNull, err)
+		}
+		if v, _ := c.Get("process", "workers"); v != "2" {
+			t.Errorf("workers = %q, want 2", v)
+		}
+	})
+	t.Run("directory link", func(t *testing.T) {
+		dir := t.TempDir()
+		writeFile(t, filepath.Join(dir, "10-ok.conf"), "[process]\nworkers = 2\n")
+		if err := os.Symlink(t.TempDir(), filepath.Join(dir, "20-dir.conf")); err != nil {
+			t.Fatal(err)
+		}
+		c, err := loadWithin(t, "", dir)
+		if err != nil {
+			t.Fatalf("Load with a linked directory: %v, want it skipped", err)
+		}
+		if v, _ := c.Get("process", "workers"); v != "2" {
+			t.Errorf("workers = %q, want 2", v)
+		}
+	})
+}
+
+// TestLoadTooLarge: a file over MaxFileSize is refused, naming it and the
+// limit, without being read.
+func TestLoadTooLarge(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "big.conf")
+	writeFile(t, file, "[s]\na = "+strings.Repeat("x", MaxFileSize)+"\n")
+	for _, load := range []func() error{
+		func() error { _, err := Load(file, "", nil); return err },
+		func() error { _, err := LoadFiles(nil, file); return err },
+	} {
+		if err := load(); err == nil || !strings.Contains(err.Error(), file) || !strings.Contains(err.Error(), strconv.Itoa(MaxFileSize)) {
+			t.Errorf("load of %d bytes: error = %v, want it to name the file and the limit %d", MaxFileSize+10, err, MaxFileSize)
+		}
+	}
+}
+
+// TestJunkErrorsCapped: a file of junk gives maxErrors errors and a count
+// of the rest, each line quoted at most maxExcerpt bytes.
+func TestJunkErrorsCapped(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("[s]\n")
+	for b.Len() < MaxFileSize-2000 {
+		b.WriteString(strings.Repeat("junk", 100) + "\n") // 401 bytes a line
+	}
+	lines := strings.Count(b.String(), "\n") - 1
+	_, err := LoadSources(nil, Source{Name: "junk.conf", Data: []byte(b.String())})
+	if err == nil {
+		t.Fatal("LoadSources(junk) = nil error")
+	}
+	msg := err.Error()
+	if n := strings.Count(msg, "\n") + 1; n != maxErrors+1 {
+		t.Errorf("LoadSources(junk) gave %d error lines, want %d", n, maxErrors+1)
+	}
+	if want := fmt.Sprintf("junk.conf: %d more errors not shown", lines-maxErrors); !strings.Contains(msg, want) {
+		t.Errorf("LoadSources(junk) error ends %q, want %q", msg[strings.LastIndexByte(msg, '\n')+1:], want)
+	}
+	if len(msg) > 20*1024 {
+		t.Errorf("LoadSources(junk) error is %d bytes, want a screen or two", len(msg))
 	}
 }

@@ -15,12 +15,23 @@
 // Lifecycle: Load (or LoadFiles, LoadSources, Default) builds a *Config from
 // the built-in defaults (one table, in defaults.go, also printed by
 // PrintDefaults) and the user's files, later files winning. A file that does
-// not parse is a *ParseError naming the file and line. Nothing is
+// not parse is a *ParseError naming the file and line; a file that is not a
+// regular file (a named pipe, a device, a socket) or is larger than
+// MaxFileSize is refused without blocking, and a file of junk reports
+// twenty errors and a count of the rest. Nothing is
 // interpolated or validated at load: Get and Print interpolate,
 // PullSettings and ProcessSettings validate and return every problem at
-// once, each an *Error naming section, option and value. CheckReadWrite
+// once, each an *Error naming section, option and value. Interpolation is
+// bounded (MaxValueLen, MaxReferences per value, and a total per
+// operation), so a small file cannot expand to gigabytes. CheckReadWrite
 // checks src-dir on the file system, separately. Relative paths are
 // returned as written.
+//
+// Two rules live here for the whole program: ReadRegular reads a file an
+// operator names (configuration, exclusion list) without ever blocking on
+// a named pipe or device and with a size cap, and CheckPathName is the
+// character rule for a configuration value that becomes a metric path part
+// (namespace, group-namespace, group names, the host name).
 //
 // Concurrency: a loaded *Config is never modified, so any number of
 // goroutines may read it at once. The settings structs are plain values

@@ -50,6 +50,7 @@ func ExamplePrintDefaults() {
 	// dst-dir = ${paths:base-dir}/incoming
 	// interval = 0.5
 	// loglevel = info
+	// max-answer-size = 268435456
 	// pull-interval = 10
 	// pull-timeout = 2
 	// queue-size = 360

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"io"
 	"testing"
 )
 
@@ -31,5 +32,42 @@ func FuzzParse(f *testing.F) {
 		if errors.Is(err, errMismatch) {
 			t.Fatalf("parseFile(%q): %v", data, err)
 		}
+	})
+}
+
+// FuzzInterpolate loads a file and reads every option of every section
+// (Get, then Print and the settings, which share one bound): never a panic,
+// never a value longer than MaxValueLen, and always an answer, however the
+// references nest (bounded by MaxReferences, MaxValueLen and maxExpansion).
+func FuzzInterpolate(f *testing.F) {
+	seeds := []string{
+		"[s]\na = x\nb = ${a}/y\nc = ${t:a}\n[t]\na = 1\n",
+		"[DEFAULT]\nx = ${y}\ny = 1\n[s]\ny = 2\n",
+		"[s]\nx = ${x}\n",
+		"[s]\na = $$ ${} ${a:b:c} $x\n",
+		"[paths]\nbase-dir = ${DEFAULT:d}\n[DEFAULT]\nd = /srv\n",
+		"[graphite]\nnamespace = ${process:workers}.x\n[process]\nworkers = 9\n",
+		bomb(8, 10, "xxxxxxxxxx"),
+		bomb(16, 4, ""),
+	}
+	for _, s := range seeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := LoadSources(nil, Source{Name: "fuzz.conf", Data: data})
+		if err != nil {
+			return
+		}
+		for _, s := range append([]string{SectionDefault}, c.Sections()...) {
+			for _, o := range c.OwnOptions(s) {
+				v, err := c.Get(s, o)
+				if err == nil && len(v) > MaxValueLen {
+					t.Fatalf("Get(%q, %q) = %d bytes, more than MaxValueLen", s, o, len(v))
+				}
+			}
+		}
+		c.Print(io.Discard, nil)
+		c.PullSettings()
+		c.ProcessSettings()
 	})
 }

@@ -236,7 +236,7 @@ func scan(name string, data []byte) ([]*item, error) {
 			cur, inSection, opt = m[1], true, nil
 			if cur != SectionDefault {
 				if prev, ok := sectLines[cur]; ok {
-					parseError(n, "section [%s] repeated (first at line %d)", cur, prev)
+					parseError(n, "section [%s] repeated (first at line %d)", excerpt(cur), prev)
 					return nil, errors.Join(errs...)
 				}
 				sectLines[cur] = n
@@ -245,23 +245,23 @@ func scan(name string, data []byte) ([]*item, error) {
 			continue
 		}
 		if !inSection {
-			parseError(n, "%q before the first [section] header", value)
+			parseError(n, "%q before the first [section] header", excerpt(value))
 			return nil, errors.Join(errs...)
 		}
 		d := strings.IndexAny(value, "=:")
 		if d < 0 {
-			parseError(n, "%q is neither \"option = value\" nor a [section] header", value)
+			parseError(n, "%q is neither \"option = value\" nor a [section] header", excerpt(value))
 			continue
 		}
 		written := strings.TrimRightFunc(value[:d], unicode.IsSpace)
 		if written == "" {
-			parseError(n, "empty option name in %q", value)
+			parseError(n, "empty option name in %q", excerpt(value))
 			opt = nil
 			continue
 		}
 		key := strings.ToLower(written)
 		if prev, ok := optLines[[2]string{cur, key}]; ok {
-			parseError(n, "option %q repeated in section [%s] (first at line %d)", key, cur, prev)
+			parseError(n, "option %q repeated in section [%s] (first at line %d)", excerpt(key), excerpt(cur), prev)
 			return nil, errors.Join(errs...)
 		}
 		optLines[[2]string{cur, key}] = n
@@ -269,9 +269,34 @@ func scan(name string, data []byte) ([]*item, error) {
 		items = append(items, opt)
 	}
 	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return nil, errors.Join(capErrors(errs, name)...)
 	}
 	return items, nil
+}
+
+// maxErrors bounds the errors reported for one file, one load or one
+// validation; the rest are counted, so that a file of junk gives a screen
+// of errors, not one per line.
+const maxErrors = 20
+
+// capErrors returns the first maxErrors of errs and, when there are more,
+// an error counting the rest, which are in where.
+func capErrors(errs []error, where string) []error {
+	if len(errs) <= maxErrors {
+		return errs
+	}
+	return append(errs[:maxErrors:maxErrors], fmt.Errorf("%s: %d more errors not shown", where, len(errs)-maxErrors))
+}
+
+// maxExcerpt is how much of a line, name or value an error quotes.
+const maxExcerpt = 256
+
+// excerpt returns s cut to maxExcerpt bytes, for quoting in an error.
+func excerpt(s string) string {
+	if len(s) <= maxExcerpt {
+		return s
+	}
+	return strings.ToValidUTF8(s[:maxExcerpt], "") + "..."
 }
 
 // leadingSpace counts the white-space characters that start line.

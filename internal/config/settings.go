@@ -13,9 +13,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/haproxystats-go/haproxystats/builtin"
+	"github.com/haproxystats-go/haproxystats/internal/spool"
 )
 
 // Server is one entry of [pull] servers.
@@ -28,11 +30,22 @@ type Server struct {
 	Name string
 }
 
+// MaxWorkers bounds [pull] workers and [process] workers: each worker holds
+// buffers (and a WebAssembly instance per stage), so a mistyped 100000000
+// would end in an out-of-memory crash rather than an error.
+const MaxWorkers = 1024
+
+// MaxStopTimeout bounds [process] stop-timeout.
+const MaxStopTimeout = time.Hour
+
 // Pull is the validated [pull] section.
 type Pull struct {
 	Loglevel  slog.Level
 	SocketDir string   // "" = unset
 	Servers   []Server // nil = unset
+	// Masters are master CLIs (haproxy -W -S); nil = unset. Their Name
+	// holds only the characters spool.ValidMasterName allows.
+	Masters []Server
 	// Retries is the number of connect attempts after the first: -1 =
 	// forever, 0 = none.
 	Retries      int
@@ -41,10 +54,13 @@ type Pull struct {
 	PullTimeout  time.Duration // bound of a whole pull round; 0 = no limit
 	PullInterval time.Duration // whole seconds
 	BufferLimit  int
-	DstDir       string
-	TmpDstDir    string
-	Workers      int
-	QueueSize    int
+	// MaxAnswerSize is the longest answer accepted from a socket, bytes;
+	// 0 = no limit.
+	MaxAnswerSize int64
+	DstDir        string
+	TmpDstDir     string
+	Workers       int
+	QueueSize     int
 }
 
 // Process is the validated [process] section.
@@ -62,6 +78,10 @@ type Process struct {
 	PerProcessMetrics                 bool
 	CalculatePercentages              bool
 	LivenessCheckInterval             time.Duration
+	// StopTimeout bounds how long a stop waits for the snapshots in
+	// flight while bytes are still being acknowledged; > 0, at most
+	// MaxStopTimeout.
+	StopTimeout time.Duration
 	// Stages names the WebAssembly stages, in order, each configured by a
 	// [stage.<name>] section (see Config.StageOptions); nil = none.
 	Stages []string
@@ -101,8 +121,9 @@ type Group struct {
 }
 
 // Groups are the [frontend-groups], [backend-groups] and [server-groups]
-// sections, each in file order (the first match wins). Options inherited
-// from DEFAULT are not groups.
+// sections, each in file order (the first match wins). A name that is an
+// option of [DEFAULT] (built in, or set in the user's [DEFAULT]) is not a
+// group, even when the group section sets it itself (SPEC §5.6).
 type Groups struct {
 	Frontend, Backend, Server []Group
 }
@@ -125,29 +146,33 @@ type ProcessSettings struct {
 // reported, joined with errors.Join, each an *Error naming the section,
 // option and value.
 func (c *Config) PullSettings() (*Pull, error) {
-	k := &checker{c: c}
+	k := newChecker(c)
 	const s = SectionPull
 	p := &Pull{
-		Loglevel:     k.level(s, "loglevel"),
-		Retries:      k.integer(s, "retries", -1, math.MaxInt),
-		Timeout:      k.seconds(s, "timeout", true),
-		Interval:     k.seconds(s, "interval", false),
-		PullTimeout:  k.seconds(s, "pull-timeout", false),
-		PullInterval: k.wholeSeconds(s, "pull-interval"),
-		BufferLimit:  k.integer(s, "buffer-limit", 1, math.MaxInt),
-		DstDir:       k.nonEmpty(s, "dst-dir"),
-		TmpDstDir:    k.nonEmpty(s, "tmp-dst-dir"),
-		Workers:      k.integer(s, "workers", 1, math.MaxInt),
-		QueueSize:    k.integer(s, "queue-size", 1, math.MaxInt),
+		Loglevel:      k.level(s, "loglevel"),
+		Retries:       k.integer(s, "retries", -1, math.MaxInt),
+		Timeout:       k.seconds(s, "timeout", true),
+		Interval:      k.seconds(s, "interval", false),
+		PullTimeout:   k.seconds(s, "pull-timeout", false),
+		PullInterval:  k.wholeSeconds(s, "pull-interval"),
+		BufferLimit:   k.integer(s, "buffer-limit", 1, math.MaxInt),
+		MaxAnswerSize: int64(k.integer(s, "max-answer-size", 0, math.MaxInt)),
+		DstDir:        k.nonEmpty(s, "dst-dir"),
+		TmpDstDir:     k.nonEmpty(s, "tmp-dst-dir"),
+		Workers:       k.integer(s, "workers", 1, MaxWorkers),
+		QueueSize:     k.integer(s, "queue-size", 1, math.MaxInt),
 	}
 	if c.Has(s, "socket-dir") {
 		p.SocketDir = k.nonEmpty(s, "socket-dir")
 	}
 	if v, ok := k.str(s, "servers"); ok {
-		p.Servers = k.servers(v)
+		p.Servers = k.servers("servers", v)
 	}
-	if !c.Has(s, "socket-dir") && !c.Has(s, "servers") {
-		k.errs = append(k.errs, &Error{Section: s, Err: errors.New("neither socket-dir nor servers is set: nothing to pull from")})
+	if v, ok := k.str(s, "masters"); ok {
+		p.Masters = k.servers("masters", v)
+	}
+	if !c.Has(s, "socket-dir") && !c.Has(s, "servers") && !c.Has(s, "masters") {
+		k.errs = append(k.errs, &Error{Section: s, Err: errors.New("none of socket-dir, servers and masters is set: nothing to pull from")})
 	}
 	if err := k.err(); err != nil {
 		return nil, err
@@ -160,13 +185,13 @@ func (c *Config) PullSettings() (*Pull, error) {
 // with errors.Join, each an *Error naming the section, option and value.
 // It does not touch the file system; see CheckReadWrite.
 func (c *Config) ProcessSettings() (*ProcessSettings, error) {
-	k := &checker{c: c}
+	k := newChecker(c)
 	ps := &ProcessSettings{}
 	const p = SectionProcess
 	ps.Process = Process{
 		Loglevel:              k.level(p, "loglevel"),
 		SrcDir:                k.nonEmpty(p, "src-dir"),
-		Workers:               k.integer(p, "workers", 1, math.MaxInt),
+		Workers:               k.integer(p, "workers", 1, MaxWorkers),
 		FrontendMetrics:       k.metrics("frontend-metrics", builtin.ValidFrontendMetrics()),
 		BackendMetrics:        k.metrics("backend-metrics", builtin.ValidBackendMetrics()),
 		ServerMetrics:         k.metrics("server-metrics", builtin.ValidServerMetrics()),
@@ -176,6 +201,7 @@ func (c *Config) ProcessSettings() (*ProcessSettings, error) {
 		LivenessCheckInterval: k.seconds(p, "liveness-check-interval", false),
 		MaxFileSize:           int64(k.integer(p, "max-file-size", 1, math.MaxInt)),
 		MemoryBudget:          int64(k.integer(p, "memory-budget", 0, math.MaxInt)),
+		StopTimeout:           k.timeout(p, "stop-timeout", MaxStopTimeout),
 	}
 	ps.Process.StageCacheDir, _ = k.str(p, "stage-cache-dir")
 	if v, ok := k.str(p, "stages"); ok {
@@ -200,7 +226,7 @@ func (c *Config) ProcessSettings() (*ProcessSettings, error) {
 		Delay:          k.seconds(g, "delay", false),
 		ConnectTimeout: k.seconds(g, "connect-timeout", true),
 		WriteTimeout:   k.seconds(g, "write-timeout", true),
-		Namespace:      k.nonEmpty(g, "namespace"),
+		Namespace:      k.namespace(g, "namespace"),
 		PrefixHostname: k.boolean(g, "prefix-hostname"),
 		FQDN:           k.boolean(g, "fqdn"),
 		QueueSize:      k.integer(g, "queue-size", 1, math.MaxInt),
@@ -232,15 +258,16 @@ func (c *Config) StageOptions(name string) (map[string]string, error) {
 	}
 	out := make(map[string]string)
 	var errs []error
+	x := newExpansion()
 	for _, opt := range c.OwnOptions(section) {
-		v, err := c.Get(section, opt)
+		v, err := c.get(section, opt, x)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		out[opt] = v
 	}
-	return out, errors.Join(errs...)
+	return out, errors.Join(capErrors(errs, "["+section+"]")...)
 }
 
 // CheckReadWrite checks that dir (process src-dir) can be listed and that a
@@ -249,7 +276,8 @@ func CheckReadWrite(dir string) error {
 	if dir == "" {
 		return errors.New("check read and write access: empty directory name")
 	}
-	d, err := os.Open(dir)
+	// O_DIRECTORY: a named pipe there is an error, not a wait for a writer.
+	d, err := os.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY, 0)
 	if err != nil {
 		return fmt.Errorf("check read access to %s: %w", dir, err)
 	}
@@ -273,11 +301,14 @@ func CheckReadWrite(dir string) error {
 // checker reads typed options and collects every problem.
 type checker struct {
 	c    *Config
+	x    *expansion // shared by every value read
 	errs []error
 }
 
+func newChecker(c *Config) *checker { return &checker{c: c, x: newExpansion()} }
+
 func (k *checker) err() error {
-	return errors.Join(k.errs...)
+	return errors.Join(capErrors(k.errs, "configuration")...)
 }
 
 func (k *checker) fail(section, option, value string, err error) {
@@ -290,7 +321,7 @@ func (k *checker) str(section, option string) (string, bool) {
 	if !k.c.Has(section, option) {
 		return "", false
 	}
-	v, err := k.c.Get(section, option)
+	v, err := k.c.get(section, option, k.x)
 	if err != nil {
 		k.errs = append(k.errs, err)
 		return "", false
@@ -382,6 +413,31 @@ func (k *checker) wholeSeconds(section, option string) time.Duration {
 	return 0
 }
 
+// timeout returns a duration written as float seconds, > 0 and at most
+// limit.
+func (k *checker) timeout(section, option string, limit time.Duration) time.Duration {
+	d, v, ok := parsed(k, section, option, ParseSeconds)
+	if ok && (d <= 0 || d > limit) {
+		k.fail(section, option, v, fmt.Errorf("must be > 0 and at most %v", limit.Seconds()))
+	}
+	return d
+}
+
+// namespace returns a value that starts metric paths as written
+// (checkNamespace).
+func (k *checker) namespace(section, option string) string {
+	v, ok := k.str(section, option)
+	if !ok {
+		return v
+	}
+	if v == "" {
+		k.fail(section, option, v, errors.New("must not be empty"))
+	} else if err := checkNamespace(v); err != nil {
+		k.fail(section, option, v, err)
+	}
+	return v
+}
+
 // seconds returns a duration written as float seconds, >= 0, or > 0 if
 // positive.
 func (k *checker) seconds(section, option string, positive bool) time.Duration {
@@ -422,22 +478,27 @@ func (k *checker) metrics(option string, valid []string) []string {
 	return names
 }
 
-// servers parses the comma-separated URLs of [pull] servers.
-func (k *checker) servers(v string) []Server {
+// servers parses the comma-separated URLs of [pull] servers or masters.
+func (k *checker) servers(option, v string) []Server {
 	if v == "" {
-		k.fail(SectionPull, "servers", v, errors.New("must not be empty"))
+		k.fail(SectionPull, option, v, errors.New("must not be empty"))
 		return nil
 	}
 	var out []Server
 	names := map[string]string{}
 	for _, u := range strings.Split(v, ",") {
 		srv, err := ParseServer(u)
+		if err == nil && option == "masters" {
+			err = spool.ValidMasterName(srv.Name)
+		} else if err == nil {
+			err = spool.ValidPlainSocketName(srv.Name)
+		}
 		if err != nil {
-			k.fail(SectionPull, "servers", v, err)
+			k.fail(SectionPull, option, v, err)
 			continue
 		}
 		if prev, ok := names[srv.Name]; ok {
-			k.fail(SectionPull, "servers", v, fmt.Errorf("servers %q and %q would write the same spool files %q", prev, strings.TrimSpace(u), srv.Name))
+			k.fail(SectionPull, option, v, fmt.Errorf("%q and %q would write the same spool files %q", prev, strings.TrimSpace(u), srv.Name))
 			continue
 		}
 		names[srv.Name] = strings.TrimSpace(u)
@@ -518,10 +579,8 @@ func ParseServer(u string) (Server, error) {
 // sets in g.
 func (k *checker) groups(g *Graphite) Groups {
 	const gs = SectionGraphite
-	ns, nsSet := k.str(gs, "group-namespace")
-	if nsSet && ns == "" {
-		k.fail(gs, "group-namespace", ns, errors.New("must not be empty"))
-	}
+	nsSet := k.c.Has(gs, "group-namespace")
+	ns := k.namespace(gs, "group-namespace")
 	if k.c.Has(gs, "group-namespace-double-writes") {
 		g.GroupNamespaceDoubleWrites = k.boolean(gs, "group-namespace-double-writes")
 	} else if nsSet {
@@ -539,8 +598,17 @@ func (k *checker) groups(g *Graphite) Groups {
 		}
 		var list []Group
 		for _, name := range k.c.OwnOptions(s) {
+			if k.c.isDefaultOption(name) {
+				// As the original, which skips every name of
+				// config.defaults(): not a group, even set here.
+				continue
+			}
 			v, ok := k.str(s, name)
 			if !ok {
+				continue
+			}
+			if err := CheckPathName(name); err != nil {
+				k.fail(s, name, v, fmt.Errorf("group name %q: %w", name, err))
 				continue
 			}
 			re, err := regexp.Compile(v)

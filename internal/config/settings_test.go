@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/haproxystats-go/haproxystats/internal/testenv"
 )
 
 func TestPullSettingsDefaults(t *testing.T) {
@@ -18,18 +20,19 @@ func TestPullSettingsDefaults(t *testing.T) {
 		t.Fatalf("PullSettings() error: %v", err)
 	}
 	want := &Pull{
-		Loglevel:     slog.LevelInfo,
-		SocketDir:    "/run/haproxy",
-		Retries:      1,
-		Timeout:      100 * time.Millisecond,
-		Interval:     500 * time.Millisecond,
-		PullTimeout:  2 * time.Second,
-		PullInterval: 10 * time.Second,
-		BufferLimit:  6291456,
-		DstDir:       "/var/lib/haproxystats/incoming",
-		TmpDstDir:    "/var/lib/haproxystats/incoming.tmp",
-		Workers:      8,
-		QueueSize:    360,
+		Loglevel:      slog.LevelInfo,
+		SocketDir:     "/run/haproxy",
+		Retries:       1,
+		Timeout:       100 * time.Millisecond,
+		Interval:      500 * time.Millisecond,
+		PullTimeout:   2 * time.Second,
+		PullInterval:  10 * time.Second,
+		BufferLimit:   6291456,
+		MaxAnswerSize: 268435456,
+		DstDir:        "/var/lib/haproxystats/incoming",
+		TmpDstDir:     "/var/lib/haproxystats/incoming.tmp",
+		Workers:       8,
+		QueueSize:     360,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("PullSettings() = %+v, want %+v", got, want)
@@ -53,6 +56,29 @@ func TestPullSettingsServers(t *testing.T) {
 	}
 	if got.SocketDir != "" || got.Loglevel != slog.LevelDebug {
 		t.Errorf("PullSettings() SocketDir, Loglevel = %q, %v, want \"\", DEBUG", got.SocketDir, got.Loglevel)
+	}
+}
+
+// masters alone is something to pull from; masters and the other two
+// combine; max-answer-size 0 is no limit.
+func TestPullSettingsMasters(t *testing.T) {
+	c := load(t, "[pull]\nmasters = unix:///run/haproxy-master.sock, tcp://127.0.0.1:9999,tcp://[::1]:9999\nmax-answer-size = 0\n")
+	got, err := c.PullSettings()
+	if err != nil {
+		t.Fatalf("PullSettings() error: %v", err)
+	}
+	want := []Server{
+		{Network: "unix", Address: "/run/haproxy-master.sock", Name: "haproxy-master.sock"},
+		{Network: "tcp", Address: "127.0.0.1:9999", Name: "127.0.0.1:9999"},
+		{Network: "tcp", Address: "[::1]:9999", Name: "::1:9999"},
+	}
+	if !reflect.DeepEqual(got.Masters, want) || got.Servers != nil || got.SocketDir != "" || got.MaxAnswerSize != 0 {
+		t.Errorf("PullSettings() = %+v, want Masters %+v only, MaxAnswerSize 0", got, want)
+	}
+	c = load(t, "[pull]\nsocket-dir = /run/haproxy\nservers = unix:///a.sock\nmasters = unix:///run/haproxy-master.sock\n")
+	got, err = c.PullSettings()
+	if err != nil || got.SocketDir == "" || len(got.Servers) != 1 || len(got.Masters) != 1 {
+		t.Errorf("PullSettings() with all three = %+v, %v", got, err)
 	}
 }
 
@@ -109,6 +135,7 @@ func TestProcessSettingsDefaults(t *testing.T) {
 			SrcDir:                "/var/lib/haproxystats/incoming",
 			Workers:               4,
 			LivenessCheckInterval: 10 * time.Second,
+			StopTimeout:           10 * time.Second,
 			StageCacheDir:         "/var/lib/haproxystats/stage-cache",
 		},
 		Graphite: Graphite{
@@ -148,6 +175,7 @@ aggr-server-metrics = On
 per-process-metrics = YES
 calculate-percentages = 1
 liveness-check-interval = 2.5
+stop-timeout = 0.5
 [graphite]
 server = graphite.example.com
 port = 2003
@@ -157,7 +185,7 @@ backoff = 1.5
 delay = 0
 connect-timeout = 0.25
 write-timeout = 3
-namespace = metrics_lb
+namespace = metrics_lb.fra1
 prefix-hostname = off
 fqdn = False
 queue-size = 1_000
@@ -190,6 +218,7 @@ dir = local-store
 		PerProcessMetrics:     true,
 		CalculatePercentages:  true,
 		LivenessCheckInterval: 2500 * time.Millisecond,
+		StopTimeout:           500 * time.Millisecond,
 		StageCacheDir:         "/srv/hs/stage-cache",
 	}
 	if !reflect.DeepEqual(got.Process, wantProcess) {
@@ -204,7 +233,7 @@ dir = local-store
 		Delay:                      0,
 		ConnectTimeout:             250 * time.Millisecond,
 		WriteTimeout:               3 * time.Second,
-		Namespace:                  "metrics_lb",
+		Namespace:                  "metrics_lb.fra1",
 		PrefixHostname:             false,
 		FQDN:                       false,
 		QueueSize:                  1000,
@@ -242,8 +271,28 @@ dir = local-store
 	}
 }
 
+// TestGroupsIgnoreDefault: a name that is an option of [DEFAULT] (built
+// in, or set in the user's [DEFAULT]) is not a group, whether inherited or
+// set in the group section itself (SPEC §5.6; the original skips every
+// name of config.defaults()).
 func TestGroupsIgnoreDefault(t *testing.T) {
-	c := load(t, "[DEFAULT]\nshared = x\n[graphite]\ngroup-namespace = g\ngroup-namespace-double-writes = no\n[frontend-groups]\na = (?i)^FE\n")
+	c := load(t, `[DEFAULT]
+shared = x
+[graphite]
+group-namespace = g
+group-namespace-double-writes = no
+[frontend-groups]
+interval = ^fe_i
+a = (?i)^FE
+shared = ^fe_s
+[backend-groups]
+loglevel = ^be
+retries = ^be
+timeout = ^be
+b = ^be
+[server-groups]
+Shared = ^srv
+`)
 	got, err := c.ProcessSettings()
 	if err != nil {
 		t.Fatalf("ProcessSettings() error: %v", err)
@@ -253,6 +302,17 @@ func TestGroupsIgnoreDefault(t *testing.T) {
 	}
 	if !got.Groups.Frontend[0].Pattern.MatchString("fe_x") {
 		t.Errorf("(?i)^FE does not match fe_x")
+	}
+	if len(got.Groups.Backend) != 1 || got.Groups.Backend[0].Name != "b" {
+		t.Errorf("Groups.Backend = %+v, want only group b", got.Groups.Backend)
+	}
+	if len(got.Groups.Server) != 0 {
+		t.Errorf("Groups.Server = %+v, want none", got.Groups.Server)
+	}
+	// Not groups, so not checked as group names or regexes either.
+	c = load(t, "[graphite]\ngroup-namespace = g\ngroup-namespace-double-writes = no\n[frontend-groups]\na = ^fe\ninterval = (\n")
+	if _, err := c.ProcessSettings(); err != nil {
+		t.Errorf("ProcessSettings() with interval = ( in a group section: %v, want it ignored", err)
 	}
 }
 
@@ -279,19 +339,44 @@ func TestValidation(t *testing.T) {
 		{"pull-interval zero", pullOK + "pull-interval = 0\n", true, `[pull] pull-interval = "0": must be >= 1`},
 		{"buffer-limit", pullOK + "buffer-limit = 0\n", true, `[pull] buffer-limit = "0": must be >= 1`},
 		{"buffer-limit type", pullOK + "buffer-limit = 6M\n", true, `[pull] buffer-limit = "6M": not an integer`},
-		{"pull workers", pullOK + "workers = -1\n", true, `[pull] workers = "-1": must be >= 1`},
-		{"pull workers zero", pullOK + "workers = 0\n", true, `[pull] workers = "0": must be >= 1`},
+		{"pull workers", pullOK + "workers = -1\n", true, `[pull] workers = "-1": must be between 1 and 1024`},
+		{"pull workers zero", pullOK + "workers = 0\n", true, `[pull] workers = "0": must be between 1 and 1024`},
+		{"pull workers huge", pullOK + "workers = 100000000\n", true, `[pull] workers = "100000000": must be between 1 and 1024`},
 		{"pull queue-size", pullOK + "queue-size = -5\n", true, `[pull] queue-size = "-5": must be >= 1`},
 		{"dst-dir empty", pullOK + "dst-dir =\n", true, `[pull] dst-dir = "": must not be empty`},
 		{"socket-dir empty", "[pull]\nsocket-dir =\n", true, `[pull] socket-dir = "": must not be empty`},
 		{"servers empty", "[pull]\nservers =\n", true, `[pull] servers = "": must not be empty`},
-		{"neither", "[pull]\n", true, `[pull]: neither socket-dir nor servers is set`},
+		{"neither", "[pull]\n", true, `[pull]: none of socket-dir, servers and masters is set`},
 		{"server scheme", "[pull]\nservers = http://h:1\n", true, `[pull] servers = "http://h:1": server "http://h:1": scheme "http" is not tcp or unix`},
 		{"tcp without port", "[pull]\nservers = tcp://127.0.0.1\n", true, `[pull] servers = "tcp://127.0.0.1": server "tcp://127.0.0.1": tcp URL without a port`},
 		{"unix without path", "[pull]\nservers = unix://\n", true, `[pull] servers = "unix://": server "unix://": unix URL without a path`},
 		{"server empty element", "[pull]\nservers = unix:///a.sock,\n", true, `[pull] servers = "unix:///a.sock,": server "": empty URL`},
 		{"server duplicate name", "[pull]\nservers = unix:///a/x.sock,unix:///b/x.sock\n", true, `would write the same spool files "x.sock"`},
-		{"process workers", "[process]\nworkers = -1\n", false, `[process] workers = "-1": must be >= 1`},
+		{"server named as a worker", "[pull]\nservers = unix:///a/m:master-1:worker-2\n", true, `[pull] servers = "unix:///a/m:master-1:worker-2": socket name "m:master-1:worker-2" reads as a master CLI worker's`},
+		{"masters empty", "[pull]\nmasters =\n", true, `[pull] masters = "": must not be empty`},
+		{"master scheme", "[pull]\nmasters = udp://h:1\n", true, `[pull] masters = "udp://h:1": server "udp://h:1": scheme "udp" is not tcp or unix`},
+		{"master name", "[pull]\nmasters = unix:///run/my master.sock\n", true, `[pull] masters = "unix:///run/my master.sock": master name "my master.sock" holds ' '`},
+		{"master duplicate name", "[pull]\nmasters = unix:///a/m.sock,unix:///b/m.sock\n", true, `[pull] masters = "unix:///a/m.sock,unix:///b/m.sock": "unix:///a/m.sock" and "unix:///b/m.sock" would write the same spool files "m.sock"`},
+		{"max-answer-size", pullOK + "max-answer-size = -1\n", true, `[pull] max-answer-size = "-1": must be >= 0`},
+		{"max-answer-size type", pullOK + "max-answer-size = 256M\n", true, `[pull] max-answer-size = "256M": not an integer`},
+		{"process workers", "[process]\nworkers = -1\n", false, `[process] workers = "-1": must be between 1 and 1024`},
+		{"process workers huge", "[process]\nworkers = 100000000\n", false, `[process] workers = "100000000": must be between 1 and 1024`},
+		{"stop-timeout zero", "[process]\nstop-timeout = 0\n", false, `[process] stop-timeout = "0": must be > 0 and at most 3600`},
+		{"stop-timeout huge", "[process]\nstop-timeout = 3600.5\n", false, `[process] stop-timeout = "3600.5": must be > 0 and at most 3600`},
+		{"stop-timeout type", "[process]\nstop-timeout = 10s\n", false, `[process] stop-timeout = "10s": not a number`},
+		{"namespace space", "[graphite]\nnamespace = lb x\n", false, `[graphite] namespace = "lb x": byte " " at offset 2 is not allowed`},
+		{"namespace newline", "[graphite]\nnamespace = lb\n  forged 1 1\n", false, `[graphite] namespace = "lb\nforged 1 1": byte "\n" at offset 2 is not allowed`},
+		{"namespace tag", "[graphite]\nnamespace = lb;env=prod\n", false, `[graphite] namespace = "lb;env=prod": byte ";" at offset 2`},
+		{"namespace double dot", "[graphite]\nnamespace = fra1..edge\n", false, `[graphite] namespace = "fra1..edge": empty part`},
+		{"namespace leading dot", "[graphite]\nnamespace = .edge\n", false, `[graphite] namespace = ".edge": empty part`},
+		{"namespace trailing dot", "[graphite]\nnamespace = edge.\n", false, `[graphite] namespace = "edge.": empty part`},
+		{"namespace unicode", "[graphite]\nnamespace = lb\u00a0x\n", false, `[graphite] namespace = "lb\u00a0x": byte "\xc2" at offset 2`},
+		{"group-namespace", "[graphite]\ngroup-namespace = a b\ngroup-namespace-double-writes = 1\n[frontend-groups]\na = b\n", false,
+			`[graphite] group-namespace = "a b": byte " " at offset 1`},
+		{"group name", "[graphite]\ngroup-namespace = g\ngroup-namespace-double-writes = 1\n[frontend-groups]\nweb farm = ^fe\n", false,
+			`[frontend-groups] web farm = "^fe": group name "web farm": byte " " at offset 3`},
+		{"group name tag", "[graphite]\ngroup-namespace = g\ngroup-namespace-double-writes = 1\n[backend-groups]\nx;y = ^be\n", false,
+			`[backend-groups] x;y = "^be": group name "x;y": byte ";" at offset 1`},
 		{"src-dir empty", "[process]\nsrc-dir =\n", false, `[process] src-dir = "": must not be empty`},
 		{"frontend-metrics", "[process]\nfrontend-metrics = bin foo\n", false, `[process] frontend-metrics = "bin foo": invalid metric names "foo"`},
 		{"frontend-metrics double space", "[process]\nfrontend-metrics = bin  bout\n", false, `[process] frontend-metrics = "bin  bout": invalid metric names ""`},
@@ -405,6 +490,12 @@ func TestCheckReadWrite(t *testing.T) {
 	}
 	if err := CheckReadWrite(""); err == nil {
 		t.Errorf("CheckReadWrite(\"\") = nil, want an error")
+	}
+	// A named pipe: an error, not a wait for a writer.
+	fifo := testenv.NamedPipe(t)
+	err := testenv.ReturnsWithin(t, 30*time.Second, "CheckReadWrite(fifo)", func() error { return CheckReadWrite(fifo) })
+	if err == nil || !strings.Contains(err.Error(), fifo) {
+		t.Errorf("CheckReadWrite(%q) = %v, want an error naming it", fifo, err)
 	}
 	if os.Geteuid() == 0 {
 		t.Skip("running as root: permission bits do not stop root, read-only case not tested")

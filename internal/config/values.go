@@ -15,7 +15,7 @@ import (
 type Error struct {
 	Section string
 	Option  string // "" when the problem is the section as a whole
-	Value   string // the value as used, after interpolation when it succeeded
+	Value   string // the value as used, after interpolation when it succeeded; Error quotes its first 256 bytes
 	From    string // the section the value was inherited from, if not Section
 	Err     error
 }
@@ -28,7 +28,7 @@ func (e *Error) Error() string {
 	if e.From != "" && e.From != e.Section {
 		from = fmt.Sprintf(" (from [%s])", e.From)
 	}
-	return fmt.Sprintf("[%s] %s = %q%s: %v", e.Section, e.Option, e.Value, from, e.Err)
+	return fmt.Sprintf("[%s] %s = %q%s: %v", e.Section, e.Option, excerpt(e.Value), from, e.Err)
 }
 
 func (e *Error) Unwrap() error { return e.Err }

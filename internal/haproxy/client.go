@@ -1,12 +1,12 @@
 package haproxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"slices"
 	"time"
 )
 
@@ -17,19 +17,23 @@ const (
 	ShowStat = "show stat"
 )
 
-// DefaultBufferLimit is the read chunk size used when Client.BufferLimit is
-// not positive; it is the default of the pull section's buffer-limit.
+// DefaultBufferLimit is the default of the pull section's buffer-limit.
 const DefaultBufferLimit = 6291456
 
-// initialBuffer is the capacity the answer buffer starts with (or
-// BufferLimit if that is smaller); the buffer grows as the answer arrives.
-const initialBuffer = 64 << 10
+// MaxReadSize bounds the buffer an answer is streamed through, whatever
+// BufferLimit says: memory stays bounded however large the answer.
+const MaxReadSize = 64 << 10
 
-// ErrEmptyAnswer is returned (wrapped) by [Client.Command] when HAProxy
-// closed the connection without sending a single byte.
+// ErrEmptyAnswer is returned (wrapped) by [Client.Command] and
+// [Client.Stream] when HAProxy closed the connection without sending a
+// single byte.
 var ErrEmptyAnswer = errors.New("empty answer")
 
-// Client sends commands to one HAProxy stats socket.
+// ErrAnswerTooLarge is returned (wrapped) by [Client.Command] and
+// [Client.Stream] when the answer is longer than Client.MaxAnswer.
+var ErrAnswerTooLarge = errors.New("answer too large")
+
+// Client sends commands to one HAProxy stats socket or master CLI.
 type Client struct {
 	// Network is "unix" or "tcp" (as for [net.Dial]; "tcp4" and "tcp6" work
 	// too).
@@ -45,37 +49,80 @@ type Client struct {
 	// Interval is the pause between two connection attempts.
 	Interval time.Duration
 	// BufferLimit is the largest number of bytes asked from the socket in one
-	// read; the answer itself has no size limit. Not positive means
-	// DefaultBufferLimit.
+	// read, at most MaxReadSize; it does not limit the answer (MaxAnswer
+	// does). Not positive means DefaultBufferLimit.
 	BufferLimit int
+	// MaxAnswer is the longest answer accepted, in bytes: a longer one fails
+	// with [ErrAnswerTooLarge] as soon as its byte MaxAnswer+1 arrives. Not
+	// positive means no limit.
+	MaxAnswer int64
+	// HalfClose shuts the sending side of the connection down once the
+	// command is sent. A master CLI (haproxy -W -S) needs it: HAProxy 2.6's
+	// answers a command and keeps the connection open until the client
+	// half-closes or sends "quit", so reading until the server closes would
+	// wait for the context's end. A plain stats socket closes by itself.
+	HalfClose bool
 }
 
 // String names the socket, e.g. "unix /run/haproxy/admin.sock".
 func (c *Client) String() string { return c.Network + " " + c.Address }
 
-// Command connects to the socket (retrying as configured), sends cmd followed
-// by a newline, and returns everything HAProxy sends back until it closes the
-// connection. ctx bounds the whole exchange. An empty answer is an error that
-// wraps [ErrEmptyAnswer]; when ctx ends first, the error wraps ctx's error.
-// Every error names the socket and the command.
-func (c *Client) Command(ctx context.Context, cmd string) ([]byte, error) {
-	out, err := c.command(ctx, cmd)
-	if err != nil {
-		return nil, fmt.Errorf("haproxy %s %s: %q: %w", c.Network, c.Address, cmd, err)
+// ReadSize is the size of the buffer Stream reads through: BufferLimit (or
+// DefaultBufferLimit when not positive), at most MaxReadSize.
+func (c *Client) ReadSize() int { return ReadSize(c.BufferLimit) }
+
+// ReadSize is the size of the buffer a Client with that BufferLimit
+// streams through.
+func ReadSize(bufferLimit int) int {
+	if bufferLimit <= 0 {
+		bufferLimit = DefaultBufferLimit
 	}
-	return out, nil
+	return min(bufferLimit, MaxReadSize)
 }
 
-func (c *Client) command(ctx context.Context, cmd string) ([]byte, error) {
+// Command connects to the socket (retrying as configured), sends cmd followed
+// by a newline, and returns everything HAProxy sends back until it closes the
+// connection, at most MaxAnswer bytes. ctx bounds the whole exchange. It
+// holds the whole answer in memory: use Stream for answers that may be
+// large. Errors are those of Stream.
+func (c *Client) Command(ctx context.Context, cmd string) ([]byte, error) {
+	var b bytes.Buffer
+	if _, err := c.Stream(ctx, cmd, &b, nil); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// Stream is Command writing the answer to w as it arrives, through buf
+// (len(buf) >= ReadSize(); nil: a buffer of ReadSize() bytes is
+// allocated), and returning its length. An empty answer is an error that
+// wraps [ErrEmptyAnswer], one longer than MaxAnswer wraps
+// [ErrAnswerTooLarge] (its first MaxAnswer bytes have been written to w);
+// when ctx ends first, the error wraps ctx's error. Every error names the
+// socket and the command; a failed write to w is returned as it is, wrapped.
+func (c *Client) Stream(ctx context.Context, cmd string, w io.Writer, buf []byte) (int64, error) {
+	n, err := c.stream(ctx, cmd, w, buf)
+	if err != nil {
+		return n, fmt.Errorf("haproxy %s %s: %q: %w", c.Network, c.Address, cmd, err)
+	}
+	return n, nil
+}
+
+func (c *Client) stream(ctx context.Context, cmd string, w io.Writer, buf []byte) (int64, error) {
 	if c.Address == "" {
-		return nil, errors.New("empty address")
+		return 0, errors.New("empty address")
 	}
 	if c.Retries < -1 {
-		return nil, fmt.Errorf("invalid retries %d", c.Retries)
+		return 0, fmt.Errorf("invalid retries %d", c.Retries)
 	}
+	size := c.ReadSize()
+	if len(buf) < size {
+		buf = make([]byte, size)
+	}
+	buf = buf[:size]
 	conn, err := c.connect(ctx)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	defer conn.Close()
 
@@ -87,32 +134,42 @@ func (c *Client) command(ctx context.Context, cmd string) ([]byte, error) {
 	defer stop()
 
 	if _, err := conn.Write([]byte(cmd + "\n")); err != nil {
-		return nil, ioError(ctx, "write", 0, err)
+		return 0, ioError(ctx, "write", 0, err)
 	}
-	limit := c.BufferLimit
-	if limit <= 0 {
-		limit = DefaultBufferLimit
-	}
-	buf := make([]byte, 0, min(limit, initialBuffer))
-	for {
-		if len(buf) == cap(buf) {
-			// Double: append's 1.25x growth for large slices would copy a
-			// multi-megabyte answer many times over.
-			buf = slices.Grow(buf, cap(buf))
+	if c.HalfClose {
+		if hc, ok := conn.(interface{ CloseWrite() error }); ok {
+			if err := hc.CloseWrite(); err != nil {
+				return 0, ioError(ctx, "half-close", 0, err)
+			}
 		}
-		n, err := conn.Read(buf[len(buf):min(cap(buf), len(buf)+limit)])
-		buf = buf[:len(buf)+n]
+	}
+	var total int64
+	for {
+		r, err := conn.Read(buf)
+		if r > 0 {
+			if c.MaxAnswer > 0 && total+int64(r) > c.MaxAnswer {
+				keep := c.MaxAnswer - total
+				if _, werr := w.Write(buf[:keep]); werr != nil {
+					return total, fmt.Errorf("store answer: %w", werr)
+				}
+				return c.MaxAnswer, fmt.Errorf("more than %d bytes: %w", c.MaxAnswer, ErrAnswerTooLarge)
+			}
+			if _, werr := w.Write(buf[:r]); werr != nil {
+				return total, fmt.Errorf("store answer after %d bytes: %w", total, werr)
+			}
+			total += int64(r)
+		}
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				break
 			}
-			return nil, ioError(ctx, "read", len(buf), err)
+			return total, ioError(ctx, "read", total, err)
 		}
 	}
-	if len(buf) == 0 {
-		return nil, ErrEmptyAnswer
+	if total == 0 {
+		return 0, ErrEmptyAnswer
 	}
-	return buf, nil
+	return total, nil
 }
 
 // connect dials, making 1 + Retries attempts (forever with -1) with Interval
@@ -146,7 +203,7 @@ func (c *Client) connect(ctx context.Context) (net.Conn, error) {
 
 // ioError reports a failed read or write, preferring ctx's error when ctx
 // ended (the deadline set by the AfterFunc is what made the I/O fail).
-func ioError(ctx context.Context, op string, got int, err error) error {
+func ioError(ctx context.Context, op string, got int64, err error) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("%s after %d bytes: %w", op, got, ctx.Err())
 	}

@@ -28,40 +28,22 @@ type fakeSocket struct {
 func newFakeSocket(t *testing.T, answer func(cmd string) []byte) *fakeSocket {
 	t.Helper()
 	f := &fakeSocket{path: filepath.Join(testenv.ShortDir(t), "fake.sock")}
-	l, err := net.Listen("unix", f.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
 	done := make(chan struct{})
-	t.Cleanup(func() {
-		close(done)
-		l.Close()
-		wg.Wait()
-	})
-	wg.Go(func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				line, err := bufio.NewReader(c).ReadString('\n')
-				if err != nil {
-					return
-				}
-				f.mu.Lock()
-				f.got = append(f.got, line)
-				f.mu.Unlock()
-				if answer == nil {
-					<-done
-					return
-				}
-				c.Write(answer(strings.TrimSuffix(line, "\n")))
-			})
+	testenv.ServeUnix(t, f.path, func(c net.Conn) {
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil {
+			return
 		}
+		f.mu.Lock()
+		f.got = append(f.got, line)
+		f.mu.Unlock()
+		if answer == nil {
+			<-done
+			return
+		}
+		c.Write(answer(strings.TrimSuffix(line, "\n")))
 	})
+	t.Cleanup(func() { close(done) }) // runs before ServeUnix's cleanup
 	return f
 }
 

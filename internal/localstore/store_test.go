@@ -214,3 +214,48 @@ func TestConcurrentWrites(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteDoesNotFollowLinks: a symbolic link placed at <dir>/<snapshot>
+// or at <dir>/<snapshot>/stats never makes the store write outside its
+// directory.
+func TestWriteDoesNotFollowLinks(t *testing.T) {
+	s, err := New(filepath.Join(t.TempDir(), "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	outside := t.TempDir()
+
+	// <dir>/<snapshot> -> a directory outside the store.
+	link := filepath.Join(s.Dir(), "1700000000")
+	if err := os.Symlink(outside, link); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Write("1700000000", []byte("a 1 1\n"))
+	if err == nil || !strings.Contains(err.Error(), link) || !strings.Contains(err.Error(), "symbolic link") {
+		t.Errorf("Write through a linked snapshot directory = %v, want an error naming %s as a symbolic link", err, link)
+	}
+	if entries, err := os.ReadDir(outside); err != nil || len(entries) != 0 {
+		t.Errorf("the link's target holds %d entries (%v), want none", len(entries), err)
+	}
+
+	// <dir>/<snapshot>/stats -> a file outside the store.
+	target := filepath.Join(outside, "victim")
+	if err := os.WriteFile(target, []byte("precious\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(s.Dir(), "1700000010"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, s.Path("1700000010")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write("1700000010", []byte("a 1 1\n")); err != nil {
+		t.Fatalf("Write over a linked stats = %v", err)
+	}
+	if got, _ := os.ReadFile(target); string(got) != "precious\n" {
+		t.Errorf("the link's target = %q, want it untouched", got)
+	}
+	if fi, err := os.Lstat(s.Path("1700000010")); err != nil || !fi.Mode().IsRegular() {
+		t.Errorf("%s after Write: %v, %v, want a regular file", s.Path("1700000010"), fi, err)
+	}
+}

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/haproxystats-go/haproxystats/engine"
-	"github.com/haproxystats-go/haproxystats/internal/graphite"
 )
 
 // Queue hands out snapshot names; spool.Watcher implements it.
@@ -28,66 +27,79 @@ type Queue interface {
 	Queued() int
 }
 
-// Sender delivers lines to Graphite; graphite.Client implements it.
-type Sender interface {
+// Destination is where the lines of every snapshot go: Graphite, Kafka,
+// the local store.
+type Destination interface {
+	// Name names the destination in logs.
+	Name() string
+	// Run owns the destination's connections until ctx is done.
 	Run(ctx context.Context) error
-	Send(ctx context.Context, lines []byte, n int) (*graphite.Delivery, error)
+	// Open starts the delivery of one snapshot. It may wait until the
+	// destination can take lines (a connection is up), and returns ctx's
+	// error if ctx ends first.
+	Open(ctx context.Context, snapshot string) (Stream, error)
 }
 
-// Store keeps a copy of every snapshot's lines; localstore.Store
-// implements it.
-type Store interface {
-	Write(snapshot string, lines []byte) error
+// Stream carries one snapshot's lines to a destination; its methods are
+// called from one goroutine at a time.
+type Stream interface {
+	// Write takes one or more whole lines; p is not kept.
+	Write(p []byte) (int, error)
+	// Finish says every line was written; the Waiter reports when they
+	// are all delivered, or why not.
+	Finish() Waiter
+	// Abort abandons the stream: the snapshot stays in the spool.
+	Abort()
+}
+
+// Waiter reports the delivery of a finished stream.
+type Waiter interface {
+	Wait(ctx context.Context) error
+}
+
+// Staller is implemented by destinations that can tell that nothing can be
+// delivered now (no connection, or nothing acknowledged for d): a stopping
+// daemon then leaves its snapshots in the spool at once instead of waiting
+// out its stop timeout.
+type Staller interface {
+	Stalled(d time.Duration) bool
 }
 
 // Config wires the daemon.
 type Config struct {
 	Pipeline *engine.Pipeline
 	Queue    Queue
-	Graphite Sender
-	// LocalStore is nil when [local-store] is not configured.
-	LocalStore Store
-	Workers    int
+	// Destinations receive every snapshot's lines; a snapshot is removed
+	// from the spool once every one of them has it.
+	Destinations []Destination
+	Workers      int
 	// StopTimeout bounds how long Run waits, after ctx is cancelled, for
-	// snapshots in flight to be delivered.
+	// snapshots in flight to be delivered while bytes are still being
+	// acknowledged.
 	StopTimeout time.Duration
-	// RetryDelay is how long a snapshot waits before it is tried again
-	// after a failure that may pass (the local store could not be written).
+	// StallTimeout is how long a destination may acknowledge nothing (or
+	// stay unconnected) during a stop before the snapshots in flight are
+	// left in the spool; 0 means 1.5 s.
+	StallTimeout time.Duration
+	// RetryDelay is how long a snapshot whose delivery failed waits before
+	// it is taken again (its destination retries its connection meanwhile).
 	RetryDelay time.Duration
-	// Spill, when set, enables Offer (the one-daemon mode): it writes a
-	// snapshot taken in memory into the spool when it cannot be handed on
-	// at once or in full, so that nothing is lost.
-	Spill func(name string, files []engine.File) error
-	// SpillAfter is how long an in-memory snapshot may wait for its
-	// delivery before it is also written to the spool (0: until the stop).
-	// If the delivery completes later, the spooled copy is sent again:
-	// Graphite overwrites the same points, and a crash loses nothing.
-	SpillAfter time.Duration
-	Logger     *slog.Logger
+	// Release, when set, is called once Run is done with the pipeline (it
+	// closes the WebAssembly stages' runtimes and child processes).
+	Release func() error
+	Logger  *slog.Logger
 }
 
 // Stats counts what the daemon did.
 type Stats struct {
 	Processed, Delivered, Failed, Panics, Retried int64
-	// Spilled counts in-memory snapshots written to the spool because they
-	// could not be delivered in full.
-	Spilled int64
 }
 
 // Daemon is haproxystats-process.
 type Daemon struct {
-	cfg Config
-	log *slog.Logger
-	mem chan memSnapshot // unbuffered: a send succeeds only to an idle worker
-	// memSlots bounds the in-memory snapshots not yet delivered or spilled.
-	memSlots chan struct{}
-	stats    struct{ processed, delivered, failed, panics, retried, spilled atomic.Int64 }
-}
-
-// memSnapshot is a snapshot handed over in memory by Offer.
-type memSnapshot struct {
-	name  string
-	files []engine.File
+	cfg   Config
+	log   *slog.Logger
+	stats struct{ processed, delivered, failed, panics, retried atomic.Int64 }
 }
 
 // New validates cfg.
@@ -99,8 +111,8 @@ func New(cfg Config) (*Daemon, error) {
 	if cfg.Queue == nil {
 		errs = append(errs, errors.New("process: no queue"))
 	}
-	if cfg.Graphite == nil {
-		errs = append(errs, errors.New("process: no graphite sender"))
+	if len(cfg.Destinations) == 0 {
+		errs = append(errs, errors.New("process: no destination"))
 	}
 	if cfg.Workers < 1 {
 		errs = append(errs, fmt.Errorf("process: workers = %d, want at least 1", cfg.Workers))
@@ -109,39 +121,19 @@ func New(cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	if cfg.StopTimeout <= 0 {
-		cfg.StopTimeout = 30 * time.Second
+		cfg.StopTimeout = 10 * time.Second
+	}
+	if cfg.StallTimeout <= 0 {
+		cfg.StallTimeout = 1500 * time.Millisecond
 	}
 	if cfg.RetryDelay <= 0 {
-		cfg.RetryDelay = 5 * time.Second
+		cfg.RetryDelay = 2 * time.Second
 	}
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Daemon{cfg: cfg, log: logger, mem: make(chan memSnapshot), memSlots: make(chan struct{}, cfg.Workers)}, nil
-}
-
-// Offer hands a snapshot over in memory, without the disk round trip. It
-// returns false, and the caller must write the snapshot to the spool, when
-// the daemon is falling behind: snapshots wait in the spool, Workers
-// in-memory snapshots are not delivered yet, no worker is idle, or Run is
-// not running. Offer needs Config.Spill.
-func (d *Daemon) Offer(name string, files []engine.File) bool {
-	if d.cfg.Spill == nil || d.cfg.Queue.Queued() > 0 {
-		return false
-	}
-	select {
-	case d.memSlots <- struct{}{}:
-	default:
-		return false
-	}
-	select {
-	case d.mem <- memSnapshot{name, files}:
-		return true
-	default:
-		<-d.memSlots
-		return false
-	}
+	return &Daemon{cfg: cfg, log: logger}, nil
 }
 
 // Stats reports the counters so far.
@@ -149,50 +141,39 @@ func (d *Daemon) Stats() Stats {
 	return Stats{
 		Processed: d.stats.processed.Load(), Delivered: d.stats.delivered.Load(),
 		Failed: d.stats.failed.Load(), Panics: d.stats.panics.Load(), Retried: d.stats.retried.Load(),
-		Spilled: d.stats.spilled.Load(),
 	}
 }
 
 // Run processes snapshots until ctx is cancelled (see the package doc).
 func (d *Daemon) Run(ctx context.Context) error {
-	// The connection outlives ctx: it must flush what the workers still
-	// hand over while stopping.
-	gctx, gcancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer gcancel()
-	gdone := make(chan error, 1)
-	go func() { gdone <- d.cfg.Graphite.Run(gctx) }()
-
+	// The destinations outlive ctx: they deliver what is in flight while
+	// stopping.
+	dctx, dcancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer dcancel()
+	var dests sync.WaitGroup
+	for _, dst := range d.cfg.Destinations {
+		dests.Go(func() {
+			if err := dst.Run(dctx); err != nil && !errors.Is(err, context.Canceled) {
+				d.log.Error("destination stopped", "destination", dst.Name(), "error", err)
+			}
+		})
+	}
 	qctx, qcancel := context.WithCancel(ctx)
 	defer qcancel()
 	qdone := make(chan error, 1)
 	go func() { qdone <- d.cfg.Queue.Run(qctx) }()
 
-	// work bounds processing and delivery of snapshots in flight: it ends
-	// StopTimeout after ctx.
+	// work bounds the processing and delivery of the snapshots in flight:
+	// it ends StopTimeout after ctx, or as soon as the destinations stall.
 	work, wcancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer wcancel()
-	stopTimer := context.AfterFunc(ctx, func() {
-		d.log.Info("stopping: no new snapshots; waiting for those in flight", "timeout", d.cfg.StopTimeout)
-		t := time.AfterFunc(d.cfg.StopTimeout, wcancel)
-		context.AfterFunc(work, func() { t.Stop() })
-	})
-	defer stopTimer()
+	stopWatch := context.AfterFunc(ctx, func() { d.stopping(work, wcancel) })
+	defer stopWatch()
 
 	var inflight sync.WaitGroup
 	var workers sync.WaitGroup
 	for range d.cfg.Workers {
-		workers.Add(1)
-		go func() {
-			defer workers.Done()
-			d.worker(ctx, work, &inflight)
-		}()
-		if d.cfg.Spill != nil {
-			workers.Add(1)
-			go func() {
-				defer workers.Done()
-				d.memWorker(ctx, work, &inflight)
-			}()
-		}
+		workers.Go(func() { d.worker(ctx, work, &inflight) })
 	}
 	var qerr error
 	qended := false // qdone's only value has been received
@@ -208,9 +189,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	workers.Wait()
 	inflight.Wait()
 	wcancel()
-	gcancel()
-	if err := <-gdone; err != nil && !errors.Is(err, context.Canceled) {
-		d.log.Error("graphite connection", "error", err)
+	dcancel()
+	dests.Wait()
+	if d.cfg.Release != nil {
+		if err := d.cfg.Release(); err != nil {
+			d.log.Error("release the pipeline", "error", err)
+		}
 	}
 	if !qended {
 		qcancel()
@@ -222,6 +206,34 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return nil
 }
 
+// stopping runs once ctx is cancelled: it ends work after StopTimeout, or
+// earlier when a destination can deliver nothing.
+func (d *Daemon) stopping(work context.Context, end context.CancelFunc) {
+	d.log.Info("stopping: no new snapshots; waiting for those in flight", "timeout", d.cfg.StopTimeout)
+	deadline := time.NewTimer(d.cfg.StopTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-work.Done():
+			return
+		case <-deadline.C:
+			d.log.Warn("stop timeout reached: snapshots in flight left in the spool", "timeout", d.cfg.StopTimeout)
+			end()
+			return
+		case <-tick.C:
+			for _, dst := range d.cfg.Destinations {
+				if s, ok := dst.(Staller); ok && s.Stalled(d.cfg.StallTimeout) {
+					d.log.Warn("stopping: nothing can be delivered; snapshots in flight left in the spool", "destination", dst.Name())
+					end()
+					return
+				}
+			}
+		}
+	}
+}
+
 // worker takes snapshots until take is cancelled; their processing and
 // delivery are bounded by work.
 func (d *Daemon) worker(take, work context.Context, inflight *sync.WaitGroup) {
@@ -230,185 +242,149 @@ func (d *Daemon) worker(take, work context.Context, inflight *sync.WaitGroup) {
 		if err != nil {
 			return
 		}
-		inflight.Add(1)
 		d.snapshot(work, name, inflight)
 	}
 }
 
-// snapshot processes one snapshot of the spool and hands its lines on.
-func (d *Daemon) snapshot(ctx context.Context, name string, inflight *sync.WaitGroup) {
+// snapshot processes one snapshot of the spool, streaming its lines to
+// every destination, and settles it once they all have it (on another
+// goroutine, so that the worker goes on while they acknowledge).
+func (d *Daemon) snapshot(work context.Context, name string, inflight *sync.WaitGroup) {
 	dir := filepath.Join(d.cfg.Queue.Dir(), name)
 	log := d.log.With("snapshot", name)
-	out, err := d.process(func() (*engine.Output, error) {
+	streams := make([]Stream, 0, len(d.cfg.Destinations))
+	abort := func() {
+		for _, s := range streams {
+			s.Abort()
+		}
+	}
+	// Wait for every destination before reading anything: while one is
+	// down, snapshots wait in the spool, unread. A stop ends the wait as
+	// soon as a destination stalls (see stopping).
+	for _, dst := range d.cfg.Destinations {
+		s, err := dst.Open(work, name)
+		if err != nil {
+			abort()
+			if work.Err() == nil {
+				log.Error("destination refused the snapshot; retrying", "destination", dst.Name(), "error", err, "retry_in", d.cfg.RetryDelay)
+				d.retryLater(work, name)
+				return
+			}
+			d.cfg.Queue.Done(name) // stopping: left in the spool
+			return
+		}
+		streams = append(streams, s)
+	}
+	res, err := d.process(func() (*engine.Result, error) {
 		if _, err := os.Stat(dir); err != nil {
 			return nil, err
 		}
-		return d.cfg.Pipeline.ProcessDir(ctx, dir)
+		return d.cfg.Pipeline.ProcessDir(work, dir, fanout(streams))
 	})
+	var werr *writeError
 	switch {
+	case err == nil:
 	case errors.Is(err, fs.ErrNotExist):
+		abort()
 		log.Warn("snapshot vanished before it was processed")
 		d.cfg.Queue.Done(name)
-		inflight.Done()
 		return
-	case ctx.Err() != nil:
-		d.cfg.Queue.Done(name) // left in the spool for the next start
-		inflight.Done()
+	case work.Err() != nil:
+		abort()
+		d.cfg.Queue.Done(name) // stopping: left in the spool
 		return
-	case err != nil:
+	case errors.As(err, &werr):
+		abort()
+		log.Warn("snapshot not delivered; it will be sent again", "error", err, "retry_in", d.cfg.RetryDelay)
+		d.retryLater(work, name)
+		return
+	default:
+		abort()
 		d.stats.failed.Add(1)
 		log.Error("snapshot not processed; left in the spool until the next start", "error", err)
 		d.cfg.Queue.Done(name)
-		inflight.Done()
 		return
 	}
-	d.dispatch(ctx, name, out, func(result error, stored bool) {
+	d.stats.processed.Add(1)
+	for _, p := range res.Problems {
+		log.Debug("snapshot processed with a problem", "problem", p)
+	}
+	waiters := make([]Waiter, len(streams))
+	for i, s := range streams {
+		waiters[i] = s.Finish()
+	}
+	inflight.Add(1)
+	go func() {
 		defer inflight.Done()
-		switch {
-		case result == nil:
+		var errs []error
+		for i, w := range waiters {
+			if err := w.Wait(work); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", d.cfg.Destinations[i].Name(), err))
+			}
+		}
+		switch err := errors.Join(errs...); {
+		case err == nil:
 			if err := os.RemoveAll(dir); err != nil {
 				log.Error("remove delivered snapshot", "error", err)
 			}
-			d.cfg.Queue.Done(name)
-		case !stored && ctx.Err() == nil:
-			log.Error("local store write failed; snapshot kept for a retry", "error", result, "retry_in", d.cfg.RetryDelay)
-			d.retryLater(ctx, name)
-		default:
-			log.Info("snapshot not delivered; left in the spool", "error", result)
-			d.cfg.Queue.Done(name)
-		}
-	})
-}
-
-// memWorker processes snapshots handed over by Offer until take is
-// cancelled.
-func (d *Daemon) memWorker(take, work context.Context, inflight *sync.WaitGroup) {
-	for {
-		select {
-		case <-take.Done():
-			return
-		case m := <-d.mem:
-			inflight.Add(1)
-			d.memory(work, m, inflight)
-		}
-	}
-}
-
-// memory processes a snapshot held in memory; whatever is not delivered in
-// full, or not within SpillAfter, is spilled to the spool.
-func (d *Daemon) memory(ctx context.Context, m memSnapshot, inflight *sync.WaitGroup) {
-	log := d.log.With("snapshot", m.name)
-	var once sync.Once
-	// settle releases the snapshot's slot, spilling it first unless it was
-	// delivered; the first call wins.
-	settle := func(reason string, err error) {
-		once.Do(func() {
-			defer func() { <-d.memSlots }()
-			if reason == "" {
-				return
-			}
-			d.stats.spilled.Add(1)
-			if serr := d.cfg.Spill(m.name, m.files); serr != nil {
-				log.Error("snapshot LOST: not delivered and not written to the spool", "reason", reason, "error", err, "spill_error", serr)
-				return
-			}
-			log.Warn("snapshot written to the spool", "reason", reason, "error", err)
-		})
-	}
-	out, err := d.process(func() (*engine.Output, error) {
-		return d.cfg.Pipeline.ProcessFiles(ctx, m.name, m.files)
-	})
-	if err != nil {
-		if ctx.Err() == nil {
-			d.stats.failed.Add(1)
-		}
-		settle("not processed", err)
-		inflight.Done()
-		return
-	}
-	var timer *time.Timer
-	if d.cfg.SpillAfter > 0 {
-		timer = time.AfterFunc(d.cfg.SpillAfter, func() {
-			settle("delivery is taking longer than "+d.cfg.SpillAfter.String(), nil)
-		})
-	}
-	d.dispatch(ctx, m.name, out, func(result error, _ bool) {
-		defer inflight.Done()
-		if timer != nil {
-			timer.Stop()
-		}
-		if result != nil {
-			settle("not delivered", result)
-			return
-		}
-		settle("", nil)
-	})
-}
-
-// dispatch writes the lines to the local store and hands them to Graphite;
-// done is called once, possibly on another goroutine, with nil when every
-// line was delivered, and stored false when the local store failed. The
-// delivery is awaited on another goroutine so that the worker can go on
-// while Graphite acknowledges; the Graphite queue bound provides the
-// back-pressure.
-func (d *Daemon) dispatch(ctx context.Context, name string, out *engine.Output, done func(result error, stored bool)) {
-	d.stats.processed.Add(1)
-	for _, p := range out.Problems {
-		d.log.Warn("snapshot processed with a problem", "snapshot", name, "problem", p)
-	}
-	if d.cfg.LocalStore != nil {
-		if err := d.cfg.LocalStore.Write(name, out.Lines); err != nil {
-			out.Release()
-			done(err, false)
-			return
-		}
-	}
-	delivery, err := d.cfg.Graphite.Send(ctx, out.Lines, out.Count)
-	if err != nil {
-		out.Release()
-		done(err, true)
-		return
-	}
-	go func() {
-		err := delivery.Wait(ctx)
-		lines := out.Count
-		out.Release()
-		if err == nil {
 			d.stats.delivered.Add(1)
-			d.log.Debug("snapshot delivered", "snapshot", name, "lines", lines)
+			log.Debug("snapshot delivered", "lines", res.Lines)
+			d.cfg.Queue.Done(name)
+		case work.Err() != nil:
+			log.Info("snapshot not delivered before the stop; left in the spool", "error", err)
+			d.cfg.Queue.Done(name)
+		default:
+			log.Warn("snapshot not delivered; it will be sent again", "error", err, "retry_in", d.cfg.RetryDelay)
+			d.retryLater(work, name)
 		}
-		done(err, true)
 	}()
 }
 
+// retryLater queues name again after RetryDelay, unless work ends first
+// (then it stays in the spool for the next start).
+func (d *Daemon) retryLater(work context.Context, name string) {
+	d.stats.retried.Add(1)
+	d.cfg.Queue.Done(name)
+	t := time.AfterFunc(d.cfg.RetryDelay, func() {
+		if work.Err() == nil {
+			d.cfg.Queue.Retry(name)
+		}
+	})
+	context.AfterFunc(work, func() { t.Stop() })
+}
+
+// writeError is the error of a destination's Write: the snapshot could not
+// be handed over in full, and is sent again later.
+type writeError struct{ err error }
+
+func (e *writeError) Error() string { return e.err.Error() }
+func (e *writeError) Unwrap() error { return e.err }
+
+// fanout writes every chunk to every stream.
+type fanout []Stream
+
+func (f fanout) Write(p []byte) (int, error) {
+	for _, s := range f {
+		if _, err := s.Write(p); err != nil {
+			return 0, &writeError{err}
+		}
+	}
+	return len(p), nil
+}
+
 // process runs the pipeline, turning a panic into an error.
-func (d *Daemon) process(run func() (*engine.Output, error)) (out *engine.Output, err error) {
+func (d *Daemon) process(run func() (*engine.Result, error)) (res *engine.Result, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			d.stats.panics.Add(1)
 			err = fmt.Errorf("panic: %v\n%s", v, debug.Stack())
 		}
 	}()
-	out, err = run()
+	res, err = run()
 	var perr *engine.PanicError
 	if errors.As(err, &perr) {
 		d.stats.panics.Add(1)
 		return nil, fmt.Errorf("%w\n%s", perr, perr.Stack)
 	}
-	return out, err
-}
-
-// retryLater queues name again after RetryDelay. It blocks the caller
-// for that long: a local store that cannot be written (a full disk) slows
-// the workers down instead of spinning them.
-func (d *Daemon) retryLater(ctx context.Context, name string) {
-	d.stats.retried.Add(1)
-	t := time.NewTimer(d.cfg.RetryDelay)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		d.cfg.Queue.Done(name)
-	case <-t.C:
-		d.cfg.Queue.Retry(name)
-	}
+	return res, err
 }

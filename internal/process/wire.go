@@ -1,6 +1,7 @@
 package process
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -8,17 +9,12 @@ import (
 	"time"
 
 	"github.com/haproxystats-go/haproxystats/engine"
+	"github.com/haproxystats-go/haproxystats/internal/assemble"
 	"github.com/haproxystats-go/haproxystats/internal/config"
 	"github.com/haproxystats-go/haproxystats/internal/graphite"
 	"github.com/haproxystats-go/haproxystats/internal/localstore"
-	"github.com/haproxystats-go/haproxystats/internal/pipeline"
 	"github.com/haproxystats-go/haproxystats/internal/spool"
 )
-
-// StopTimeout bounds how long a stop (SIGTERM, SIGHUP) waits for the
-// snapshots in flight to be delivered; the rest stay in the spool. The
-// systemd units' TimeoutStopSec is above it.
-const StopTimeout = 20 * time.Second
 
 // Options adjust FromConfig.
 type Options struct {
@@ -27,56 +23,89 @@ type Options struct {
 	SrcDir string
 	// ConfigDir resolves relative stage module paths.
 	ConfigDir string
-	// Spill enables Offer; see Config.Spill and Config.SpillAfter.
-	Spill      func(name string, files []engine.File) error
-	SpillAfter time.Duration
+	// Stages are a Go program's own stages, run next to the built-in and
+	// WebAssembly ones.
+	Stages []engine.StageSpec
 }
 
 // FromConfig builds the daemon from a loaded configuration: every check
 // that can refuse to start happens here, with errors naming the option.
+// The daemon closes the pipeline's WebAssembly runtimes when Run returns.
 func FromConfig(cfg *config.Config, logger *slog.Logger, opts Options) (*Daemon, *config.ProcessSettings, error) {
-	built, err := pipeline.New(cfg, pipeline.Options{Logger: logger, ConfigDir: opts.ConfigDir})
+	s, err := cfg.ProcessSettings()
 	if err != nil {
 		return nil, nil, err
-	}
-	s := built.Settings
-	src := s.Process.SrcDir
-	if opts.SrcDir != "" {
-		src = opts.SrcDir
-	}
-	if err := config.CheckReadWrite(src); err != nil {
-		return nil, nil, fmt.Errorf("[process] src-dir = %q: %w", src, err)
 	}
 	client, err := graphite.New(GraphiteConfig(s.Graphite), logger.With("component", "graphite"))
 	if err != nil {
 		return nil, nil, err
 	}
-	watcher, err := spool.NewWatcher(src, logger.With("component", "spool"))
-	if err != nil {
-		return nil, nil, err
-	}
-	dc := Config{
-		Pipeline:    built.Pipeline,
-		Queue:       watcher,
-		Graphite:    client,
-		Workers:     s.Process.Workers,
-		StopTimeout: StopTimeout,
-		Spill:       opts.Spill,
-		SpillAfter:  opts.SpillAfter,
-		Logger:      logger,
-	}
+	dests := []Destination{destination(client.Name(), client.Run, client.Open, client.Stalled)}
 	if s.LocalStore.Enabled {
 		store, err := localstore.New(s.LocalStore.Dir)
 		if err != nil {
 			return nil, nil, fmt.Errorf("[local-store] dir = %q: %w", s.LocalStore.Dir, err)
 		}
-		dc.LocalStore = store
+		dests = append(dests, destination(store.Name(), store.Run, store.Open, nil))
 	}
-	d, err := New(dc)
+	built, err := assemble.New(cfg, assemble.Options{
+		Logger:      logger,
+		ConfigDir:   opts.ConfigDir,
+		Stages:      opts.Stages,
+		SelfMetrics: graphiteMetrics(client),
+	})
 	if err != nil {
 		return nil, nil, err
 	}
+	src := s.Process.SrcDir
+	if opts.SrcDir != "" {
+		src = opts.SrcDir
+	}
+	fail := func(err error) (*Daemon, *config.ProcessSettings, error) {
+		built.Close()
+		return nil, nil, err
+	}
+	if err := config.CheckReadWrite(src); err != nil {
+		return fail(fmt.Errorf("[process] src-dir = %q: %w", src, err))
+	}
+	watcher, err := spool.NewWatcher(src, logger.With("component", "spool"))
+	if err != nil {
+		return fail(err)
+	}
+	d, err := New(Config{
+		Pipeline:     built.Pipeline,
+		Queue:        watcher,
+		Destinations: dests,
+		Workers:      s.Process.Workers,
+		StopTimeout:  s.Process.StopTimeout,
+		Release:      built.Close,
+		Logger:       logger,
+	})
+	if err != nil {
+		return fail(err)
+	}
 	return d, s, nil
+}
+
+// graphiteMetrics emits the Graphite client's counters as self-metrics:
+// GraphiteDeliveredLines, GraphiteDeliveredBytes, GraphiteWrittenBytes,
+// GraphiteConnects and GraphiteErrors, cumulative since the start.
+func graphiteMetrics(c *graphite.Client) func(engine.Emitter) {
+	return func(emit engine.Emitter) {
+		st := c.Stats()
+		for _, m := range []struct {
+			name string
+			v    uint64
+		}{
+			{"GraphiteDeliveredLines", st.DeliveredLines},
+			{"GraphiteDeliveredBytes", st.DeliveredBytes},
+			{"GraphiteWrittenBytes", st.Written},
+			{"GraphiteConnects", st.Connects},
+			{"GraphiteErrors", st.Failures},
+		} {
+			emit.Emit(engine.Metric{Scope: engine.ScopeSelf, Name: m.name, Value: float64(m.v)})
+		}
+	}
 }
 
 // GraphiteConfig is the Graphite client configuration of [graphite];
@@ -90,6 +119,53 @@ func GraphiteConfig(g config.Graphite) graphite.Config {
 		Interval:       g.Interval,
 		Backoff:        g.Backoff,
 		Delay:          g.Delay,
-		QueueSize:      g.QueueSize,
 	}
 }
+
+// stream is what a destination package's stream offers; W is its own
+// waiter type.
+type stream[W Waiter] interface {
+	Write(p []byte) (int, error)
+	Finish() W
+	Abort()
+}
+
+// destination adapts a destination package's client to Destination:
+// stalled may be nil.
+func destination[W Waiter, S stream[W]](name string, run func(context.Context) error,
+	open func(context.Context, string) (S, error), stalled func(time.Duration) bool) Destination {
+	d := adapter[W, S]{name: name, run: run, open: open}
+	if stalled != nil {
+		return stallingAdapter[W, S]{d, stalled}
+	}
+	return d
+}
+
+type adapter[W Waiter, S stream[W]] struct {
+	name string
+	run  func(context.Context) error
+	open func(context.Context, string) (S, error)
+}
+
+func (a adapter[W, S]) Name() string                  { return a.name }
+func (a adapter[W, S]) Run(ctx context.Context) error { return a.run(ctx) }
+func (a adapter[W, S]) Open(ctx context.Context, snapshot string) (Stream, error) {
+	s, err := a.open(ctx, snapshot)
+	if err != nil {
+		return nil, err
+	}
+	return streamAdapter[W, S]{s}, nil
+}
+
+type stallingAdapter[W Waiter, S stream[W]] struct {
+	adapter[W, S]
+	stalled func(time.Duration) bool
+}
+
+func (a stallingAdapter[W, S]) Stalled(d time.Duration) bool { return a.stalled(d) }
+
+type streamAdapter[W Waiter, S stream[W]] struct{ s S }
+
+func (a streamAdapter[W, S]) Write(p []byte) (int, error) { return a.s.Write(p) }
+func (a streamAdapter[W, S]) Finish() Waiter              { return a.s.Finish() }
+func (a streamAdapter[W, S]) Abort()                      { a.s.Abort() }

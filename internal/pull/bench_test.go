@@ -11,10 +11,10 @@ import (
 	"github.com/haproxystats-go/haproxystats/internal/testenv"
 )
 
-// BenchmarkRound measures one round (pull, write, fsync, rename) against 4
-// haproxy instances. The small topology always runs; the large one (1000
-// backends x 10 servers per instance, servers on a closed port without
-// health checks) only with HAPROXYSTATS_LARGE=1:
+// BenchmarkRound measures one round (pull, write, fsync, rename) against
+// haproxy instances: 4 small ones always; 8 large ones (1000 backends x 10
+// servers per instance, servers on a closed port without health checks)
+// only with HAPROXYSTATS_LARGE=1:
 //
 //	HAPROXYSTATS_LARGE=1 go test -run '^$' -bench . -benchtime 20x ./internal/pull/
 //
@@ -22,14 +22,12 @@ import (
 // of a round.
 func BenchmarkRound(b *testing.B) {
 	for _, bc := range []struct {
-		name               string
-		backends, servers  int
-		needsLarge, memory bool
+		name                         string
+		instances, backends, servers int
+		needsLarge                   bool
 	}{
-		{"small/disk", 10, 3, false, false},
-		{"small/memory", 10, 3, false, true},
-		{"large/disk", 1000, 10, true, false},
-		{"large/memory", 1000, 10, true, true},
+		{"small", 4, 10, 3, false},
+		{"large", 8, 1000, 10, true},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			if bc.needsLarge && os.Getenv("HAPROXYSTATS_LARGE") != "1" {
@@ -37,42 +35,29 @@ func BenchmarkRound(b *testing.B) {
 			}
 			dir := testenv.ShortDir(b)
 			start := time.Now()
-			startInstances(b, dir, 4, bc.backends, bc.servers)
-			b.Logf("4 haproxy instances with %d backends x %d servers started in %v",
-				bc.backends, bc.servers, time.Since(start).Round(time.Millisecond))
+			startInstances(b, dir, bc.instances, bc.backends, bc.servers)
+			b.Logf("%d haproxy instances with %d backends x %d servers started in %v",
+				bc.instances, bc.backends, bc.servers, time.Since(start).Round(time.Millisecond))
 			cfg := testConfig(b, dir)
 			cfg.PullTimeout = time.Minute
 			p := newPuller(b, cfg, nil)
 			ctx := context.Background()
 
 			var size int64
-			if bc.memory {
-				b.ReportAllocs()
-				for b.Loop() {
-					got, err := p.Collect(ctx)
-					if err != nil {
-						b.Fatal(err)
-					}
-					size = 0
-					for _, v := range got {
-						size += int64(len(v))
-					}
+			b.ReportAllocs()
+			i := int64(0)
+			for b.Loop() {
+				i++
+				if err := p.Round(ctx, time.Unix(epoch+i, 0)); err != nil {
+					b.Fatal(err)
 				}
-			} else {
-				i := int64(0)
-				for b.Loop() {
-					i++
-					if err := p.Round(ctx, time.Unix(epoch+i, 0)); err != nil {
-						b.Fatal(err)
-					}
-					b.StopTimer()
-					snap := filepath.Join(cfg.DstDir, strconv.FormatInt(epoch+i, 10))
-					size = dirSize(b, snap)
-					if err := os.RemoveAll(snap); err != nil {
-						b.Fatal(err)
-					}
-					b.StartTimer()
+				b.StopTimer()
+				snap := filepath.Join(cfg.DstDir, strconv.FormatInt(epoch+i, 10))
+				size = dirSize(b, snap)
+				if err := os.RemoveAll(snap); err != nil {
+					b.Fatal(err)
 				}
+				b.StartTimer()
 			}
 			b.SetBytes(size)
 			b.ReportMetric(float64(size), "bytes/round")

@@ -3,15 +3,16 @@ package pull
 import (
 	"errors"
 	"fmt"
-	"github.com/haproxystats-go/haproxystats/internal/config"
 	"path/filepath"
-	"strings"
 	"time"
+
+	"github.com/haproxystats-go/haproxystats/internal/config"
+	"github.com/haproxystats-go/haproxystats/internal/spool"
 )
 
-// Server is a stats socket given explicitly (the servers option). Its fields
-// are those of the configuration's server type, so one converts to the
-// other.
+// Server is a stats socket or master CLI given explicitly (the servers and
+// masters options). Its fields are those of the configuration's server
+// type, so one converts to the other.
 type Server struct {
 	// Network is "unix" or "tcp".
 	Network string
@@ -19,7 +20,8 @@ type Server struct {
 	Address string
 	// Name prefixes the socket's spool files (<Name>_info, <Name>_stat): the
 	// socket file's base name for "unix", host:port for "tcp" (an IPv6 host
-	// without brackets).
+	// without brackets). For a master, it is the <master> part of its
+	// workers' names (spool.WorkerSocketName).
 	Name string
 }
 
@@ -31,6 +33,9 @@ type Config struct {
 	SocketDir string
 	// Servers are sockets pulled in addition to those of SocketDir.
 	Servers []Server
+	// Masters are master CLIs (haproxy -W -S): every round lists their
+	// workers, current and leaving, and pulls each of them.
+	Masters []Server
 	// Retries is the number of connection attempts after the first (-1:
 	// forever, bounded by PullTimeout), Timeout bounds each attempt, Interval
 	// separates two attempts.
@@ -41,8 +46,13 @@ type Config struct {
 	// the start of two rounds.
 	PullTimeout  time.Duration
 	PullInterval time.Duration
-	// BufferLimit is the largest read asked from a socket at once.
+	// BufferLimit is the largest read asked from a socket at once (at most
+	// haproxy.MaxReadSize); answers are streamed to their files through
+	// Workers buffers of that size.
 	BufferLimit int
+	// MaxAnswerSize is the longest answer accepted, in bytes: a longer one
+	// fails its socket for the round. 0: no limit.
+	MaxAnswerSize int64
 	// DstDir is the spool; TmpDstDir holds rounds being written. They must be
 	// on the same file system so that moving a snapshot is a rename.
 	DstDir    string
@@ -53,11 +63,6 @@ type Config struct {
 	// QueueSize: rounds are skipped while DstDir holds this many snapshot
 	// directories or more.
 	QueueSize int
-	// Handoff, when set, is offered the answers of every complete round
-	// before they are written: when it returns true the caller took the
-	// snapshot (in memory) and nothing is written; otherwise the snapshot is
-	// committed to DstDir as usual. It runs on the round's goroutine.
-	Handoff func(name string, answers map[string][]byte) bool
 }
 
 // validate returns every problem of c at once.
@@ -66,23 +71,30 @@ func (c *Config) validate() error {
 	bad := func(option string, value any, why string) {
 		errs = append(errs, fmt.Errorf("pull option %s = %v: %s", option, value, why))
 	}
-	if c.SocketDir == "" && len(c.Servers) == 0 {
-		errs = append(errs, errors.New("pull: neither socket-dir nor servers is set: nothing to pull"))
+	if c.SocketDir == "" && len(c.Servers) == 0 && len(c.Masters) == 0 {
+		errs = append(errs, errors.New("pull: none of socket-dir, servers and masters is set: nothing to pull"))
 	}
-	names := make(map[string]int, len(c.Servers))
-	for i, s := range c.Servers {
-		switch {
-		case s.Network != "unix" && s.Network != "tcp":
-			bad(fmt.Sprintf("servers[%d] network", i), fmt.Sprintf("%q", s.Network), `must be "unix" or "tcp"`)
-		case s.Address == "":
-			bad(fmt.Sprintf("servers[%d] address", i), `""`, "must not be empty")
-		case !validName(s.Name):
-			bad(fmt.Sprintf("servers[%d] name", i), fmt.Sprintf("%q", s.Name), "must be a non-empty file name without /")
+	for _, list := range []struct {
+		option string
+		items  []Server
+	}{{"servers", c.Servers}, {"masters", c.Masters}} {
+		names := make(map[string]int, len(list.items))
+		for i, s := range list.items {
+			item := fmt.Sprintf("%s[%d]", list.option, i)
+			switch {
+			case s.Network != "unix" && s.Network != "tcp":
+				bad(item+" network", fmt.Sprintf("%q", s.Network), `must be "unix" or "tcp"`)
+			case s.Address == "":
+				bad(item+" address", `""`, "must not be empty")
+			}
+			if err := nameError(list.option, s.Name); err != nil {
+				bad(item+" name", fmt.Sprintf("%q", s.Name), err.Error())
+			}
+			if j, dup := names[s.Name]; dup {
+				bad(item+" name", fmt.Sprintf("%q", s.Name), fmt.Sprintf("same spool name as %s[%d]", list.option, j))
+			}
+			names[s.Name] = i
 		}
-		if j, dup := names[s.Name]; dup {
-			bad(fmt.Sprintf("servers[%d] name", i), fmt.Sprintf("%q", s.Name), fmt.Sprintf("same spool file name as servers[%d]", j))
-		}
-		names[s.Name] = i
 	}
 	if c.Retries < -1 {
 		bad("retries", c.Retries, "must be -1 (forever) or more")
@@ -102,6 +114,9 @@ func (c *Config) validate() error {
 	if c.BufferLimit < 1 {
 		bad("buffer-limit", c.BufferLimit, "must be at least 1")
 	}
+	if c.MaxAnswerSize < 0 {
+		bad("max-answer-size", c.MaxAnswerSize, "must not be negative (0: no limit)")
+	}
 	if c.DstDir == "" {
 		bad("dst-dir", `""`, "must be set")
 	}
@@ -120,28 +135,38 @@ func (c *Config) validate() error {
 	return errors.Join(errs...)
 }
 
-func validName(s string) bool {
-	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, "/\x00")
+// nameError tells why name cannot be the spool name of an entry of option
+// (servers or masters).
+func nameError(option, name string) error {
+	if option == "masters" {
+		return spool.ValidMasterName(name)
+	}
+	return spool.ValidPlainSocketName(name)
 }
 
 // ConfigFrom maps the validated [pull] settings onto a Config.
 func ConfigFrom(s *config.Pull) Config {
-	servers := make([]Server, len(s.Servers))
-	for i, srv := range s.Servers {
-		servers[i] = Server(srv)
+	convert := func(in []config.Server) []Server {
+		out := make([]Server, len(in))
+		for i, srv := range in {
+			out[i] = Server(srv)
+		}
+		return out
 	}
 	return Config{
-		SocketDir:    s.SocketDir,
-		Servers:      servers,
-		Retries:      s.Retries,
-		Timeout:      s.Timeout,
-		Interval:     s.Interval,
-		PullTimeout:  s.PullTimeout,
-		PullInterval: s.PullInterval,
-		BufferLimit:  s.BufferLimit,
-		DstDir:       s.DstDir,
-		TmpDstDir:    s.TmpDstDir,
-		Workers:      s.Workers,
-		QueueSize:    s.QueueSize,
+		SocketDir:     s.SocketDir,
+		Servers:       convert(s.Servers),
+		Masters:       convert(s.Masters),
+		Retries:       s.Retries,
+		Timeout:       s.Timeout,
+		Interval:      s.Interval,
+		PullTimeout:   s.PullTimeout,
+		PullInterval:  s.PullInterval,
+		BufferLimit:   s.BufferLimit,
+		MaxAnswerSize: s.MaxAnswerSize,
+		DstDir:        s.DstDir,
+		TmpDstDir:     s.TmpDstDir,
+		Workers:       s.Workers,
+		QueueSize:     s.QueueSize,
 	}
 }

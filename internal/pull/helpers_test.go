@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/haproxystats-go/haproxystats/internal/spool"
 	"github.com/haproxystats-go/haproxystats/internal/testenv"
 )
 
@@ -117,12 +118,24 @@ func snapshots(t testing.TB, dir string) []string {
 	}
 	var out []string
 	for _, e := range entries {
-		if e.IsDir() && isSnapshotName(e.Name()) {
+		if e.IsDir() && spool.IsSnapshotName(e.Name()) {
 			out = append(out, e.Name())
 		}
 	}
 	slices.Sort(out)
 	return out
+}
+
+// nothingLeft fails the test unless a failed round left nothing in
+// dst-dir or tmp-dst-dir.
+func nothingLeft(t testing.TB, cfg Config) {
+	t.Helper()
+	if s := snapshots(t, cfg.DstDir); len(s) != 0 {
+		t.Errorf("dst-dir holds %v after a failed round", s)
+	}
+	if f := files(t, cfg.TmpDstDir); len(f) != 0 {
+		t.Errorf("tmp-dst-dir holds %v after a failed round", f)
+	}
 }
 
 // files lists the names in dir, sorted.

@@ -1,9 +1,11 @@
 package pull
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/haproxystats-go/haproxystats/internal/haproxy"
+	"github.com/haproxystats-go/haproxystats/internal/spool"
 )
 
 var (
@@ -23,22 +26,28 @@ var (
 	ErrQueueFull = errors.New("queue full")
 	// ErrSnapshotExists is returned (wrapped) by Round when DstDir/<epoch>
 	// already exists; it was left untouched and the round discarded.
-	ErrSnapshotExists = errors.New("snapshot already exists")
+	ErrSnapshotExists = spool.ErrSnapshotExists
 	// ErrNoSockets is returned (wrapped) when a round finds nothing to pull:
-	// no UNIX socket in SocketDir and no Servers.
+	// no UNIX socket in SocketDir, no Servers and no Masters.
 	ErrNoSockets = errors.New("no stats socket to pull")
 )
 
-// commands are sent to every socket; suffix names the answer's file.
+// commands are sent to every socket and worker; suffix names the answer's
+// file.
 var commands = []struct{ cmd, suffix string }{
-	{haproxy.ShowInfo, "_info"},
-	{haproxy.ShowStat, "_stat"},
+	{haproxy.ShowInfo, spool.InfoSuffix},
+	{haproxy.ShowStat, spool.StatSuffix},
 }
 
 // Puller pulls statistics from HAProxy into the spool. Build it with New.
 type Puller struct {
 	cfg   Config
 	log   *slog.Logger
+	spool *spool.Writer
+	// bufs holds Workers read buffers (nil until first used); taking one is
+	// taking one of the Workers slots, so the buffers bound the memory of
+	// every answer in flight.
+	bufs  chan []byte
 	round sync.Mutex       // serializes Round
 	now   func() time.Time // names Run's rounds; replaced in tests
 }
@@ -52,20 +61,39 @@ func New(cfg Config, logger *slog.Logger) (*Puller, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	w, err := spool.NewWriter(cfg.DstDir, cfg.TmpDstDir, logger)
+	if err != nil {
+		return nil, fmt.Errorf("pull: %w", err)
+	}
 	cfg.Servers = slices.Clone(cfg.Servers)
-	return &Puller{cfg: cfg, log: logger, now: time.Now}, nil
+	cfg.Masters = slices.Clone(cfg.Masters)
+	bufs := make(chan []byte, cfg.Workers)
+	for range cfg.Workers {
+		bufs <- nil
+	}
+	return &Puller{cfg: cfg, log: logger, spool: w, bufs: bufs, now: time.Now}, nil
+}
+
+// Prepare creates DstDir and TmpDstDir and removes the snapshot directories
+// an interrupted run left in TmpDstDir. Run calls it; the one daemon calls
+// it first so that the spool exists before its processor checks it.
+func (p *Puller) Prepare() error {
+	if err := p.spool.Prepare(); err != nil {
+		return fmt.Errorf("pull: dst-dir %s, tmp-dst-dir %s: %w", p.cfg.DstDir, p.cfg.TmpDstDir, err)
+	}
+	return nil
 }
 
 // Run pulls until ctx is cancelled, then returns nil; it returns an error
 // only when it cannot start (DstDir or TmpDstDir cannot be created). Round
 // failures are logged, not returned: the next round is tried on schedule.
 func (p *Puller) Run(ctx context.Context) error {
-	if err := p.prepare(); err != nil {
+	if err := p.Prepare(); err != nil {
 		return err
 	}
 	interval := p.cfg.PullInterval
 	p.log.Info("pulling statistics",
-		"socket_dir", p.cfg.SocketDir, "servers", len(p.cfg.Servers),
+		"socket_dir", p.cfg.SocketDir, "servers", len(p.cfg.Servers), "masters", len(p.cfg.Masters),
 		"interval", interval, "pull_timeout", p.cfg.PullTimeout,
 		"dst_dir", p.cfg.DstDir, "queue_size", p.cfg.QueueSize)
 
@@ -114,52 +142,22 @@ func (p *Puller) report(err error) {
 	}
 }
 
-// prepare creates DstDir and TmpDstDir and removes snapshot directories that
-// an interrupted run left in TmpDstDir (never committed, so never complete).
-func (p *Puller) prepare() error {
-	for _, d := range []struct{ option, dir string }{
-		{"dst-dir", p.cfg.DstDir}, {"tmp-dst-dir", p.cfg.TmpDstDir},
-	} {
-		if err := os.MkdirAll(d.dir, 0o755); err != nil {
-			return fmt.Errorf("create %s %s: %w", d.option, d.dir, err)
-		}
-	}
-	entries, err := os.ReadDir(p.cfg.TmpDstDir)
-	if err != nil {
-		return fmt.Errorf("read tmp-dst-dir: %w", err)
-	}
-	for _, e := range entries {
-		if !isSnapshotName(e.Name()) {
-			continue
-		}
-		path := filepath.Join(p.cfg.TmpDstDir, e.Name())
-		if err := os.RemoveAll(path); err != nil {
-			return fmt.Errorf("remove leftover %s: %w", path, err)
-		}
-		p.log.Info("removed uncommitted snapshot left by an earlier run", "dir", path)
-	}
-	return nil
-}
-
 // Round runs one round named after now (whole seconds since the epoch): see
 // the package documentation. It returns nil when DstDir/<epoch> was
 // committed, an error wrapping ErrQueueFull or ErrSnapshotExists when the
-// round was skipped or discarded, a *RoundError when some socket failed, and
-// ctx's error when ctx ended first. Nothing but a complete snapshot ever
-// appears in DstDir.
+// round was skipped or discarded, a *RoundError when some socket, master or
+// worker failed, and ctx's error when ctx ended first. Nothing but a
+// complete snapshot ever appears in DstDir.
 func (p *Puller) Round(ctx context.Context, now time.Time) error {
 	p.round.Lock()
 	defer p.round.Unlock()
 	started := time.Now()
 	name := strconv.FormatInt(now.Unix(), 10)
 
-	if err := p.ensureDir(p.cfg.DstDir, "dst-dir"); err != nil {
+	if err := p.spool.Ensure(); err != nil {
 		return err
 	}
-	if err := p.ensureDir(p.cfg.TmpDstDir, "tmp-dst-dir"); err != nil {
-		return err
-	}
-	n, err := countSnapshots(p.cfg.DstDir)
+	n, err := p.spool.Count()
 	if err != nil {
 		return err
 	}
@@ -167,149 +165,32 @@ func (p *Puller) Round(ctx context.Context, now time.Time) error {
 		return fmt.Errorf("dst-dir %s holds %d snapshots, queue-size is %d: %w",
 			p.cfg.DstDir, n, p.cfg.QueueSize, ErrQueueFull)
 	}
-	final := filepath.Join(p.cfg.DstDir, name)
-	if _, err := os.Lstat(final); err == nil {
-		return fmt.Errorf("snapshot %s: %w", final, ErrSnapshotExists)
-	}
-
-	ctx, cancel := p.roundContext(ctx)
-	defer cancel()
 	sockets, err := p.sockets()
 	if err != nil {
 		return fmt.Errorf("snapshot %s: %w", name, err)
 	}
-	tmp := filepath.Join(p.cfg.TmpDstDir, name)
-	if err := os.RemoveAll(tmp); err != nil {
-		return fmt.Errorf("empty %s: %w", tmp, err)
+	snap, err := p.spool.Begin(name)
+	if err != nil {
+		return err
 	}
-	if err := os.Mkdir(tmp, 0o755); err != nil {
-		return fmt.Errorf("snapshot %s: %w", name, err)
-	}
-	committed := false
-	defer func() {
-		if !committed {
-			if err := os.RemoveAll(tmp); err != nil {
-				p.log.Error("cannot remove uncommitted snapshot", "dir", tmp, "err", err)
-			}
-		}
-	}()
+	defer snap.Abort() // nothing once committed
 
-	var size sizeCounter
-	var mu sync.Mutex
-	var answers map[string][]byte
-	if p.cfg.Handoff != nil {
-		answers = make(map[string][]byte, 2*len(sockets))
-	}
-	failed := p.pull(ctx, sockets, func(file string, data []byte) error {
-		size.add(len(data))
-		if answers != nil {
-			mu.Lock()
-			answers[file] = data
-			mu.Unlock()
-			return nil
-		}
-		return writeFile(filepath.Join(tmp, file), data)
-	})
+	ctx, cancel := p.roundContext(ctx)
+	defer cancel()
+	failed, pulled := p.pull(ctx, sockets, snap)
 	if len(failed) > 0 {
-		return &RoundError{Snapshot: name, Sockets: len(sockets), Failed: failed}
+		return &RoundError{Snapshot: name, Sockets: pulled, Failed: failed}
 	}
 	if err := ctx.Err(); err != nil {
 		// Every answer arrived, but too late (or we are stopping).
 		return fmt.Errorf("snapshot %s: %w", name, err)
 	}
-	if answers != nil {
-		if p.cfg.Handoff(name, answers) {
-			p.log.Debug("snapshot handed over in memory", "snapshot", name, "bytes", size.total())
-			return nil
-		}
-		for file, data := range answers {
-			if err := writeFile(filepath.Join(tmp, file), data); err != nil {
-				return fmt.Errorf("snapshot %s: %w", name, err)
-			}
-		}
-	}
-	if err := renameNoReplace(tmp, final); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("snapshot %s: %w", final, ErrSnapshotExists)
-		}
-		return fmt.Errorf("commit snapshot %s: %w", name, err)
-	}
-	committed = true
-	if err := syncDir(p.cfg.DstDir); err != nil {
-		p.log.Warn("cannot fsync dst-dir", "dir", p.cfg.DstDir, "err", err)
-	}
-	p.log.Debug("snapshot committed", "snapshot", name, "sockets", len(sockets),
-		"bytes", size.total(), "took", time.Since(started))
-	return nil
-}
-
-// Commit writes answers as snapshot name into the spool the way a round
-// does (temporary directory, fsync, rename), for a snapshot that was taken
-// in memory and could not be handed on. An existing DstDir/<name> is left
-// untouched (ErrSnapshotExists).
-func (p *Puller) Commit(name string, answers map[string][]byte) error {
-	if !isSnapshotName(name) {
-		return fmt.Errorf("commit snapshot %q: not a snapshot name", name)
-	}
-	p.round.Lock()
-	defer p.round.Unlock()
-	if err := p.ensureDir(p.cfg.DstDir, "dst-dir"); err != nil {
+	if err := snap.Commit(); err != nil {
 		return err
 	}
-	if err := p.ensureDir(p.cfg.TmpDstDir, "tmp-dst-dir"); err != nil {
-		return err
-	}
-	tmp := filepath.Join(p.cfg.TmpDstDir, name)
-	if err := os.RemoveAll(tmp); err != nil {
-		return fmt.Errorf("empty %s: %w", tmp, err)
-	}
-	if err := os.Mkdir(tmp, 0o755); err != nil {
-		return fmt.Errorf("snapshot %s: %w", name, err)
-	}
-	for file, data := range answers {
-		if err := writeFile(filepath.Join(tmp, file), data); err != nil {
-			os.RemoveAll(tmp)
-			return fmt.Errorf("snapshot %s: %w", name, err)
-		}
-	}
-	final := filepath.Join(p.cfg.DstDir, name)
-	if err := renameNoReplace(tmp, final); err != nil {
-		os.RemoveAll(tmp)
-		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("snapshot %s: %w", final, ErrSnapshotExists)
-		}
-		return fmt.Errorf("commit snapshot %s: %w", name, err)
-	}
-	if err := syncDir(p.cfg.DstDir); err != nil {
-		p.log.Warn("cannot fsync dst-dir", "dir", p.cfg.DstDir, "err", err)
-	}
+	p.log.Debug("snapshot committed", "snapshot", name, "sockets", pulled,
+		"bytes", snap.Bytes(), "took", time.Since(started))
 	return nil
-}
-
-// Collect pulls "show info" and "show stat" from every socket like a round,
-// bounded by PullTimeout, and returns the answers in memory keyed by the
-// file name a round would write (<name>_info, <name>_stat), without touching
-// the spool. When some socket failed it returns the answers that did arrive
-// and a *RoundError (with an empty Snapshot).
-func (p *Puller) Collect(ctx context.Context) (map[string][]byte, error) {
-	ctx, cancel := p.roundContext(ctx)
-	defer cancel()
-	sockets, err := p.sockets()
-	if err != nil {
-		return nil, err
-	}
-	var mu sync.Mutex
-	out := make(map[string][]byte, 2*len(sockets))
-	failed := p.pull(ctx, sockets, func(file string, data []byte) error {
-		mu.Lock()
-		out[file] = data
-		mu.Unlock()
-		return nil
-	})
-	if len(failed) > 0 {
-		return out, &RoundError{Sockets: len(sockets), Failed: failed}
-	}
-	return out, nil
 }
 
 func (p *Puller) roundContext(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -319,40 +200,28 @@ func (p *Puller) roundContext(ctx context.Context) (context.Context, context.Can
 	return context.WithCancel(ctx)
 }
 
-// ensureDir creates dir when it is missing, saying so: the spool directory
-// may be removed under a running puller.
-func (p *Puller) ensureDir(dir, option string) error {
-	if _, err := os.Stat(dir); err == nil {
-		return nil
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%s: %w", option, err)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("recreate %s %s: %w", option, dir, err)
-	}
-	p.log.Warn("spool directory was missing; recreated it", "option", option, "dir", dir)
-	return nil
-}
-
 // socket is one stats socket of a round.
 type socket struct {
 	name   string // spool file prefix
 	client haproxy.Client
 }
 
-// sockets lists this round's sockets: the UNIX sockets in SocketDir, then
-// Servers, sorted by name. A socket of SocketDir that is also in Servers is
-// pulled once.
+func (p *Puller) client(network, address string, master bool) haproxy.Client {
+	c := p.cfg
+	return haproxy.Client{Network: network, Address: address, Timeout: c.Timeout,
+		Retries: c.Retries, Interval: c.Interval, BufferLimit: c.BufferLimit,
+		MaxAnswer: c.MaxAnswerSize, HalfClose: master}
+}
+
+// sockets lists this round's plain stats sockets: the UNIX sockets in
+// SocketDir, then Servers, sorted by name. A socket of SocketDir that is
+// also in Servers is pulled once.
 func (p *Puller) sockets() ([]socket, error) {
 	c := p.cfg
-	client := func(network, address string) haproxy.Client {
-		return haproxy.Client{Network: network, Address: address, Timeout: c.Timeout,
-			Retries: c.Retries, Interval: c.Interval, BufferLimit: c.BufferLimit}
-	}
 	var out []socket
 	byName := make(map[string]string) // name -> address
 	for _, s := range c.Servers {
-		out = append(out, socket{name: s.Name, client: client(s.Network, s.Address)})
+		out = append(out, socket{name: s.Name, client: p.client(s.Network, s.Address, false)})
 		byName[s.Name] = s.Network + " " + s.Address
 	}
 	if c.SocketDir != "" {
@@ -378,10 +247,13 @@ func (p *Puller) sockets() ([]socket, error) {
 				return nil, fmt.Errorf("socket %s in socket-dir and server %s share the spool name %q",
 					path, other, e.Name())
 			}
-			out = append(out, socket{name: e.Name(), client: client("unix", path)})
+			if err := spool.ValidPlainSocketName(e.Name()); err != nil {
+				return nil, fmt.Errorf("socket-dir socket %s: %w", path, err)
+			}
+			out = append(out, socket{name: e.Name(), client: p.client("unix", path, false)})
 		}
 	}
-	if len(out) == 0 {
+	if len(out) == 0 && len(c.Masters) == 0 {
 		return nil, fmt.Errorf("socket-dir %s: %w", c.SocketDir, ErrNoSockets)
 	}
 	slices.SortFunc(out, func(a, b socket) int { return strings.Compare(a.name, b.name) })
@@ -403,41 +275,83 @@ func sameUnixSocket(server, path string) bool {
 	return err1 == nil && err2 == nil && os.SameFile(a, b)
 }
 
-// pull sends every command to every socket, at most Workers at a time, and
-// hands each answer to sink (called concurrently). It returns the failures,
-// sorted by socket and command.
-func (p *Puller) pull(ctx context.Context, sockets []socket, sink func(file string, data []byte) error) []SocketError {
-	sem := make(chan struct{}, p.cfg.Workers)
+// pull sends every command to every plain socket, and lists the workers of
+// every master and sends every command to each of them, at most Workers
+// exchanges at a time, each answer streamed into its file of snap. It
+// returns the failures, sorted by name and command, and the number of names
+// pulled (sockets, workers, and masters whose workers could not be listed).
+func (p *Puller) pull(ctx context.Context, sockets []socket, snap *spool.Pending) (failed []SocketError, pulled int) {
 	var (
-		mu     sync.Mutex
-		failed []SocketError
-		wg     sync.WaitGroup
+		mu sync.Mutex
+		wg sync.WaitGroup
 	)
-	fail := func(s *socket, cmd string, err error) {
+	fail := func(name, cmd string, err error) {
 		mu.Lock()
-		failed = append(failed, SocketError{Socket: s.name, Command: cmd, Err: err})
+		failed = append(failed, SocketError{Socket: name, Command: cmd, Err: err})
 		mu.Unlock()
+	}
+	count := func(n int) {
+		mu.Lock()
+		pulled += n
+		mu.Unlock()
+	}
+	// exchange sends cmd to c and streams the answer into file; check, when
+	// set, is given the answer's first bytes.
+	exchange := func(name string, c *haproxy.Client, cmd, send, file string, check func([]byte) error) {
+		wg.Go(func() {
+			buf, ok := p.takeBuffer(ctx)
+			if !ok {
+				fail(name, cmd, fmt.Errorf("haproxy %v: %q: waiting for a worker: %w", c, send, ctx.Err()))
+				return
+			}
+			defer p.putBuffer(buf)
+			_, err := snap.Write(file, func(w io.Writer) error {
+				var head prefixWriter
+				if check != nil {
+					w = io.MultiWriter(&head, w)
+				}
+				if _, err := c.Stream(ctx, send, w, buf); err != nil {
+					return err
+				}
+				if check != nil {
+					if err := check(head.b); err != nil {
+						return fmt.Errorf("haproxy %v: %q: %w", c, send, err)
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				fail(name, cmd, err)
+			}
+		})
 	}
 	for i := range sockets {
 		s := &sockets[i]
+		count(1)
 		for _, c := range commands {
-			wg.Go(func() {
-				select {
-				case sem <- struct{}{}:
-				case <-ctx.Done():
-					fail(s, c.cmd, fmt.Errorf("haproxy %v: %q: waiting for a worker: %w", &s.client, c.cmd, ctx.Err()))
-					return
-				}
-				defer func() { <-sem }()
-				data, err := s.client.Command(ctx, c.cmd)
-				if err == nil {
-					err = sink(s.name+c.suffix, data)
-				}
-				if err != nil {
-					fail(s, c.cmd, err)
-				}
-			})
+			exchange(s.name, &s.client, c.cmd, c.cmd, s.name+c.suffix, nil)
 		}
+	}
+	for _, m := range p.cfg.Masters {
+		wg.Go(func() {
+			client := p.client(m.Network, m.Address, true)
+			list, err := p.listWorkers(ctx, &client)
+			if err != nil {
+				count(1)
+				fail(m.Name, haproxy.ShowProc, err)
+				return
+			}
+			count(len(list.Workers))
+			p.log.Debug("master lists its workers", "master", m.Name, "master_pid", list.Master.PID,
+				"workers", workerPIDs(list, false), "leaving", workerPIDs(list, true))
+			for _, w := range list.Workers {
+				name := spool.WorkerSocketName(m.Name, list.Master.PID, w.PID, w.Leaving)
+				for _, c := range commands {
+					exchange(name, &client, c.cmd, haproxy.WorkerCommand(w.PID, c.cmd), name+c.suffix,
+						func(start []byte) error { return haproxy.CheckWorkerAnswer(w.PID, c.cmd, start) })
+				}
+			}
+		})
 	}
 	wg.Wait()
 	slices.SortFunc(failed, func(a, b SocketError) int {
@@ -446,21 +360,85 @@ func (p *Puller) pull(ctx context.Context, sockets []socket, sink func(file stri
 		}
 		return strings.Compare(a.Command, b.Command)
 	})
-	return failed
+	return failed, pulled
 }
 
-// SocketError is one command that failed on one socket.
+// listWorkers asks a master CLI for "show proc" (in one of the Workers
+// slots) and parses it; a master without a current worker is an error.
+func (p *Puller) listWorkers(ctx context.Context, c *haproxy.Client) (*haproxy.ProcList, error) {
+	buf, ok := p.takeBuffer(ctx)
+	if !ok {
+		return nil, fmt.Errorf("haproxy %v: %q: waiting for a worker: %w", c, haproxy.ShowProc, ctx.Err())
+	}
+	var answer bytes.Buffer
+	_, err := c.Stream(ctx, haproxy.ShowProc, &answer, buf)
+	p.putBuffer(buf)
+	if err != nil {
+		return nil, err
+	}
+	list, err := haproxy.ParseShowProc(answer.Bytes())
+	if err != nil {
+		return nil, fmt.Errorf("haproxy %v: %w", c, err)
+	}
+	if len(workerPIDs(list, false)) == 0 {
+		return nil, fmt.Errorf("haproxy %v: %q lists no current worker", c, haproxy.ShowProc)
+	}
+	return list, nil
+}
+
+func workerPIDs(list *haproxy.ProcList, leaving bool) []int {
+	var out []int
+	for _, w := range list.Workers {
+		if w.Leaving == leaving {
+			out = append(out, w.PID)
+		}
+	}
+	return out
+}
+
+// takeBuffer waits for one of the Workers read buffers; false when ctx
+// ended first.
+func (p *Puller) takeBuffer(ctx context.Context) ([]byte, bool) {
+	select {
+	case b := <-p.bufs:
+		if b == nil {
+			b = make([]byte, haproxy.ReadSize(p.cfg.BufferLimit))
+		}
+		return b, true
+	case <-ctx.Done():
+		return nil, false
+	}
+}
+
+func (p *Puller) putBuffer(b []byte) { p.bufs <- b }
+
+// prefixWriter keeps the first bytes written through it.
+type prefixWriter struct{ b []byte }
+
+// prefixSize is how much of a worker's answer CheckWorkerAnswer is given.
+const prefixSize = 64
+
+func (w *prefixWriter) Write(b []byte) (int, error) {
+	if room := prefixSize - len(w.b); room > 0 {
+		w.b = append(w.b, b[:min(room, len(b))]...)
+	}
+	return len(b), nil
+}
+
+// SocketError is one command that failed on one socket, master or worker.
 type SocketError struct {
-	Socket  string // spool name of the socket
+	// Socket is the spool name of the socket or worker, or the name of
+	// the master whose workers could not be listed.
+	Socket  string
 	Command string
 	Err     error
 }
 
-// RoundError reports a round (or Collect) in which some commands failed;
-// nothing was committed.
+// RoundError reports a round in which some commands failed; nothing was
+// committed.
 type RoundError struct {
-	Snapshot string // directory name; empty for Collect
-	Sockets  int    // number of sockets pulled
+	Snapshot string // directory name
+	Sockets  int    // number of sockets and workers pulled
 	Failed   []SocketError
 }
 
@@ -502,79 +480,4 @@ func (e *RoundError) Unwrap() []error {
 		errs[i] = f.Err
 	}
 	return errs
-}
-
-// countSnapshots counts the snapshot directories (all-digit names) in dir.
-func countSnapshots(dir string) (int, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return 0, fmt.Errorf("count snapshots in dst-dir: %w", err)
-	}
-	n := 0
-	for _, e := range entries {
-		if e.IsDir() && isSnapshotName(e.Name()) {
-			n++
-		}
-	}
-	return n, nil
-}
-
-func isSnapshotName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := range len(s) {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-// writeFile creates path (which must not exist), writes data and fsyncs it.
-func writeFile(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-type sizeCounter struct {
-	mu sync.Mutex
-	n  int64
-}
-
-func (s *sizeCounter) add(n int) {
-	s.mu.Lock()
-	s.n += int64(n)
-	s.mu.Unlock()
-}
-
-func (s *sizeCounter) total() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.n
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -134,8 +133,7 @@ func TestRoundFourProcesses(t *testing.T) {
 	}
 }
 
-// TCP and UNIX stats sockets together; Collect gives the same names in
-// memory without touching the spool.
+// TCP and UNIX stats sockets together.
 func TestRoundTCPAndUnix(t *testing.T) {
 	dir := testenv.ShortDir(t)
 	port := testenv.FreePort(t)
@@ -174,31 +172,12 @@ func TestRoundTCPAndUnix(t *testing.T) {
 		}
 	}
 
-	got, err := p.Collect(context.Background())
-	if err != nil {
-		t.Fatalf("Collect: %v", err)
-	}
-	var keys []string
-	for k, v := range got {
-		keys = append(keys, k)
-		if len(v) == 0 {
-			t.Errorf("Collect[%s] is empty", k)
-		}
-	}
-	slices.Sort(keys)
-	if !slices.Equal(keys, want) {
-		t.Errorf("Collect keys = %v, want %v", keys, want)
-	}
-	if s := snapshots(t, cfg.DstDir); len(s) != 1 {
-		t.Errorf("Collect changed dst-dir: %v", s)
-	}
-
 	// A server whose spool name collides with another socket of socket-dir.
 	other := filepath.Join(testenv.ShortDir(t), "admin.sock")
 	hangingSocket(t, other)
 	cfg.Servers = []Server{{Network: "unix", Address: other, Name: "admin.sock"}}
 	p = newPuller(t, cfg, nil)
-	err = p.Round(context.Background(), time.Unix(epoch+1, 0))
+	err := p.Round(context.Background(), time.Unix(epoch+1, 0))
 	if err == nil || !strings.Contains(err.Error(), "share the spool name") {
 		t.Fatalf("Round with colliding names = %v, want a collision error", err)
 	}
@@ -227,12 +206,7 @@ func TestRoundMissingSocket(t *testing.T) {
 	if !strings.Contains(err.Error(), missing) {
 		t.Errorf("error %q does not name %s", err, missing)
 	}
-	if s := snapshots(t, cfg.DstDir); len(s) != 0 {
-		t.Errorf("dst-dir holds %v after a failed round", s)
-	}
-	if f := files(t, cfg.TmpDstDir); len(f) != 0 {
-		t.Errorf("tmp-dst-dir holds %v after a failed round", f)
-	}
+	nothingLeft(t, cfg)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	fakeClock(p)
@@ -274,12 +248,7 @@ func TestRoundSocketNeverAnswers(t *testing.T) {
 	if took < cfg.PullTimeout || took > cfg.PullTimeout+time.Second {
 		t.Errorf("Round took %v, want pull-timeout %v (+1s slack)", took, cfg.PullTimeout)
 	}
-	if s := snapshots(t, cfg.DstDir); len(s) != 0 {
-		t.Errorf("dst-dir holds %v after a failed round", s)
-	}
-	if f := files(t, cfg.TmpDstDir); len(f) != 0 {
-		t.Errorf("tmp-dst-dir holds %v after a failed round", f)
-	}
+	nothingLeft(t, cfg)
 }
 
 // HAProxy restarted between rounds: the round while it is down fails, the
@@ -344,23 +313,6 @@ func TestRoundSameSecond(t *testing.T) {
 		t.Errorf("tmp-dst-dir holds %v", f)
 	}
 
-	// Even an empty directory, which rename(2) would replace, is kept.
-	tmp := filepath.Join(cfg.TmpDstDir, "1")
-	empty := filepath.Join(cfg.DstDir, "1")
-	for _, d := range []string{tmp, empty} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(tmp, "x"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := renameNoReplace(tmp, empty); !errors.Is(err, fs.ErrExist) {
-		t.Fatalf("renameNoReplace onto an empty directory = %v, want fs.ErrExist", err)
-	}
-	if err := renameNoReplace(tmp, filepath.Join(cfg.DstDir, "2")); err != nil {
-		t.Fatalf("renameNoReplace to a new name = %v", err)
-	}
 }
 
 // Run recreates dst-dir when it is removed, and later rounds land in it.
@@ -390,7 +342,7 @@ func TestRunRecreatesDstDir(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Run = %v, want nil", err)
 	}
-	if len(log.lines("level=WARN", "recreated", "option=dst-dir")) == 0 {
+	if len(log.lines("level=WARN", "recreated", "dir="+cfg.DstDir)) == 0 {
 		t.Errorf("no warning about dst-dir being recreated; log:\n%s", log)
 	}
 }
@@ -596,15 +548,12 @@ func TestRunStart(t *testing.T) {
 	}
 }
 
-// Round and Collect with an empty socket-dir find nothing to pull.
+// A round with an empty socket-dir finds nothing to pull.
 func TestRoundNoSockets(t *testing.T) {
 	cfg := testConfig(t, testenv.ShortDir(t))
 	p := newPuller(t, cfg, nil)
 	if err := p.Round(context.Background(), time.Unix(epoch, 0)); !errors.Is(err, ErrNoSockets) {
 		t.Fatalf("Round = %v, want ErrNoSockets", err)
-	}
-	if _, err := p.Collect(context.Background()); !errors.Is(err, ErrNoSockets) {
-		t.Fatalf("Collect = %v, want ErrNoSockets", err)
 	}
 }
 

@@ -39,12 +39,13 @@ const (
 )
 
 // HAProxyBinary returns the path of the haproxy executable, or skips the
-// test with a loud message when it is not installed.
+// test with a loud message when it is not installed (fails it under CI;
+// see Missing).
 func HAProxyBinary(t testing.TB) string {
 	t.Helper()
 	path, err := exec.LookPath("haproxy")
 	if err != nil {
-		t.Skip("SKIPPING INTEGRATION TEST: haproxy binary not found in PATH; " +
+		Missing(t, "SKIPPING INTEGRATION TEST: haproxy binary not found in PATH; "+
 			"install it with `apt-get install haproxy` to run this test")
 	}
 	return path
@@ -226,6 +227,12 @@ func (h *HAProxy) StatsSockets() []string { return h.conf.StatsSockets }
 // "tcp") and returns the whole answer; timeout bounds the exchange. It is a
 // minimal client for tests, independent from the code under test.
 func Command(network, address, cmd string, timeout time.Duration) ([]byte, error) {
+	return exchange(network, address, cmd, timeout, false)
+}
+
+// exchange sends cmd, half-closes when asked to, and reads the answer
+// until the server closes.
+func exchange(network, address, cmd string, timeout time.Duration, halfClose bool) ([]byte, error) {
 	conn, err := net.DialTimeout(network, address, timeout)
 	if err != nil {
 		return nil, err
@@ -234,6 +241,11 @@ func Command(network, address, cmd string, timeout time.Duration) ([]byte, error
 	conn.SetDeadline(time.Now().Add(timeout))
 	if _, err := io.WriteString(conn, cmd+"\n"); err != nil {
 		return nil, fmt.Errorf("write %q to %s: %w", cmd, address, err)
+	}
+	if cw, ok := conn.(interface{ CloseWrite() error }); ok && halfClose {
+		if err := cw.CloseWrite(); err != nil {
+			return nil, fmt.Errorf("half-close %s: %w", address, err)
+		}
 	}
 	out, err := io.ReadAll(conn)
 	if err != nil {

@@ -39,7 +39,8 @@ const (
 
 // VictoriaMetricsBinary returns the path of the victoria-metrics executable
 // (in PATH, in $GOBIN or in $GOPATH/bin, where `go install` puts it), or
-// skips the test with a loud message when it is not installed.
+// skips the test with a loud message when it is not installed (fails it
+// under CI; see Missing).
 func VictoriaMetricsBinary(t testing.TB) string {
 	t.Helper()
 	if path, err := exec.LookPath("victoria-metrics"); err == nil {
@@ -58,9 +59,9 @@ func VictoriaMetricsBinary(t testing.TB) string {
 			return path
 		}
 	}
-	t.Skipf("SKIPPING INTEGRATION TEST: victoria-metrics binary not found in PATH nor in %s; "+
+	Missing(t, fmt.Sprintf("SKIPPING INTEGRATION TEST: victoria-metrics binary not found in PATH nor in %s; "+
 		"install it with `go install %s` (or run .ci/install-deps) to run this test",
-		strings.Join(dirs, ", "), VictoriaMetricsModule)
+		strings.Join(dirs, ", "), VictoriaMetricsModule))
 	return ""
 }
 

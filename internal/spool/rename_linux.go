@@ -1,6 +1,6 @@
 //go:build linux
 
-package pull
+package spool
 
 import (
 	"errors"

@@ -1,4 +1,4 @@
-package pull
+package spool
 
 import (
 	"io/fs"

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package pull
+package spool
 
 // renameNoReplace renames oldpath to newpath, failing with an error that
 // matches fs.ErrExist when newpath exists. Without renameat2 there is a

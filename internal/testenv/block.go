@@ -1,0 +1,72 @@
+package testenv
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// NamedPipe returns the path of a new named pipe that nobody writes to:
+// opening it for reading blocks, the way a FIFO placed where a file is
+// expected blocks a program that does not check. When the test ends it is
+// opened for writing (without blocking) and closed, so that a reader still
+// blocked in an abandoned goroutine returns.
+func NamedPipe(t testing.TB) string {
+	t.Helper()
+	path := filepath.Join(ShortDir(t), "fifo")
+	if err := syscall.Mkfifo(path, 0o644); err != nil {
+		t.Fatalf("mkfifo %s: %v", path, err)
+	}
+	t.Cleanup(func() {
+		if f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			f.Close()
+		}
+	})
+	return path
+}
+
+// ReturnsWithin runs f and returns its result, failing t if f has not
+// returned after limit: it blocks. limit is a bound for a hang, not a
+// timing to assert; f's goroutine is abandoned then.
+func ReturnsWithin[T any](t testing.TB, limit time.Duration, what string, f func() T) T {
+	t.Helper()
+	done := make(chan T, 1)
+	go func() { done <- f() }()
+	select {
+	case v := <-done:
+		return v
+	case <-time.After(limit):
+		t.Fatalf("%s has not returned after %v: it blocks", what, limit)
+		var zero T
+		return zero
+	}
+}
+
+// StopsDuringStartup runs a program's run function and cancels its context
+// a moment later, while its start-up blocks (the test arranges that), as
+// the stop signal does; it fails t unless run returns within 30 s, exit 0,
+// having logged "stopped during start-up".
+func StopsDuringStartup(t *testing.T, what string, run func(ctx context.Context, stdout, stderr io.Writer) int) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr Buffer // written by the abandoned start-up too
+	code := ReturnsWithin(t, 30*time.Second, what+" stopped during start-up", func() int {
+		go func() {
+			time.Sleep(200 * time.Millisecond) // into the start-up; the test holds either way
+			cancel()
+		}()
+		return run(ctx, &stdout, &stderr)
+	})
+	if code != 0 {
+		t.Errorf("%s: exit %d after a stop during start-up, want 0\n%s", what, code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "stopped during start-up") {
+		t.Errorf("%s: no log line for the stop:\n%s", what, stderr.String())
+	}
+}
