@@ -1,8 +1,10 @@
 package builtin
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -10,7 +12,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/haproxystats-go/haproxystats/engine"
 )
@@ -26,12 +30,12 @@ func run(t *testing.T, paths *engine.Paths, opts Options, files ...engine.File) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := p.ProcessFiles(context.Background(), "100", files)
-	if err != nil {
+	var out bytes.Buffer
+	if _, err := p.ProcessFiles(context.Background(), "100", files, &out); err != nil {
 		t.Fatal(err)
 	}
 	got := map[string]string{}
-	for _, l := range strings.Split(strings.TrimSuffix(string(out.Lines), "\n"), "\n") {
+	for _, l := range strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n") {
 		f := strings.Split(l, " ")
 		if len(f) != 3 || f[2] != "100" {
 			t.Fatalf("malformed line %q", l)
@@ -236,7 +240,7 @@ func TestExclusions(t *testing.T) {
 	if _, err := ReadExclusions(filepath.Join(dir, "missing")); err == nil || !strings.Contains(err.Error(), "missing") {
 		t.Errorf("ReadExclusions(missing) error %v does not name the file", err)
 	}
-	got := run(t, nil, Options{ExcludeBackends: names, ExcludeFrontends: []string{"fe.www"}, AggrServerMetrics: true}, statFile("a",
+	got := run(t, nil, Options{ExcludeBackends: StaticExclusions(names...), ExcludeFrontends: StaticExclusions("fe.www"), AggrServerMetrics: true}, statFile("a",
 		"fe.www,FRONTEND,,3,,,,,1,0,",
 		"be.api,s1,0,1,10,4,1,1,2,2,",
 		"be.api,BACKEND,0,3,10,4,4,2,2,1,",
@@ -253,6 +257,68 @@ func TestExclusions(t *testing.T) {
 	}
 	if got["lb.haproxy.haproxystats.MetricsFrontend"] != "1" {
 		t.Errorf("MetricsFrontend = %q, want 1 (excluded frontends not counted)", got["lb.haproxy.haproxystats.MetricsFrontend"])
+	}
+}
+
+func TestExclusionFileReadAgain(t *testing.T) {
+	// The file is read again for every snapshot (an edit takes effect at
+	// once); a missing or unreadable one (a FIFO must not block) is logged
+	// naming it, excludes nothing, and the snapshot is processed.
+	dir := t.TempDir()
+	file := filepath.Join(dir, "exclude.txt")
+	write := func(content string) {
+		t.Helper()
+		if err := os.WriteFile(file, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var log bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&log, nil))
+	opts := Options{ExcludeBackends: NewExclusions(file, logger)}
+	p, err := engine.NewPipeline(engine.Config{Paths: &engine.Paths{Prefix: "lb.haproxy"}}, Stages(opts)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := []engine.File{statFile("a",
+		"be1,s1,0,1,10,4,1,1,2,2,", "be1,BACKEND,0,3,10,4,4,2,2,1,",
+		"be2,s1,0,1,10,4,1,1,2,2,", "be2,BACKEND,0,3,10,4,4,2,2,1,")}
+	sent := func(ts string) (be1, be2 bool) {
+		t.Helper()
+		var out bytes.Buffer
+		if _, err := p.ProcessFiles(context.Background(), ts, files, &out); err != nil {
+			t.Fatal(err)
+		}
+		return strings.Contains(out.String(), ".backend.be1."), strings.Contains(out.String(), ".backend.be2.")
+	}
+	write("be1\n")
+	if be1, be2 := sent("100"); be1 || !be2 {
+		t.Errorf("excluding be1: be1 sent %v, be2 sent %v", be1, be2)
+	}
+	write("be2\n")
+	if be1, be2 := sent("101"); !be1 || be2 {
+		t.Errorf("after the edit excluding be2: be1 sent %v, be2 sent %v", be1, be2)
+	}
+	os.Remove(file)
+	if be1, be2 := sent("102"); !be1 || !be2 {
+		t.Errorf("file missing: be1 sent %v, be2 sent %v, want both", be1, be2)
+	}
+	if !strings.Contains(log.String(), "exclusion file") || !strings.Contains(log.String(), file) {
+		t.Errorf("log %q does not name the missing file", log.String())
+	}
+	if err := syscall.Mkfifo(file, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if be1, be2 := sent("103"); !be1 || !be2 {
+			t.Errorf("file a FIFO: be1 sent %v, be2 sent %v, want both", be1, be2)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("an exclusion file that is a FIFO blocked the snapshot")
 	}
 }
 
@@ -326,5 +392,49 @@ func TestValidLists(t *testing.T) {
 	}
 	if n := len(ValidBackendMetrics()); n != len(BackendSummed)+7 {
 		t.Errorf("backend valid names = %d", n)
+	}
+}
+
+func TestDaemonSumsDoNotWrap(t *testing.T) {
+	// Two processes at the top of int64: the sum is about 1.8e19 (values
+	// are float64, printed in the shortest form that parses back), not -2.
+	files := []engine.File{
+		info("a", "Process_num", 1, "CurrConns", "9223372036854775807", "Idle_pct", 90),
+		info("b", "Process_num", 2, "CurrConns", "9223372036854775807", "Idle_pct", 90),
+	}
+	got := run(t, nil, Options{}, files...)
+	v, err := strconv.ParseFloat(got["lb.haproxy.daemon.CurrConns"], 64)
+	if err != nil || v != 2*9223372036854775807.0 {
+		t.Errorf("CurrConns = %s, want 18446744073709551614 as a float64 (%v)", got["lb.haproxy.daemon.CurrConns"], 2*9223372036854775807.0)
+	}
+}
+
+func TestDaemonDroppedCell(t *testing.T) {
+	// One unparsable value drops only that cell: the daemon metrics are
+	// sent, summed and averaged over the other processes.
+	files := []engine.File{
+		info("a", "Process_num", 1, "CurrConns", 5, "Idle_pct", 90, "Uptime_sec", 10),
+		info("b", "Process_num", 2, "CurrConns", "lots", "Idle_pct", 70, "Uptime_sec", 20),
+	}
+	got := run(t, nil, Options{PerProcessMetrics: true}, files...)
+	for p, v := range map[string]string{
+		"lb.haproxy.daemon.CurrConns":            "5",
+		"lb.haproxy.daemon.Idle_pct":             "80",
+		"lb.haproxy.daemon.process.1.CurrConns":  "5",
+		"lb.haproxy.daemon.process.2.Idle_pct":   "70",
+		"lb.haproxy.haproxystats.MetricsHAProxy": "",
+	} {
+		if v == "" {
+			if got[p] == "" {
+				t.Errorf("%s not sent", p)
+			}
+			continue
+		}
+		if got[p] != v {
+			t.Errorf("%s = %q, want %q", p, got[p], v)
+		}
+	}
+	if _, ok := got["lb.haproxy.daemon.process.2.CurrConns"]; ok {
+		t.Error("the dropped cell was sent for process 2")
 	}
 }

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/haproxystats-go/haproxystats/internal/process"
+	"github.com/haproxystats-go/haproxystats/internal/config"
 )
 
 var units = []string{"haproxystats-pull.service", "haproxystats-process.service", "haproxystats.service"}
@@ -70,7 +70,15 @@ func TestContribSystemdVerify(t *testing.T) {
 
 // TestContribSystemdSettings checks what the units promise the operator.
 func TestContribSystemdSettings(t *testing.T) {
-	stop := process.StopTimeout
+	defaults, err := config.LoadFiles(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := defaults.ProcessSettings()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := ps.Process.StopTimeout
 	for _, u := range units {
 		s := unitSettings(t, u)
 		one := func(key string) string {
@@ -103,7 +111,7 @@ func TestContribSystemdSettings(t *testing.T) {
 			t.Errorf("%s: ExecStart=%s does not end in -f ${CONFIG}", u, exec)
 		}
 		// A stop of process and of the one daemon waits up to
-		// process.StopTimeout for deliveries; pull's cancels its round
+		// [process] stop-timeout for deliveries; pull's cancels its round
 		// at once and waits for nothing.
 		bound := stop
 		if u == "haproxystats-pull.service" {

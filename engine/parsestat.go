@@ -321,7 +321,7 @@ func (sp *statParser) fields(line []byte, r int, pl *plan, typ *int64, problem f
 		start = i + 1
 		n, bad = 0, 0
 	}
-	return field + 1
+	return field
 }
 
 // setParsed stores cell in row r of c: its number, or 0 and null when it

@@ -205,12 +205,9 @@ func (c *Column) resize(n int) {
 		copy(b, c.null)
 		c.null = b
 	}
-	for i := oldWords; i < words; i++ {
-		c.null[i] = ^uint64(0)
-	}
-	// Bits of rows [old, n) in the word that was already there.
-	if old < n && old&63 != 0 && oldWords > 0 {
-		c.null[oldWords-1] |= ^uint64(0) << (uint(old) & 63)
+	clear(c.null[oldWords:])
+	for r := old; r < n; r++ { // only the new rows' bits: none past n
+		c.null[r>>6] |= 1 << (uint(r) & 63)
 	}
 }
 

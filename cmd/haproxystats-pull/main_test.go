@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/haproxystats-go/haproxystats/internal/assemble"
 	"github.com/haproxystats-go/haproxystats/internal/config"
-	"github.com/haproxystats-go/haproxystats/internal/pipeline"
 	"github.com/haproxystats-go/haproxystats/internal/testenv"
 )
 
@@ -79,15 +79,17 @@ prefix-hostname = false
 	if err != nil {
 		t.Fatal(err)
 	}
-	built, err := pipeline.New(cfg, pipeline.Options{})
+	built, err := assemble.New(cfg, assemble.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := built.Pipeline.ProcessDir(context.Background(), snap)
+	defer built.Close()
+	var out bytes.Buffer
+	res, err := built.Pipeline.ProcessDir(context.Background(), snap, &out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines := string(out.Lines)
+	lines := out.String()
 	for _, want := range []string{
 		"loadbalancers.haproxy.daemon.CurrConns ",
 		"loadbalancers.haproxy.daemon.50PercentileCpuUsagePct ",
@@ -99,8 +101,8 @@ prefix-hostname = false
 			t.Errorf("engine output has no line starting %q", want)
 		}
 	}
-	if len(out.Problems) != 0 {
-		t.Errorf("problems processing the pulled snapshot: %v", out.Problems)
+	if len(res.Problems) != 0 {
+		t.Errorf("problems processing the pulled snapshot: %v", res.Problems)
 	}
 }
 

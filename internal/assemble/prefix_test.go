@@ -92,7 +92,6 @@ func TestNamespaceDotsInOutput(t *testing.T) {
 	if _, err := built.Pipeline.ProcessDir(context.Background(), snap, &out); err != nil {
 		t.Fatal(err)
 	}
-	defer out.Release()
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
 	if len(lines) < 10 {
 		t.Fatalf("%d lines, want the snapshot's metrics", len(lines))

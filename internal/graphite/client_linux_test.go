@@ -59,9 +59,9 @@ func newGate(t *testing.T) (<-chan struct{}, func()) {
 
 func TestNotDeliveredUntilAcknowledged(t *testing.T) {
 	t.Run("write returned", func(t *testing.T) {
-		// Our send buffer holds the whole batch, so every write returns,
-		// but the peer reads nothing and its receive buffer is tiny: most
-		// of the batch sits unacknowledged in our kernel.
+		// Our send buffer holds the whole snapshot, so every write
+		// returns, but the peer reads nothing and its receive buffer is
+		// tiny: most of the snapshot sits unacknowledged in our kernel.
 		gate, open := newGate(t)
 		rec := startRecorder(t, listenSmallRcvbuf(t, "127.0.0.1:0", 4096), func(r *recorder, idx int, conn net.Conn) {
 			<-gate
@@ -90,14 +90,10 @@ func TestNotDeliveredUntilAcknowledged(t *testing.T) {
 			}
 		})
 		b := batch("queued", 40_000) // about 1 MiB
-		d := send(t, c, b, 40_000)
+		w := deliver(t, c, b, 64<<10)
 
-		deadline := time.Now().Add(3 * time.Second)
-		for written.Load() < int64(len(b)) {
-			if time.Now().After(deadline) {
-				t.Fatalf("writes accepted %d of %d bytes; the send buffer should hold them all", written.Load(), len(b))
-			}
-			time.Sleep(time.Millisecond)
+		if written.Load() < int64(len(b)) {
+			t.Fatalf("writes accepted %d of %d bytes; the send buffer should hold them all", written.Load(), len(b))
 		}
 		for range 3 {
 			time.Sleep(100 * time.Millisecond)
@@ -108,18 +104,18 @@ func TestNotDeliveredUntilAcknowledged(t *testing.T) {
 			if q == 0 {
 				t.Fatal("SIOCOUTQ = 0 while the peer reads nothing; the test's buffers are too large")
 			}
-			if err := d.Err(); !errors.Is(err, ErrPending) {
-				t.Fatalf("Err() = %v with %d bytes unacknowledged, want ErrPending", err, q)
+			if !pending(w) {
+				t.Fatalf("delivered with %d bytes unacknowledged", q)
 			}
 		}
 		open()
-		waitDeliveredStats(t, c, d, 10*time.Second)
+		waitDelivered(t, c, w, 10*time.Second)
 		if q, err := unacked(tcp.Load()); err != nil || q != 0 {
 			t.Errorf("unacked after delivery = %d, %v, want 0", q, err)
 		}
 		waitSize(t, rec, len(b))
 		if got := rec.data(-1); !bytes.Equal(got, b) {
-			t.Errorf("received %d bytes, want the %d bytes of the batch", len(got), len(b))
+			t.Errorf("received %d bytes, want the %d bytes of the snapshot", len(got), len(b))
 		}
 		if n := rec.numConns(); n != 1 {
 			t.Errorf("%d connections, want 1", n)
@@ -128,7 +124,8 @@ func TestNotDeliveredUntilAcknowledged(t *testing.T) {
 
 	t.Run("write blocks", func(t *testing.T) {
 		// Several MiB: neither our send queue nor the peer's receive
-		// buffer can take them.
+		// buffer can take them; the stream's writes wait (within
+		// WriteTimeout) for the peer.
 		gate, open := newGate(t)
 		rec := startRecorder(t, listenSmallRcvbuf(t, "127.0.0.1:0", 64<<10), func(r *recorder, idx int, conn net.Conn) {
 			<-gate
@@ -139,24 +136,25 @@ func TestNotDeliveredUntilAcknowledged(t *testing.T) {
 		cfg.WriteTimeout = 5 * time.Second
 		c, _ := startClient(t, cfg, nil)
 		b := batch("blocked", 200_000) // about 7 MiB
-		d := send(t, c, b, 200_000)
-		time.Sleep(500 * time.Millisecond)
-		if err := d.Err(); !errors.Is(err, ErrPending) {
-			t.Fatalf("Err() = %v while the peer reads nothing, want ErrPending", err)
+		time.AfterFunc(500*time.Millisecond, open)
+		start := time.Now()
+		w := deliver(t, c, b, 64<<10)
+		if e := time.Since(start); e < 400*time.Millisecond {
+			t.Errorf("7 MiB written in %s while the peer read nothing", e)
 		}
-		open()
-		waitDeliveredStats(t, c, d, 10*time.Second)
+		waitDelivered(t, c, w, 10*time.Second)
 		waitSize(t, rec, len(b))
 		if got := rec.data(-1); !bytes.Equal(got, b) {
-			t.Errorf("received %d bytes, want the %d bytes of the batch", len(got), len(b))
+			t.Errorf("received %d bytes, want the %d bytes of the snapshot", len(got), len(b))
 		}
 	})
 }
 
-func TestStalledPeerIsReplaced(t *testing.T) {
-	// The first connection is never read; after WriteTimeout without
-	// acknowledgement the client gives up on it and sends the batch again,
-	// whole, on a new connection.
+func TestStalledPeerFailsTheSnapshot(t *testing.T) {
+	// The first connection is never read: after WriteTimeout without an
+	// acknowledgement the snapshot fails with ErrConnectionLost (the
+	// client keeps no lines to send again: the caller sends the snapshot
+	// again from the spool), and the next one goes on a new connection.
 	quit, stop := newGate(t)
 	rec := startRecorder(t, listenSmallRcvbuf(t, "127.0.0.1:0", 4096), func(r *recorder, idx int, conn net.Conn) {
 		if idx == 0 {
@@ -180,14 +178,22 @@ func TestStalledPeerIsReplaced(t *testing.T) {
 	})
 	b := batch("stalled", 40_000)
 	start := time.Now()
-	d := send(t, c, b, 40_000)
-	waitDeliveredStats(t, c, d, 10*time.Second)
-	if e := time.Since(start); e < 300*time.Millisecond {
-		t.Errorf("delivered after %s, before the write timeout could expire", e)
+	w := deliver(t, c, b, 64<<10)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := w.Wait(ctx); !errors.Is(err, ErrConnectionLost) {
+		t.Fatalf("Wait = %v, want ErrConnectionLost", err)
 	}
+	if e := time.Since(start); e < 300*time.Millisecond {
+		t.Errorf("failed after %s, before the write timeout could expire", e)
+	}
+	if c.Stalled(time.Hour) {
+		t.Error("Stalled = true with nothing waiting for the lost connection")
+	}
+	waitDelivered(t, c, deliver(t, c, b, 64<<10), 10*time.Second)
 	waitSize(t, rec, len(b))
 	if got := rec.data(1); !bytes.Equal(got, b) {
-		t.Errorf("second connection received %d bytes, want the whole batch of %d", len(got), len(b))
+		t.Errorf("second connection received %d bytes, want the whole snapshot of %d", len(got), len(b))
 	}
 	if f := c.Stats().Failures; f < 1 {
 		t.Errorf("Failures = %d, want at least 1", f)
@@ -195,6 +201,10 @@ func TestStalledPeerIsReplaced(t *testing.T) {
 }
 
 func TestRelayRestartMidStream(t *testing.T) {
+	// The relay dies in the middle of a large snapshot: the snapshots it
+	// acknowledged before are delivered, the large one fails with
+	// ErrConnectionLost, and once the relay is back the next ones go on a
+	// new connection.
 	ln1 := listenSmallRcvbuf(t, "127.0.0.1:0", 64<<10)
 	addr := ln1.Addr().String()
 
@@ -204,8 +214,6 @@ func TestRelayRestartMidStream(t *testing.T) {
 	}
 	sizeA := len(bytes.Join(before, nil))
 	closed := make(chan struct{})
-	// The first relay reads everything before the big batch and 100 KiB of
-	// it, then dies: connection and listener closed.
 	rec1 := startRecorder(t, ln1, func(r *recorder, idx int, conn net.Conn) {
 		buf := make([]byte, 16<<10)
 		read := 0
@@ -228,43 +236,29 @@ func TestRelayRestartMidStream(t *testing.T) {
 	cfg.Retries, cfg.Interval, cfg.Delay = 3, 10*time.Millisecond, 50*time.Millisecond
 	c, _ := startClient(t, cfg, nil)
 	for _, b := range before {
-		waitDelivered(t, send(t, c, b, 100), 5*time.Second)
+		waitDelivered(t, c, deliver(t, c, b, 64<<10), 5*time.Second)
 	}
 	big := batch("big", 70_000) // about 2 MiB
-	dBig := send(t, c, big, 70_000)
-	var after [][]byte
-	var dAfter []*Delivery
-	for i := range 5 {
-		b := batch("c"+string(rune('0'+i)), 100)
-		after = append(after, b)
-		dAfter = append(dAfter, send(t, c, b, 100))
-	}
+	wBig := deliver(t, c, big, 64<<10)
 	select {
 	case <-closed:
 	case <-time.After(5 * time.Second):
-		t.Fatal("the first relay never read into the big batch")
+		t.Fatal("the first relay never read into the big snapshot")
 	}
-	if err := dBig.Err(); !errors.Is(err, ErrPending) {
-		t.Fatalf("big batch Err() = %v when the relay died in its middle, want ErrPending", err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := wBig.Wait(ctx); !errors.Is(err, ErrConnectionLost) {
+		t.Fatalf("big snapshot: Wait = %v when the relay died in its middle, want ErrConnectionLost", err)
 	}
-	time.Sleep(100 * time.Millisecond) // relay down for a while
 
 	rec2 := startRecorder(t, listenLoopback(t, addr), nil)
-	waitDeliveredStats(t, c, dBig, 10*time.Second)
-	for _, d := range dAfter {
-		waitDelivered(t, d, 5*time.Second)
-	}
-	rest := append(append([]byte{}, big...), bytes.Join(after, nil)...)
-	waitSize(t, rec2, len(rest))
-
+	waitDelivered(t, c, deliver(t, c, big, 64<<10), 10*time.Second)
+	waitSize(t, rec2, len(big))
 	got1 := rec1.data(0)
 	if !bytes.HasPrefix(append(bytes.Join(before, nil), big...), got1) || len(got1) <= sizeA {
-		t.Errorf("first relay received %d bytes, want the first batches and a prefix of the big one", len(got1))
+		t.Errorf("first relay received %d bytes, want the first snapshots and a prefix of the big one", len(got1))
 	}
-	got2 := rec2.data(-1)
-	if !bytes.Contains(got2, rest) {
-		t.Errorf("second relay received %d bytes, want the big batch and the later ones, whole and in order (%d bytes)",
-			len(got2), len(rest))
+	if got2 := rec2.data(-1); !bytes.Equal(got2, big) {
+		t.Errorf("second relay received %d bytes, want the big snapshot again, whole (%d bytes)", len(got2), len(big))
 	}
-	requireLines(t, append(got1, got2...), append(before, append([][]byte{big}, after...)...)...)
 }

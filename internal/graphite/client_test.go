@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -144,7 +143,6 @@ func testConfig(addr string) Config {
 		Interval:       10 * time.Millisecond,
 		Backoff:        2,
 		Delay:          50 * time.Millisecond,
-		QueueSize:      1_000_000,
 	}
 }
 
@@ -190,35 +188,44 @@ func batch(tag string, n int) []byte {
 	return b
 }
 
-func send(t *testing.T, c *Client, lines []byte, n int) *Delivery {
+// deliver streams lines on a stream of c in chunks of about chunk bytes,
+// cut at line ends, and returns the Waiter.
+func deliver(t *testing.T, c *Client, lines []byte, chunk int) Waiter {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	d, err := c.Send(ctx, lines, n)
+	s, err := c.Open(ctx, "1700000000")
 	if err != nil {
-		t.Fatalf("Send: %v", err)
+		t.Fatalf("Open: %v", err)
 	}
-	return d
+	for len(lines) > 0 {
+		n := min(chunk, len(lines))
+		if i := bytes.LastIndexByte(lines[:n], '\n'); i >= 0 && n < len(lines) {
+			n = i + 1
+		}
+		if _, err := s.Write(lines[:n]); err != nil {
+			s.Abort()
+			return doneWaiter{err}
+		}
+		lines = lines[n:]
+	}
+	return s.Finish()
 }
 
-func waitDelivered(t *testing.T, d *Delivery, within time.Duration) {
+func waitDelivered(t *testing.T, c *Client, w Waiter, within time.Duration) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
-	if err := d.Wait(ctx); err != nil {
-		t.Fatalf("Delivery.Wait = %v, want nil", err)
+	if err := w.Wait(ctx); err != nil {
+		t.Fatalf("Wait = %v, want nil; client stats %+v", err, c.Stats())
 	}
 }
 
-// waitDeliveredStats is waitDelivered with the client's counters in the
-// failure message.
-func waitDeliveredStats(t *testing.T, c *Client, d *Delivery, within time.Duration) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), within)
+// pending reports whether w is still waiting.
+func pending(w Waiter) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
 	defer cancel()
-	if err := d.Wait(ctx); err != nil {
-		t.Fatalf("Delivery.Wait = %v, want nil; client stats %+v", err, c.Stats())
-	}
+	return errors.Is(w.Wait(ctx), context.DeadlineExceeded)
 }
 
 // waitSize waits until the recorder has read at least n bytes.
@@ -282,8 +289,6 @@ func TestNewValidates(t *testing.T) {
 		{"interval", func(c *Config) { c.Interval = -1 }, "interval"},
 		{"backoff", func(c *Config) { c.Backoff = 0 }, "backoff 0"},
 		{"delay", func(c *Config) { c.Delay = -1 }, "delay"},
-		{"queue size", func(c *Config) { c.QueueSize = 0 }, "queue size 0"},
-		{"flush timeout", func(c *Config) { c.FlushTimeout = -1 }, "flush timeout"},
 	}
 	for _, tt := range tests {
 		cfg := good
@@ -295,26 +300,21 @@ func TestNewValidates(t *testing.T) {
 	}
 	// Every problem is reported at once.
 	_, err := New(Config{}, nil)
-	for _, want := range []string{"address", "connect timeout", "write timeout", "backoff", "queue size"} {
+	for _, want := range []string{"address", "connect timeout", "write timeout", "backoff"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("New(Config{}) = %v, want it to mention %q", err, want)
 		}
 	}
 }
 
-func TestBatchesArriveCompleteAndInOrder(t *testing.T) {
+func TestSnapshotsArriveComplete(t *testing.T) {
 	rec := startRecorder(t, listenLoopback(t, "127.0.0.1:0"), nil)
 	c, _ := startClient(t, testConfig(rec.ln.Addr().String()), nil)
-
 	var want []byte
-	var ds []*Delivery
 	for i := range 50 {
 		b := batch(fmt.Sprintf("b%d", i), 1+i*37)
 		want = append(want, b...)
-		ds = append(ds, send(t, c, b, 1+i*37))
-	}
-	for _, d := range ds {
-		waitDelivered(t, d, 5*time.Second)
+		waitDelivered(t, c, deliver(t, c, b, 700), 5*time.Second)
 	}
 	waitSize(t, rec, len(want))
 	if got := rec.data(-1); !bytes.Equal(got, want) {
@@ -324,219 +324,107 @@ func TestBatchesArriveCompleteAndInOrder(t *testing.T) {
 		t.Errorf("%d connections, want 1", n)
 	}
 	st := c.Stats()
-	if st.Delivered != 50 || st.DeliveredBytes != uint64(len(want)) || st.Held != 0 {
-		t.Errorf("Stats() = %+v, want 50 batches, %d bytes, nothing held", st, len(want))
+	if st.DeliveredBytes != uint64(len(want)) || st.Written != uint64(len(want)) || st.DeliveredLines != uint64(bytes.Count(want, []byte{'\n'})) {
+		t.Errorf("Stats() = %+v, want %d bytes delivered and written", st, len(want))
 	}
 }
 
-func TestEmptyBatchIsDeliveredAtOnce(t *testing.T) {
-	c, err := New(testConfig("127.0.0.1:1"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := c.Send(context.Background(), nil, 0)
-	if err != nil {
-		t.Fatalf("Send(nil) = %v", err)
-	}
-	if err := d.Err(); err != nil {
-		t.Errorf("Err() = %v, want nil", err)
-	}
-}
-
-func TestConcurrentSenders(t *testing.T) {
+func TestEmptyStreamIsDeliveredAtOnce(t *testing.T) {
 	rec := startRecorder(t, listenLoopback(t, "127.0.0.1:0"), nil)
-	cfg := testConfig(rec.ln.Addr().String())
-	cfg.QueueSize = 2000 // small enough that senders wait for each other
-	c, _ := startClient(t, cfg, nil)
+	c, _ := startClient(t, testConfig(rec.ln.Addr().String()), nil)
+	waitDelivered(t, c, deliver(t, c, nil, 100), time.Second)
+}
 
-	const workers, perWorker = 16, 25
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		sent [][]byte
-	)
-	errs := make(chan error, workers)
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range perWorker {
-				n := 1 + (w*perWorker+i)%300
-				b := batch(fmt.Sprintf("w%d.b%d", w, i), n)
+func TestConcurrentStreams(t *testing.T) {
+	// Workers stream chunks of whole lines on one connection at once: every
+	// line arrives, whole, once.
+	rec := startRecorder(t, listenLoopback(t, "127.0.0.1:0"), nil)
+	c, _ := startClient(t, testConfig(rec.ln.Addr().String()), nil)
+	var mu sync.Mutex
+	var all [][]byte
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 20 {
+				b := batch(fmt.Sprintf("w%d-%d", w, i), 500)
+				mu.Lock()
+				all = append(all, b)
+				mu.Unlock()
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				d, err := c.Send(ctx, b, n)
-				if err == nil {
-					err = d.Wait(ctx)
+				if err := deliver(t, c, b, 1000).Wait(ctx); err != nil {
+					t.Error(err)
 				}
 				cancel()
-				if err != nil {
-					errs <- fmt.Errorf("worker %d batch %d: %w", w, i, err)
-					return
-				}
-				mu.Lock()
-				sent = append(sent, b)
-				mu.Unlock()
 			}
-		}()
+		})
 	}
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-	total := 0
-	for _, b := range sent {
-		total += len(b)
-	}
+	total := len(bytes.Join(all, nil))
 	waitSize(t, rec, total)
-	got := rec.data(-1)
-	if len(got) != total {
-		t.Fatalf("received %d bytes, want %d", len(got), total)
-	}
-	// Every batch arrives whole, as one contiguous block: find where each
-	// batch's first line is, and compare from there.
-	starts := make(map[string]int)
-	for off := 0; off < len(got); {
-		end := off + bytes.IndexByte(got[off:], '\n') + 1
-		if line := got[off:end]; bytes.Contains(line, []byte(".l0 ")) {
-			starts[string(line)] = off
-		}
-		off = end
-	}
-	for _, b := range sent {
-		first := string(b[:bytes.IndexByte(b, '\n')+1])
-		off, ok := starts[first]
-		if !ok || off+len(b) > len(got) || !bytes.Equal(got[off:off+len(b)], b) {
-			t.Fatalf("batch starting %q did not arrive as one block", first)
-		}
-	}
-	if st := c.Stats(); st.Delivered != workers*perWorker || st.Held != 0 {
-		t.Errorf("Stats() = %+v, want %d batches delivered, nothing held", st, workers*perWorker)
-	}
-}
-
-// gatedDial returns a dial function that fails until up is set, then dials
-// addr.
-func gatedDial(addr string, up *atomic.Bool) func(context.Context) (net.Conn, error) {
-	return func(ctx context.Context) (net.Conn, error) {
-		if !up.Load() {
-			return nil, errors.New("graphite is down")
-		}
-		var d net.Dialer
-		return d.DialContext(ctx, "tcp", addr)
-	}
-}
-
-func TestQueueSizeBoundsSend(t *testing.T) {
-	rec := startRecorder(t, listenLoopback(t, "127.0.0.1:0"), nil)
-	cfg := testConfig(rec.ln.Addr().String())
-	cfg.QueueSize = 10
-	var up atomic.Bool
-	c, _ := startClient(t, cfg, func(c *Client) { c.dial = gatedDial(cfg.Address, &up) })
-
-	b6, b5, b4, b3, b25 := batch("six", 6), batch("five", 5), batch("four", 4), batch("three", 3), batch("big", 25)
-	d6 := send(t, c, b6, 6)
-
-	// 6 + 5 > 10: Send blocks until its context ends and takes nothing.
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	start := time.Now()
-	d, err := c.Send(ctx, b5, 5)
-	cancel()
-	if !errors.Is(err, context.DeadlineExceeded) || d != nil {
-		t.Fatalf("Send over the limit = %v, %v, want nil, context.DeadlineExceeded", d, err)
-	}
-	if e := time.Since(start); e < 90*time.Millisecond {
-		t.Errorf("Send returned after %s, want it to block ~100ms", e)
-	}
-	if h := c.Stats().Held; h != 6 {
-		t.Errorf("held %d lines after a cancelled Send, want 6", h)
-	}
-
-	// 6 + 4 fits exactly.
-	d4 := send(t, c, b4, 4)
-
-	// Now full: the next two Sends wait, first come first served; the big
-	// one (25 > QueueSize) gets in once nothing is held.
-	type result struct {
-		d   *Delivery
-		err error
-	}
-	r3, r25 := make(chan result, 1), make(chan result, 1)
-	go func() {
-		d, err := c.Send(context.Background(), b3, 3)
-		r3 <- result{d, err}
-	}()
-	select {
-	case r := <-r3:
-		t.Fatalf("Send over the limit returned %v, %v at once, want it to block", r.d, r.err)
-	case <-time.After(50 * time.Millisecond):
-	}
-	go func() {
-		d, err := c.Send(context.Background(), b25, 25)
-		r25 <- result{d, err}
-	}()
-	time.Sleep(20 * time.Millisecond)
-	if h := c.Stats().Held; h != 10 {
-		t.Errorf("held %d lines while Graphite is down, want 10", h)
-	}
-
-	up.Store(true)
-	var ds []*Delivery
-	for _, ch := range []chan result{r3, r25} {
-		select {
-		case r := <-ch:
-			if r.err != nil {
-				t.Fatalf("blocked Send = %v, want nil", r.err)
+	got := lineSet(rec.data(-1))
+	for _, b := range all {
+		for l := range lineSet(b) {
+			if got[l] != 1 {
+				t.Fatalf("line %q arrived %d times", l, got[l])
 			}
-			ds = append(ds, r.d)
-		case <-time.After(5 * time.Second):
-			t.Fatal("blocked Send did not proceed once Graphite was up")
 		}
 	}
-	for _, d := range append([]*Delivery{d6, d4}, ds...) {
-		waitDelivered(t, d, 5*time.Second)
-	}
-	want := append(append(append(append([]byte{}, b6...), b4...), b3...), b25...)
-	waitSize(t, rec, len(want))
-	if got := rec.data(-1); !bytes.Equal(got, want) {
-		t.Errorf("received %q, want %q (the cancelled batch must not be sent)", got, want)
-	}
-	if h := c.Stats().Held; h != 0 {
-		t.Errorf("held %d lines at the end, want 0", h)
+	if len(got) != bytes.Count(bytes.Join(all, nil), []byte{'\n'}) {
+		t.Errorf("%d distinct lines arrived, want %d (a line was cut or mixed)", len(got), bytes.Count(bytes.Join(all, nil), []byte{'\n'}))
 	}
 }
 
 func TestGraphiteDownAtStart(t *testing.T) {
+	// Open waits for a connection, retrying as configured; the snapshot is
+	// delivered once the relay is up.
 	addr := freeAddr(t)
 	cfg := testConfig(addr)
 	cfg.Retries, cfg.Interval, cfg.Delay = 2, 20*time.Millisecond, 100*time.Millisecond
 	c, _ := startClient(t, cfg, nil)
-
-	var want [][]byte
-	var ds []*Delivery
-	for i := range 10 {
-		b := batch(fmt.Sprintf("down%d", i), 100)
-		want = append(want, b)
-		ds = append(ds, send(t, c, b, 100))
-	}
-	time.Sleep(300 * time.Millisecond)
-	for i, d := range ds {
-		if err := d.Err(); !errors.Is(err, ErrPending) {
-			t.Fatalf("batch %d: Err() = %v while Graphite is down, want ErrPending", i, err)
+	opened := make(chan *Stream, 1)
+	go func() {
+		s, err := c.Open(context.Background(), "1700000000")
+		if err != nil {
+			t.Error(err)
 		}
+		opened <- s
+	}()
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case <-opened:
+		t.Fatal("Open returned while Graphite is down")
+	default:
 	}
 	if f := c.Stats().Failures; f < 3 {
 		t.Errorf("%d failed attempts in 300ms, want several", f)
 	}
-
-	rec := startRecorder(t, listenLoopback(t, addr), nil)
-	for _, d := range ds {
-		waitDelivered(t, d, 5*time.Second)
+	if !c.Stalled(time.Second) {
+		t.Error("Stalled = false while a stream waits for a connection that cannot be made")
 	}
-	all := bytes.Join(want, nil)
-	waitSize(t, rec, len(all))
-	if got := rec.data(-1); !bytes.Equal(got, all) {
-		t.Errorf("received %d bytes, want the %d bytes sent, in order", len(got), len(all))
+	rec := startRecorder(t, listenLoopback(t, addr), nil)
+	var s *Stream
+	select {
+	case s = <-opened:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Open did not return once Graphite was up")
+	}
+	b := batch("down", 100)
+	if _, err := s.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	waitDelivered(t, c, s.Finish(), 5*time.Second)
+	waitSize(t, rec, len(b))
+	if c.Stalled(10 * time.Millisecond) {
+		t.Error("Stalled = true with everything acknowledged")
+	}
+}
+
+func TestOpenGivesUpWithItsContext(t *testing.T) {
+	c, _ := startClient(t, testConfig(freeAddr(t)), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := c.Open(ctx, "1700000000"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Open = %v, want the context's error", err)
 	}
 }
 
@@ -548,21 +436,37 @@ func TestReconnectAfterIdleRestart(t *testing.T) {
 	c, _ := startClient(t, cfg, nil)
 
 	b1 := batch("first", 10)
-	waitDelivered(t, send(t, c, b1, 10), 5*time.Second)
+	waitDelivered(t, c, deliver(t, c, b1, 100), 5*time.Second)
 	waitSize(t, rec1, len(b1))
 	rec1.stop() // the relay restarts: listener and connection closed
 
 	rec2 := startRecorder(t, listenLoopback(t, addr), nil)
 	var want []byte
+	deadline := time.Now().Add(5 * time.Second)
 	for i := range 5 {
 		b := batch(fmt.Sprintf("after%d", i), 10)
 		want = append(want, b...)
-		waitDelivered(t, send(t, c, b, 10), 5*time.Second)
+		for {
+			// The first may be written on the closed connection before
+			// its close is seen: it then fails and is sent again.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			err := deliver(t, c, b, 100).Wait(ctx)
+			cancel()
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, ErrConnectionLost) || time.Now().After(deadline) {
+				t.Fatalf("snapshot %d: %v", i, err)
+			}
+		}
 	}
 	waitSize(t, rec2, len(want))
 	requireLines(t, rec2.data(-1), want)
 	if got := rec1.data(-1); !bytes.Equal(got, b1) {
 		t.Errorf("first relay received %q, want %q", got, b1)
+	}
+	if f := c.Stats().Failures; f > 1 {
+		t.Errorf("Failures = %d: an idle close is not a failure", f)
 	}
 }
 
@@ -585,7 +489,11 @@ func TestRetryBackoffTiming(t *testing.T) {
 			return nil, errors.New("refused")
 		}
 	})
-	d := send(t, c, batch("retry", 1), 1)
+	opened := make(chan error, 1)
+	go func() {
+		_, err := c.Open(context.Background(), "1700000000")
+		opened <- err
+	}()
 	select {
 	case <-enough:
 	case <-time.After(5 * time.Second):
@@ -604,23 +512,38 @@ func TestRetryBackoffTiming(t *testing.T) {
 			t.Errorf("gap %d between attempts = %s, want about %s", i+1, gap, w)
 		}
 	}
-	if err := d.Wait(context.Background()); !errors.Is(err, ErrClosed) {
-		t.Errorf("Delivery after stop = %v, want ErrClosed", err)
+	select {
+	case err := <-opened:
+		if !errors.Is(err, ErrClosed) {
+			t.Errorf("Open after stop = %v, want ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("Open did not return after the stop")
 	}
 }
 
 func TestStopGivesUpAndRefuses(t *testing.T) {
-	cfg := testConfig(freeAddr(t))
-	cfg.FlushTimeout = 200 * time.Millisecond
-	c, err := New(cfg, nil)
+	// A snapshot written but not acknowledged when Run stops reports
+	// ErrClosed; Open after the stop too.
+	gate, open := newPeerGate(t)
+	rec := startRecorder(t, listenLoopback(t, "127.0.0.1:0"), func(r *recorder, idx int, conn net.Conn) {
+		<-gate
+		r.record(idx, conn)
+	})
+	t.Cleanup(open)
+	c, err := New(testConfig(rec.ln.Addr().String()), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	c.unacked = func(net.Conn) (int, error) { return 1, nil } // never acknowledged
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
-	d := send(t, c, batch("lost", 3), 3)
+	w := deliver(t, c, batch("lost", 3), 100)
 	time.Sleep(50 * time.Millisecond)
+	if !pending(w) {
+		t.Fatal("delivered although nothing was acknowledged")
+	}
 	cancel()
 	select {
 	case err := <-done:
@@ -630,58 +553,56 @@ func TestStopGivesUpAndRefuses(t *testing.T) {
 	case <-time.After(3 * time.Second):
 		t.Fatal("Run did not return within 3s of cancel")
 	}
-	if err := d.Err(); !errors.Is(err, ErrClosed) {
-		t.Errorf("Err() of an undelivered batch after stop = %v, want ErrClosed", err)
+	if err := w.Wait(context.Background()); !errors.Is(err, ErrClosed) {
+		t.Errorf("Wait of an undelivered snapshot after stop = %v, want ErrClosed", err)
 	}
-	if _, err := c.Send(context.Background(), []byte("x 1 1\n"), 1); !errors.Is(err, ErrClosed) {
-		t.Errorf("Send after stop = %v, want ErrClosed", err)
+	if _, err := c.Open(context.Background(), "1700000000"); !errors.Is(err, ErrClosed) {
+		t.Errorf("Open after stop = %v, want ErrClosed", err)
 	}
 	if err := c.Run(context.Background()); err == nil {
 		t.Error("second Run = nil, want an error")
 	}
-	if h := c.Stats().Held; h != 0 {
-		t.Errorf("held %d lines after stop, want 0", h)
-	}
 }
 
-func TestFinalFlushDelivers(t *testing.T) {
-	rec := startRecorder(t, listenLoopback(t, "127.0.0.1:0"), nil)
+func TestWriteCutShortByItsContext(t *testing.T) {
+	// A peer that reads nothing: a large write blocks; the context given
+	// to Open ends it at once, whatever WriteTimeout says.
+	gate, open := newPeerGate(t)
+	rec := startRecorder(t, listenLoopback(t, "127.0.0.1:0"), func(r *recorder, idx int, conn net.Conn) { <-gate })
+	t.Cleanup(open)
 	cfg := testConfig(rec.ln.Addr().String())
-	cfg.Interval, cfg.Retries, cfg.Delay = time.Hour, 0, time.Hour // no retry before the flush
-	var up atomic.Bool
-	c, err := New(cfg, nil)
+	cfg.WriteTimeout = time.Minute
+	c, _ := startClient(t, cfg, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := c.Open(ctx, "1700000000")
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.dial = gatedDial(cfg.Address, &up)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	b := batch("flush", 50)
-	d := send(t, c, b, 50)
-	deadline := time.Now().Add(5 * time.Second)
-	for c.Stats().Failures == 0 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
+	time.AfterFunc(200*time.Millisecond, cancel)
+	start := time.Now()
+	b := batch("blocked", 1_000_000)
+	_, err = s.Write(b)
+	if err == nil || time.Since(start) > 5*time.Second {
+		t.Fatalf("Write = %v after %s, want an error soon after the cancel", err, time.Since(start))
 	}
-	up.Store(true)
-	cancel()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not return")
-	}
-	if err := d.Err(); err != nil {
-		t.Fatalf("Err() after the final flush = %v, want nil", err)
-	}
-	waitSize(t, rec, len(b))
-	if got := rec.data(-1); !bytes.Equal(got, b) {
-		t.Errorf("received %q, want %q", got, b)
+	if !errors.Is(err, ErrConnectionLost) {
+		t.Errorf("Write = %v, want ErrConnectionLost", err)
 	}
 }
 
-// BenchmarkSend delivers one snapshot of 364,000 lines per iteration through
-// a loopback listener that discards them.
-func BenchmarkSend(b *testing.B) {
+// newPeerGate returns a channel closed once, at the latest when the test
+// ends.
+func newPeerGate(t *testing.T) (<-chan struct{}, func()) {
+	ch := make(chan struct{})
+	var once sync.Once
+	open := func() { once.Do(func() { close(ch) }) }
+	t.Cleanup(open)
+	return ch, open
+}
+
+// BenchmarkStream delivers one snapshot of 364,000 lines per iteration,
+// in 64 KiB chunks, through a loopback listener that discards them.
+func BenchmarkStream(b *testing.B) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -719,11 +640,21 @@ func BenchmarkSend(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		d, err := c.Send(ctx, lines, n)
+		s, err := c.Open(ctx, "1700000000")
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := d.Wait(ctx); err != nil {
+		for rest := lines; len(rest) > 0; {
+			k := min(64<<10, len(rest))
+			if k < len(rest) {
+				k = bytes.LastIndexByte(rest[:k], '\n') + 1
+			}
+			if _, err := s.Write(rest[:k]); err != nil {
+				b.Fatal(err)
+			}
+			rest = rest[k:]
+		}
+		if err := s.Finish().Wait(ctx); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,20 +1,29 @@
 // Package process is the haproxystats-process daemon: workers take
-// snapshot directories from the spool, run the pipeline over them and hand
-// the lines to Graphite and the optional local store, and remove a
-// directory only once every line computed from it was delivered.
+// snapshot directories from the spool, run the pipeline over them with
+// every line streamed, chunk by chunk, to each destination (Graphite,
+// Kafka, the local store), and remove a directory only once every
+// destination has every line computed from it.
 //
 // Delivery is what makes the spool a durable queue. A snapshot is removed
-// after the Graphite client reports its lines acknowledged by the relay's
-// TCP stack (not merely written) and, with a local store, after its file
-// was written and fsynced. A snapshot that was not fully handed on stays
-// in the spool and is processed again after a restart; replay is harmless
-// because Graphite overwrites a point with the same path and timestamp.
+// after each destination's Waiter reports it delivered: Graphite once its
+// lines were acknowledged by the relay's TCP stack (not merely written),
+// Kafka once every record was acknowledged by the brokers, the local store
+// once its file was written and fsynced. Nothing holds a snapshot's lines
+// for a resend: a snapshot whose delivery failed is processed again from
+// the spool, where it still is, after RetryDelay (a destination that is
+// down makes the workers wait in Open, the snapshots waiting unread in the
+// spool). After a crash or a restart, snapshots not yet removed are
+// processed again; replay is harmless because Graphite overwrites a point
+// with the same path and timestamp, and Kafka consumers absorb duplicates.
 //
 // Lifecycle: New validates and starts nothing; Run(ctx) starts the spool
-// watcher, the Graphite connection and the workers, and returns after ctx
-// is cancelled: it stops taking snapshots, gives the ones in flight
-// StopTimeout to be delivered (the rest stay in the spool), then closes
-// the connection. Run is called once.
+// watcher, the destinations and the workers, and returns after ctx is
+// cancelled: it stops taking snapshots, gives the ones in flight
+// StopTimeout to be delivered, unless a destination reports that it can
+// deliver nothing (Staller: not connected, or nothing acknowledged for
+// StallTimeout), in which case they are left in the spool at once; then it
+// stops the destinations and releases the pipeline (Config.Release). Run is
+// called once.
 //
 // A panic while processing one snapshot is recovered, logged with the
 // snapshot name and counted; the snapshot stays in the spool and is not

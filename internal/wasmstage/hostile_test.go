@@ -1,6 +1,7 @@
 package wasmstage
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -291,11 +292,12 @@ func TestPipelineContainsFailure(t *testing.T) {
 		{6, "1", false}, {7, "1", false}, {4, "1", false}, {0, "0", true},
 	} {
 		name := strconv.Itoa(tt.mode)
-		out, err := p.ProcessFiles(context.Background(), name, nil)
+		var out bytes.Buffer
+		res, err := p.ProcessFiles(context.Background(), name, nil, &out)
 		if err != nil {
 			t.Fatalf("mode %d: ProcessFiles = %v", tt.mode, err)
 		}
-		lines := string(out.Lines)
+		lines := out.String()
 		for _, want := range []string{
 			"lb.haproxy.backend.app_example.scur 7 " + name + "\n",
 			"lb.haproxy.haproxystats.StagehostileErrors " + tt.errors + " " + name + "\n",
@@ -312,7 +314,7 @@ func TestPipelineContainsFailure(t *testing.T) {
 		if strings.Contains(lines, "evil") {
 			t.Errorf("mode %d: injected line in output:\n%s", tt.mode, lines)
 		}
-		if tt.errors == "1" && len(out.Problems) == 0 {
+		if tt.errors == "1" && len(res.Problems) == 0 {
 			t.Errorf("mode %d: no problem reported", tt.mode)
 		}
 	}

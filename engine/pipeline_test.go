@@ -1,0 +1,492 @@
+package engine_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/haproxystats-go/haproxystats/engine"
+)
+
+// counting emits n metrics named <name>0 .. <name>(n-1) under the path
+// scope, n read from *size at each call.
+func counting(name string, size *int) engine.Stage {
+	return engine.StageFunc(func(_ context.Context, _ *engine.Snapshot, emit engine.Emitter) error {
+		for i := range *size {
+			emit.Emit(engine.Metric{Scope: engine.ScopePath, Name: fmt.Sprintf("%s%d", name, i), Value: float64(i)})
+		}
+		return nil
+	})
+}
+
+var oneStat = []engine.File{{Name: "a_stat", Data: []byte("# pxname,svname,scur,type,\nfe,FRONTEND,1,0,\n")}}
+
+// recorder is an output that checks every Write holds whole lines.
+type recorder struct {
+	t      *testing.T
+	buf    bytes.Buffer
+	writes int
+	max    int
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	if len(p) == 0 || p[len(p)-1] != '\n' {
+		r.t.Errorf("Write of %d bytes does not end with a newline", len(p))
+	}
+	r.writes++
+	r.max = max(r.max, len(p))
+	return r.buf.Write(p)
+}
+
+// lines returns the lines written, with the self-metrics' times (which
+// vary) replaced by "*", sorted.
+func (r *recorder) lines(res *engine.Result) []string {
+	r.t.Helper()
+	text := r.buf.String()
+	ls := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
+	if text == "" {
+		ls = nil
+	}
+	if res != nil && (len(ls) != res.Lines || len(text) != res.Bytes) {
+		r.t.Fatalf("Result says %d lines, %d bytes; the output has %d lines, %d bytes", res.Lines, res.Bytes, len(ls), len(text))
+	}
+	for i, l := range ls {
+		if f := strings.Fields(l); len(f) == 3 && strings.Contains(f[0], "WallClockTime") {
+			ls[i] = f[0] + " * " + f[2]
+		}
+	}
+	slices.Sort(ls)
+	return ls
+}
+
+func newPipeline(t *testing.T, cfg engine.Config, specs ...engine.StageSpec) *engine.Pipeline {
+	t.Helper()
+	if cfg.Paths == nil {
+		cfg.Paths = &engine.Paths{Prefix: "p"}
+	}
+	p, err := engine.NewPipeline(cfg, specs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestPipelineOutput(t *testing.T) {
+	// Every stage's lines and self-metrics, then the snapshot's: each once,
+	// in chunks of whole lines, whatever the sizes.
+	sizes := map[string]*int{"A": new(int), "B": new(int), "C": new(int)}
+	var specs []engine.StageSpec
+	for _, name := range []string{"A", "B", "C"} {
+		specs = append(specs, engine.StageSpec{Name: name, Stage: counting(name, sizes[name])})
+	}
+	p := newPipeline(t, engine.Config{}, specs...)
+	for round, r := range []struct{ a, b, c int }{{3, 1, 2}, {1, 5000, 2}, {1, 2, 9000}, {20000, 2, 3}, {0, 0, 0}} {
+		*sizes["A"], *sizes["B"], *sizes["C"] = r.a, r.b, r.c
+		out := &recorder{t: t}
+		res, err := p.ProcessFiles(context.Background(), "100", oneStat, out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := out.lines(res)
+		var want []string
+		for _, name := range []string{"A", "B", "C"} {
+			for i := range *sizes[name] {
+				want = append(want, fmt.Sprintf("p.%s%d %d 100", name, i, i))
+			}
+			want = append(want,
+				fmt.Sprintf("p.haproxystats.Stage%sWallClockTime * 100", name),
+				fmt.Sprintf("p.haproxystats.Stage%sMetrics %d 100", name, *sizes[name]),
+				fmt.Sprintf("p.haproxystats.Stage%sErrors 0 100", name))
+		}
+		want = append(want, "p.haproxystats.WallClockTimeAllStats * 100", "p.haproxystats.TotalWallClockTime * 100")
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Fatalf("round %d: got %d lines, want %d:\ngot  %.400q\nwant %.400q", round, len(got), len(want), got, want)
+		}
+		if out.max > 128<<10 {
+			t.Errorf("round %d: a Write of %d bytes; the chunks are about 64 KiB", round, out.max)
+		}
+	}
+}
+
+func TestPipelineStageFailures(t *testing.T) {
+	size := 3
+	panics := engine.StageFunc(func(context.Context, *engine.Snapshot, engine.Emitter) error { panic("boom") })
+	fails := engine.StageFunc(func(_ context.Context, _ *engine.Snapshot, emit engine.Emitter) error {
+		emit.Emit(engine.Metric{Scope: engine.ScopePath, Name: "partial", Value: 1})
+		return errors.New("bad input")
+	})
+	skips := engine.StageFunc(func(context.Context, *engine.Snapshot, engine.Emitter) error { return engine.ErrSkip })
+	pipeline := func(extra ...engine.StageSpec) *engine.Pipeline {
+		return newPipeline(t, engine.Config{}, append([]engine.StageSpec{{Name: "Ok", Stage: counting("ok", &size)}}, extra...)...)
+	}
+
+	// A failing stage loses its own lines only, and is counted.
+	out := &recorder{t: t}
+	res, err := pipeline(engine.StageSpec{Name: "Bad", Stage: fails}, engine.StageSpec{Name: "Skip", Stage: skips}).
+		ProcessFiles(context.Background(), "100", oneStat, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := out.lines(res)
+	for _, want := range []string{"p.ok2 2 100", "p.haproxystats.StageBadErrors 1 100", "p.haproxystats.StageBadMetrics 0 100", "p.haproxystats.StageOkErrors 0 100"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("output lacks %q:\n%q", want, got)
+		}
+	}
+	for _, l := range got {
+		if strings.Contains(l, "partial") || strings.Contains(l, "StageSkip") {
+			t.Errorf("output has %q: a failed stage's lines and a skipped stage's self-metrics must not be sent", l)
+		}
+	}
+	if len(res.Problems) != 1 || !strings.Contains(res.Problems[0].Error(), "stage Bad: bad input") {
+		t.Errorf("Problems = %v, want the Bad stage's error", res.Problems)
+	}
+
+	// A panicking stage fails the snapshot with a PanicError naming it.
+	_, err = pipeline(engine.StageSpec{Name: "Panics", Stage: panics}).ProcessFiles(context.Background(), "100", oneStat, &recorder{t: t})
+	var perr *engine.PanicError
+	if !errors.As(err, &perr) || perr.Stage != "Panics" || perr.Value != "boom" || len(perr.Stack) == 0 {
+		t.Fatalf("error = %v, want a PanicError of stage Panics with its stack", err)
+	}
+}
+
+// folder is a test Folder: it counts the rows of each kind it is given,
+// records the batches' sizes, and emits the counts; it panics in Rows
+// when *panicRows is set.
+type folder struct {
+	columns   []string
+	kinds     map[uint8][]string // KindColumns, when not nil
+	panicRows *bool
+	mu        sync.Mutex
+	batches   []int
+	seen      map[string][]float64 // column -> every value it saw, all snapshots
+}
+
+func (f *folder) Columns() []string { return f.columns }
+func (f *folder) NewFold() engine.Fold {
+	return &fold{f: f}
+}
+
+type kindFolder struct{ *folder }
+
+func (f kindFolder) KindColumns(kind uint8) []string { return f.kinds[kind] }
+
+type fold struct {
+	f      *folder
+	name   string
+	counts [4]int
+}
+
+func (d *fold) Reset(name string) { d.name, d.counts = name, [4]int{} }
+func (d *fold) Rows(b *engine.StatTable) {
+	if d.f.panicRows != nil && *d.f.panicRows {
+		panic("fold panic")
+	}
+	d.f.mu.Lock()
+	defer d.f.mu.Unlock()
+	d.f.batches = append(d.f.batches, b.Rows())
+	for r := range b.Rows() {
+		d.counts[b.Kind[r]]++
+		for _, c := range b.Columns() {
+			if d.f.seen == nil {
+				d.f.seen = map[string][]float64{}
+			}
+			d.f.seen[fmt.Sprintf("%s/%d/%t", c.Name, b.Kind[r], c.Null(r))] = append(d.f.seen[fmt.Sprintf("%s/%d/%t", c.Name, b.Kind[r], c.Null(r))], c.Values[r])
+		}
+	}
+}
+func (d *fold) Finish(_ context.Context, _ *engine.Snapshot, emit engine.Emitter) error {
+	for k, n := range d.counts {
+		emit.Emit(engine.Metric{Scope: engine.ScopePath, Name: fmt.Sprintf("kind%d", k), Value: float64(n)})
+	}
+	return nil
+}
+
+// statRows returns a `show stat` file of n server rows and a FRONTEND and
+// a BACKEND row.
+func statRows(name string, n int) engine.File {
+	var b strings.Builder
+	b.WriteString("# pxname,svname,scur,stot,type,\nfe,FRONTEND,1,2,0,\n")
+	for i := range n {
+		fmt.Fprintf(&b, "be,s%d,%d,%d,2,\n", i, i, 2*i)
+	}
+	b.WriteString("be,BACKEND,7,8,1,\n")
+	return engine.File{Name: name + "_stat", Data: []byte(b.String())}
+}
+
+func TestPipelineFolder(t *testing.T) {
+	// A Folder sees every row, in batches, file after file, and its Fold
+	// starts again for every snapshot.
+	f := &folder{columns: []string{"scur"}}
+	p := newPipeline(t, engine.Config{}, engine.StageSpec{Name: "F", Folder: f})
+	files := []engine.File{statRows("a", 1000), statRows("b", 10)}
+	for round := range 2 {
+		out := &recorder{t: t}
+		res, err := p.ProcessFiles(context.Background(), "100", files, out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := out.lines(res)
+		for _, want := range []string{"p.kind1 2 100", "p.kind2 2 100", "p.kind3 1010 100"} {
+			if !slices.Contains(got, want) {
+				t.Errorf("round %d: output lacks %q: %q", round, want, got)
+			}
+		}
+	}
+	total := 0
+	for _, n := range f.batches {
+		total += n
+		if n > 1024 {
+			t.Errorf("a batch of %d rows", n)
+		}
+	}
+	if total != 2*1014 || len(f.batches) < 4 {
+		t.Errorf("batches %v: %d rows, want 2 x 1014 in several batches", f.batches, total)
+	}
+	if _, ok := f.seen["stot/3/false"]; ok {
+		t.Error("the folder was given a column it did not ask for")
+	}
+}
+
+func TestPipelineKindColumns(t *testing.T) {
+	// With KindColumner, a row is read only for the columns its kind
+	// needs: the others are null (0) in that row.
+	f := kindFolder{&folder{columns: []string{"scur", "stot"}, kinds: map[uint8][]string{
+		engine.KindFrontend: {"scur"}, engine.KindServer: {"stot"},
+	}}}
+	p := newPipeline(t, engine.Config{}, engine.StageSpec{Name: "F", Folder: f})
+	if _, err := p.ProcessFiles(context.Background(), "100", []engine.File{statRows("a", 3)}, &recorder{t: t}); err != nil {
+		t.Fatal(err)
+	}
+	for key, wantValues := range map[string][]float64{
+		"scur/1/false": {1}, "stot/1/true": {0}, // frontend: scur only
+		"scur/3/true": {0, 0, 0}, "stot/3/false": {0, 2, 4}, // servers: stot only
+		"scur/2/true": {0}, "stot/2/true": {0}, // backend: nothing
+	} {
+		if got := f.seen[key]; !slices.Equal(got, wantValues) {
+			t.Errorf("%s: %v, want %v (seen %v)", key, got, wantValues, f.seen)
+		}
+	}
+}
+
+func TestPipelineFoldPanic(t *testing.T) {
+	// A Fold that panics while the rows are read fails the snapshot with a
+	// PanicError naming its stage; the pipeline goes on with the next.
+	panicRows := true
+	f := &folder{columns: []string{"scur"}, panicRows: &panicRows}
+	p := newPipeline(t, engine.Config{}, engine.StageSpec{Name: "F", Folder: f})
+	_, err := p.ProcessFiles(context.Background(), "100", oneStat, &recorder{t: t})
+	var perr *engine.PanicError
+	if !errors.As(err, &perr) || perr.Stage != "F" {
+		t.Fatalf("error = %v, want a PanicError of stage F", err)
+	}
+	panicRows = false
+	out := &recorder{t: t}
+	res, err := p.ProcessFiles(context.Background(), "101", oneStat, out)
+	if err != nil || !slices.Contains(out.lines(res), "p.kind1 1 101") {
+		t.Fatalf("the next snapshot: %v, %q", err, out.buf.String())
+	}
+}
+
+// failingWriter fails every Write after n.
+type failingWriter struct{ n int }
+
+func (w *failingWriter) Write(p []byte) (int, error) {
+	if w.n <= 0 {
+		return 0, errors.New("relay gone")
+	}
+	w.n--
+	return len(p), nil
+}
+
+func TestPipelineWriteError(t *testing.T) {
+	// A Write error stops the snapshot and is returned as is.
+	size := 100000
+	p := newPipeline(t, engine.Config{}, engine.StageSpec{Name: "A", Stage: counting("a", &size)})
+	_, err := p.ProcessFiles(context.Background(), "100", oneStat, &failingWriter{n: 2})
+	if err == nil || err.Error() != "relay gone" {
+		t.Fatalf("error = %v, want the writer's", err)
+	}
+}
+
+func TestPipelineNames(t *testing.T) {
+	// Whatever a stage names things, every line is `path value timestamp`:
+	// bytes outside [A-Za-z0-9_:-] of an object, server or metric name
+	// become '_' (a free path keeps its dots), and the snapshot name must
+	// be a timestamp.
+	hostile := engine.StageFunc(func(_ context.Context, _ *engine.Snapshot, emit engine.Emitter) error {
+		for _, m := range []engine.Metric{
+			{Scope: engine.ScopeFrontend, Object: "x\nforged_metric 666 1600000000\ny", Name: "scur", Value: 1},
+			{Scope: engine.ScopeServer, Object: "b e", Server: "s;t=1", Name: "n\r\t\x00", Value: 2},
+			{Scope: engine.ScopeAggrServer, Server: "s\u00a0\u2028\xff", Name: "m", Value: 3},
+			{Scope: engine.ScopePath, Name: "a.b c.d", Value: 4},
+		} {
+			emit.Emit(m)
+		}
+		return nil
+	})
+	p := newPipeline(t, engine.Config{}, engine.StageSpec{Name: "H", Stage: hostile})
+	out := &recorder{t: t}
+	res, err := p.ProcessFiles(context.Background(), "100", oneStat, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := out.lines(res)
+	for _, want := range []string{
+		"p.frontend.x_forged_metric_666_1600000000_y.scur 1 100",
+		"p.backend.b_e.server.s_t_1.n___ 2 100",
+		"p.server.s______.m 3 100",
+		"p.a.b_c.d 4 100",
+	} {
+		if !slices.Contains(got, want) {
+			t.Errorf("output lacks %q:\n%q", want, got)
+		}
+	}
+	for _, l := range got {
+		if f := strings.Split(l, " "); len(f) != 3 {
+			t.Errorf("line %q is not path value timestamp", l)
+		}
+	}
+	if _, err := p.ProcessFiles(context.Background(), "x 1", oneStat, out); err == nil {
+		t.Error("a snapshot name that is not a timestamp was accepted")
+	}
+}
+
+func TestPipelineSelfMetricsHook(t *testing.T) {
+	p := newPipeline(t, engine.Config{SelfMetrics: func(emit engine.Emitter) {
+		emit.Emit(engine.Metric{Scope: engine.ScopeSelf, Name: "GraphiteErrors", Value: 3})
+	}})
+	out := &recorder{t: t}
+	res, err := p.ProcessFiles(context.Background(), "100", oneStat, out)
+	if err != nil || !slices.Contains(out.lines(res), "p.haproxystats.GraphiteErrors 3 100") {
+		t.Fatalf("%v: %q", err, out.buf.String())
+	}
+}
+
+func TestPipelineConcurrent(t *testing.T) {
+	// Workers share one pipeline; each output holds its own snapshot's
+	// lines only (run with -race).
+	sizes := []int{500, 20, 3000}
+	var specs []engine.StageSpec
+	for i, name := range []string{"A", "B", "C"} {
+		specs = append(specs, engine.StageSpec{Name: name, Stage: counting(name, &sizes[i])})
+	}
+	specs = append(specs, engine.StageSpec{Name: "F", Folder: &folder{columns: []string{"scur"}}})
+	p := newPipeline(t, engine.Config{}, specs...)
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range 25 {
+				name := fmt.Sprint(1000 + w*100 + i)
+				out := &recorder{t: t}
+				res, err := p.ProcessFiles(context.Background(), name, []engine.File{statRows("a", 300)}, out)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if want := 3520 + 4 + 3*3 + 3 + 2; res.Lines != want {
+					t.Errorf("snapshot %s: %d lines, want %d", name, res.Lines, want)
+				}
+				for l := range strings.Lines(out.buf.String()) {
+					if !strings.HasSuffix(l, " "+name+"\n") {
+						t.Errorf("snapshot %s has the line %q", name, l)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func TestPipelineMemoryBudget(t *testing.T) {
+	// With a budget that one snapshot fills, a second call waits until the
+	// first returns, and gives up when its context ends.
+	release := make(chan struct{})
+	entered := make(chan string, 2)
+	blocking := engine.StageFunc(func(_ context.Context, s *engine.Snapshot, _ engine.Emitter) error {
+		entered <- s.Name
+		<-release
+		return nil
+	})
+	p := newPipeline(t, engine.Config{MemoryBudget: 1}, engine.StageSpec{Name: "B", Stage: blocking})
+	// Prime: the pipeline learns what a snapshot takes.
+	close(release)
+	if _, err := p.ProcessFiles(context.Background(), "99", oneStat, &recorder{t: t}); err != nil {
+		t.Fatal(err)
+	}
+	<-entered
+	release = make(chan struct{})
+	first := make(chan error, 1)
+	go func() {
+		_, err := p.ProcessFiles(context.Background(), "100", oneStat, &recorder{t: t})
+		first <- err
+	}()
+	if name := <-entered; name != "100" {
+		t.Fatalf("entered %s", name)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := p.ProcessFiles(ctx, "101", oneStat, &recorder{t: t}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("second call = %v, want it to wait past its deadline", err)
+	}
+	second := make(chan error, 1)
+	go func() {
+		_, err := p.ProcessFiles(context.Background(), "102", oneStat, &recorder{t: t})
+		second <- err
+	}()
+	select {
+	case name := <-entered:
+		t.Fatalf("snapshot %s ran while the budget was spent", name)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if name := <-entered; name != "102" {
+		t.Fatalf("entered %s, want 102", name)
+	}
+	if err := <-second; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPipelineLongestStageFirst(t *testing.T) {
+	// The stage that took longest on the previous snapshot runs first, on
+	// the calling goroutine: with one P, before any other stage.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	var mu sync.Mutex
+	var started []string
+	stage := func(name string, busy *time.Duration) engine.Stage {
+		return engine.StageFunc(func(context.Context, *engine.Snapshot, engine.Emitter) error {
+			mu.Lock()
+			started = append(started, name)
+			mu.Unlock()
+			for t0 := time.Now(); time.Since(t0) < *busy; {
+			}
+			return nil
+		})
+	}
+	fast, slow := time.Duration(0), 5*time.Millisecond
+	p := newPipeline(t, engine.Config{},
+		engine.StageSpec{Name: "fast", Stage: stage("fast", &fast)},
+		engine.StageSpec{Name: "slow", Stage: stage("slow", &slow)})
+	for round, want := range [][]string{{"fast", "slow"}, {"slow", "fast"}} {
+		started = nil
+		if _, err := p.ProcessFiles(context.Background(), "100", oneStat, &recorder{t: t}); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(started, want) {
+			t.Errorf("round %d: stages started %v, want %v", round, started, want)
+		}
+	}
+}
