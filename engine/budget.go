@@ -8,10 +8,11 @@ import (
 // budget hands out the working memory of snapshots (work values) so that
 // the memory held by all of them, busy or kept for reuse, stays within a
 // number of bytes. A work value's size is what it held after its last
-// snapshot; a new one is counted at the size of the largest seen so far.
-// When a call would go past the budget it waits for a work value to be
-// released, except that one call always proceeds. Work values beyond the
-// budget are dropped for the garbage collector.
+// snapshot; a new one is counted at the size of the largest seen so far
+// (before any was measured, calls proceed one at a time). When a call
+// would go past the budget it waits for a work value to be released,
+// except that one call always proceeds. Work values beyond the budget are
+// dropped for the garbage collector.
 type budget struct {
 	limit int64 // 0: no limit
 
@@ -42,7 +43,9 @@ func (b *budget) acquire(ctx context.Context, newWork func() *work) (*work, erro
 			b.mu.Unlock()
 			return w, nil
 		}
-		if b.limit == 0 || b.busy == 0 || b.held+b.largest <= b.limit {
+		// Until a snapshot was measured, one at a time: a first backlog
+		// of large snapshots must not start every worker at once.
+		if b.limit == 0 || b.busy == 0 || (b.largest > 0 && b.held+b.largest <= b.limit) {
 			b.busy++
 			est := b.largest
 			b.held += est

@@ -30,13 +30,16 @@ func oneDaemon(ctx context.Context, cfg *config.Config, configDir string, logger
 	if err := puller.Prepare(); err != nil {
 		return err
 	}
+	var settings *config.ProcessSettings
 	daemon, err := startup.Do(ctx, func() (*process.Daemon, error) {
-		d, _, err := process.FromConfig(cfg, logger, process.Options{SrcDir: ps.DstDir, ConfigDir: configDir})
+		d, s, err := process.FromConfig(cfg, logger, process.Options{SrcDir: ps.DstDir, ConfigDir: configDir})
+		settings = s
 		return d, err
 	})
 	if err != nil {
 		return err
 	}
+	logger.Info("processing", "memory_budget", settings.Process.MemoryBudget, "memory_limit", process.LimitMemory(settings))
 	// Either failing stops the other: a daemon that pulls without
 	// processing, or the reverse, would only fill or drain the spool.
 	ctx, cancel := context.WithCancel(ctx)

@@ -112,7 +112,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	logger.Info("haproxystats-process started", "version", buildinfo.String(), "config", *file,
-		"src_dir", settings.Process.SrcDir, "workers", settings.Process.Workers)
+		"src_dir", settings.Process.SrcDir, "workers", settings.Process.Workers,
+		"memory_budget", settings.Process.MemoryBudget, "memory_limit", process.LimitMemory(settings))
 	if err := daemon.Run(ctx); err != nil {
 		logger.Error("haproxystats-process stopped", "error", err)
 		return 1

@@ -137,6 +137,8 @@ func TestProcessSettingsDefaults(t *testing.T) {
 			LivenessCheckInterval: 10 * time.Second,
 			StopTimeout:           10 * time.Second,
 			StageCacheDir:         "/var/lib/haproxystats/stage-cache",
+			MaxFileSize:           268435456,
+			MemoryBudget:          16777216,
 		},
 		Graphite: Graphite{
 			Server:         "127.0.0.1",
@@ -220,6 +222,8 @@ dir = local-store
 		LivenessCheckInterval: 2500 * time.Millisecond,
 		StopTimeout:           500 * time.Millisecond,
 		StageCacheDir:         "/srv/hs/stage-cache",
+		MaxFileSize:           268435456,
+		MemoryBudget:          16777216,
 	}
 	if !reflect.DeepEqual(got.Process, wantProcess) {
 		t.Errorf("ProcessSettings().Process = %+v, want %+v", got.Process, wantProcess)

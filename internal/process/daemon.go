@@ -242,14 +242,14 @@ func (d *Daemon) worker(take, work context.Context, inflight *sync.WaitGroup) {
 		if err != nil {
 			return
 		}
-		d.snapshot(work, name, inflight)
+		d.snapshot(take, work, name, inflight)
 	}
 }
 
 // snapshot processes one snapshot of the spool, streaming its lines to
 // every destination, and settles it once they all have it (on another
 // goroutine, so that the worker goes on while they acknowledge).
-func (d *Daemon) snapshot(work context.Context, name string, inflight *sync.WaitGroup) {
+func (d *Daemon) snapshot(take, work context.Context, name string, inflight *sync.WaitGroup) {
 	dir := filepath.Join(d.cfg.Queue.Dir(), name)
 	log := d.log.With("snapshot", name)
 	streams := make([]Stream, 0, len(d.cfg.Destinations))
@@ -265,7 +265,7 @@ func (d *Daemon) snapshot(work context.Context, name string, inflight *sync.Wait
 		s, err := dst.Open(work, name)
 		if err != nil {
 			abort()
-			if work.Err() == nil {
+			if take.Err() == nil {
 				log.Error("destination refused the snapshot; retrying", "destination", dst.Name(), "error", err, "retry_in", d.cfg.RetryDelay)
 				d.retryLater(work, name)
 				return
@@ -289,9 +289,10 @@ func (d *Daemon) snapshot(work context.Context, name string, inflight *sync.Wait
 		log.Warn("snapshot vanished before it was processed")
 		d.cfg.Queue.Done(name)
 		return
-	case work.Err() != nil:
+	case take.Err() != nil:
 		abort()
-		d.cfg.Queue.Done(name) // stopping: left in the spool
+		log.Info("snapshot not delivered before the stop; left in the spool", "error", err)
+		d.cfg.Queue.Done(name)
 		return
 	case errors.As(err, &werr):
 		abort()
@@ -330,7 +331,7 @@ func (d *Daemon) snapshot(work context.Context, name string, inflight *sync.Wait
 			d.stats.delivered.Add(1)
 			log.Debug("snapshot delivered", "lines", res.Lines)
 			d.cfg.Queue.Done(name)
-		case work.Err() != nil:
+		case take.Err() != nil:
 			log.Info("snapshot not delivered before the stop; left in the spool", "error", err)
 			d.cfg.Queue.Done(name)
 		default:
@@ -350,7 +351,11 @@ func (d *Daemon) retryLater(work context.Context, name string) {
 			d.cfg.Queue.Retry(name)
 		}
 	})
-	context.AfterFunc(work, func() { t.Stop() })
+	context.AfterFunc(work, func() {
+		if t.Stop() {
+			d.log.Info("snapshot not delivered before the stop; left in the spool", "snapshot", name)
+		}
+	})
 }
 
 // writeError is the error of a destination's Write: the snapshot could not

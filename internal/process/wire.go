@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -49,10 +51,9 @@ func FromConfig(cfg *config.Config, logger *slog.Logger, opts Options) (*Daemon,
 		dests = append(dests, destination(store.Name(), store.Run, store.Open, nil))
 	}
 	built, err := assemble.New(cfg, assemble.Options{
-		Logger:      logger,
-		ConfigDir:   opts.ConfigDir,
-		Stages:      opts.Stages,
-		SelfMetrics: graphiteMetrics(client),
+		Logger:    logger,
+		ConfigDir: opts.ConfigDir,
+		Stages:    opts.Stages,
 	})
 	if err != nil {
 		return nil, nil, err
@@ -85,27 +86,6 @@ func FromConfig(cfg *config.Config, logger *slog.Logger, opts Options) (*Daemon,
 		return fail(err)
 	}
 	return d, s, nil
-}
-
-// graphiteMetrics emits the Graphite client's counters as self-metrics:
-// GraphiteDeliveredLines, GraphiteDeliveredBytes, GraphiteWrittenBytes,
-// GraphiteConnects and GraphiteErrors, cumulative since the start.
-func graphiteMetrics(c *graphite.Client) func(engine.Emitter) {
-	return func(emit engine.Emitter) {
-		st := c.Stats()
-		for _, m := range []struct {
-			name string
-			v    uint64
-		}{
-			{"GraphiteDeliveredLines", st.DeliveredLines},
-			{"GraphiteDeliveredBytes", st.DeliveredBytes},
-			{"GraphiteWrittenBytes", st.Written},
-			{"GraphiteConnects", st.Connects},
-			{"GraphiteErrors", st.Failures},
-		} {
-			emit.Emit(engine.Metric{Scope: engine.ScopeSelf, Name: m.name, Value: float64(m.v)})
-		}
-	}
 }
 
 // GraphiteConfig is the Graphite client configuration of [graphite];
@@ -169,3 +149,24 @@ type streamAdapter[W Waiter, S stream[W]] struct{ s S }
 func (a streamAdapter[W, S]) Write(p []byte) (int, error) { return a.s.Write(p) }
 func (a streamAdapter[W, S]) Finish() Waiter              { return a.s.Finish() }
 func (a streamAdapter[W, S]) Abort()                      { a.s.Abort() }
+
+// memoryHeadroom is what the process needs beyond the memory budget: the
+// runtime, the program's code, goroutine stacks, the destinations' buffers
+// and the garbage of the last snapshots.
+const memoryHeadroom = 12 << 20
+
+// LimitMemory sets the Go runtime's soft memory limit (as GOMEMLIMIT does)
+// to the [process] memory-budget plus memoryHeadroom, unless the
+// environment sets GOMEMLIMIT or the budget is 0 (no bound): the garbage
+// collector then runs more often rather than let the heap grow past what
+// the budget promises. GOGC keeps its default (100): with the budget
+// bounding the live heap, the limit is what keeps a backlog's peak down.
+// It returns the limit set, or -1.
+func LimitMemory(s *config.ProcessSettings) int64 {
+	if os.Getenv("GOMEMLIMIT") != "" || s.Process.MemoryBudget == 0 {
+		return -1
+	}
+	limit := s.Process.MemoryBudget + memoryHeadroom
+	debug.SetMemoryLimit(limit)
+	return limit
+}

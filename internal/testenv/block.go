@@ -70,3 +70,44 @@ func StopsDuringStartup(t *testing.T, what string, run func(ctx context.Context,
 		t.Errorf("%s: no log line for the stop:\n%s", what, stderr.String())
 	}
 }
+
+// SlowStage writes a WebAssembly stage configuration whose module takes
+// seconds to compile (200,000 functions, each a loop), and returns the
+// configuration text to add to a haproxystats.conf: a start-up that
+// compiles it blocks that long, a legitimate step a stop must cut short.
+// The module would fail the ABI checks once compiled; no test gets that
+// far.
+func SlowStage(t testing.TB) string {
+	t.Helper()
+	const n = 200_000
+	leb := func(b []byte, v int) []byte {
+		for {
+			c := byte(v & 0x7f)
+			v >>= 7
+			if v == 0 {
+				return append(b, c)
+			}
+			b = append(b, c|0x80)
+		}
+	}
+	section := func(b []byte, id byte, content []byte) []byte {
+		return append(leb(append(b, id), len(content)), content...)
+	}
+	mod := []byte("\x00asm\x01\x00\x00\x00")
+	mod = section(mod, 1, []byte{1, 0x60, 0, 0}) // one type: () -> ()
+	funcs := leb(nil, n)
+	for range n {
+		funcs = append(funcs, 0)
+	}
+	mod = section(mod, 3, funcs)
+	code := leb(nil, n)
+	for range n {
+		code = append(code, 7, 0, 0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b) // (loop (br 0))
+	}
+	mod = section(mod, 10, code)
+	path := filepath.Join(t.TempDir(), "slow.wasm")
+	if err := os.WriteFile(path, mod, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return "[process]\nstages = slow\nstage-cache-dir = " + t.TempDir() + "\n[stage.slow]\nmodule = " + path + "\ntimeout = 1\n"
+}
