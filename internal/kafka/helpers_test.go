@@ -87,7 +87,7 @@ type running struct {
 
 // start creates the producer and runs it until stop or the end of the
 // test.
-func start(t *testing.T, cfg kafka.Config) *running {
+func start(t testing.TB, cfg kafka.Config) *running {
 	t.Helper()
 	logs := &testenv.Buffer{}
 	p, err := kafka.New(cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
@@ -97,7 +97,7 @@ func start(t *testing.T, cfg kafka.Config) *running {
 	return run(t, p, logs)
 }
 
-func run(t *testing.T, p *kafka.Producer, logs *testenv.Buffer) *running {
+func run(t testing.TB, p *kafka.Producer, logs *testenv.Buffer) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{p: destinationAdapter{p}, prod: p, cancel: cancel, done: make(chan error, 1), logs: logs}
@@ -108,7 +108,7 @@ func run(t *testing.T, p *kafka.Producer, logs *testenv.Buffer) *running {
 
 // stop cancels Run's context and waits at most within for Run to return;
 // it returns how long that took.
-func (r *running) stop(t *testing.T, within time.Duration) time.Duration {
+func (r *running) stop(t testing.TB, within time.Duration) time.Duration {
 	t.Helper()
 	began := time.Now()
 	r.cancel()
@@ -174,7 +174,6 @@ func (r *running) mustDeliver(t *testing.T, w waiter) {
 // in partition-offset order.
 func checkRecords(t *testing.T, recs []testenv.KafkaRecord, limit int) []byte {
 	t.Helper()
-	var all bytes.Buffer
 	partitions := map[int32]bool{}
 	for _, r := range recs {
 		partitions[r.Partition] = true
@@ -187,12 +186,11 @@ func checkRecords(t *testing.T, recs []testenv.KafkaRecord, limit int) []byte {
 		if len(r.Value) > limit {
 			t.Errorf("record %d/%d has %d bytes, more than the limit %d", r.Partition, r.Offset, len(r.Value), limit)
 		}
-		all.WriteString(r.Value)
 	}
 	if len(partitions) > 1 {
 		t.Errorf("records of one key in %d partitions, want 1", len(partitions))
 	}
-	return all.Bytes()
+	return testenv.KafkaLines(recs)
 }
 
 // corpusCase is one conformance case's expected output, as lines to send:
@@ -203,7 +201,7 @@ type corpusCase struct {
 	lines    []string
 }
 
-func loadCorpus(t *testing.T) []corpusCase {
+func loadCorpus(t testing.TB) []corpusCase {
 	t.Helper()
 	files, err := filepath.Glob("../../testdata/conformance/*/expected.txt")
 	if err != nil || len(files) < 20 {

@@ -189,36 +189,48 @@ func TestBrokerDownAtOpen(t *testing.T) {
 	}
 }
 
-// TestBrokerRestartMidStream stops the broker (SIGTERM, its data directory
-// kept) in the middle of a stream, writes the rest while it is down, and
-// starts it again: every line arrives, duplicates counted.
+// TestBrokerRestartMidStream stops the broker (SIGTERM, or SIGKILL: a
+// crash) in the middle of a stream, its data directory kept, writes the
+// rest while it is down, and starts it again: every line arrives,
+// duplicates counted.
 func TestBrokerRestartMidStream(t *testing.T) {
 	t.Parallel()
-	k := testenv.StartKafka(t)
-	cfg := testConfig(k.Addr(), "haproxystats-metrics")
-	r := start(t, cfg)
-	lines := numbered("restart", 4000)
-	s, err := r.p.Open(context.Background(), "1795507862")
-	if err != nil {
-		t.Fatal(err)
+	for _, tt := range []struct {
+		name string
+		stop func(*testenv.Kafka)
+	}{
+		{"sigterm", (*testenv.Kafka).Stop},
+		{"sigkill", (*testenv.Kafka).Kill},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			k := testenv.StartKafka(t)
+			cfg := testConfig(k.Addr(), "haproxystats-metrics")
+			r := start(t, cfg)
+			lines := numbered("restart", 4000)
+			s, err := r.p.Open(context.Background(), "1795507862")
+			if err != nil {
+				t.Fatal(err)
+			}
+			write := func(ls []string) {
+				t.Helper()
+				if _, err := s.Write([]byte(strings.Join(ls, "\n") + "\n")); err != nil {
+					t.Fatalf("Write: %v", err)
+				}
+			}
+			write(lines[:2000])
+			waitFor(t, time.Minute, "a record acknowledged", func() bool { return r.prod.Stats().Records > 0 })
+			tt.stop(k)
+			write(lines[2000:])
+			w := s.Finish()
+			time.Sleep(500 * time.Millisecond) // let the producer fail against the stopped broker
+			k.Start()
+			r.mustDeliver(t, w)
+			got := checkRecords(t, testenv.KcatConsume(t, k.Addr(), cfg.Topic), cfg.MaxRecordBytes)
+			dups := requireLines(t, got, lines)
+			t.Logf("%d lines, %d duplicates; stats %+v", len(lines), dups, r.prod.Stats())
+		})
 	}
-	write := func(ls []string) {
-		t.Helper()
-		if _, err := s.Write([]byte(strings.Join(ls, "\n") + "\n")); err != nil {
-			t.Fatalf("Write: %v", err)
-		}
-	}
-	write(lines[:2000])
-	waitFor(t, time.Minute, "a record acknowledged", func() bool { return r.prod.Stats().Records > 0 })
-	k.Stop()
-	write(lines[2000:])
-	w := s.Finish()
-	time.Sleep(500 * time.Millisecond) // let the producer fail against the stopped broker
-	k.Start()
-	r.mustDeliver(t, w)
-	got := checkRecords(t, testenv.KcatConsume(t, k.Addr(), cfg.Topic), cfg.MaxRecordBytes)
-	dups := requireLines(t, got, lines)
-	t.Logf("%d lines, %d duplicates; stats %+v", len(lines), dups, r.prod.Stats())
 }
 
 // TestStopBrokerUnreachable: Run returns soon after its context ends when

@@ -71,6 +71,10 @@ func TestSecureRoundTrips(t *testing.T) {
 			if err != nil {
 				t.Fatalf("FromSettings: %v", err)
 			}
+			// The section a daemon test would write for this broker works too.
+			if _, err := fromConf(t, k.ConfigSection("secure")); err != nil {
+				t.Fatalf("FromSettings(ConfigSection): %v", err)
+			}
 			r := run(t, p, &testenv.Buffer{})
 			lines := numbered("secure", 200)
 			r.mustDeliver(t, send(t, r.p, "1795507862", lines, 20))

@@ -219,14 +219,8 @@ func (k *Kafka) Stop() {
 func (k *Kafka) Kill() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.p == nil || k.p.exited() {
-		return
-	}
-	k.p.cmd.Process.Kill()
-	select {
-	case <-k.p.done:
-	case <-time.After(KafkaStopTimeout):
-		k.t.Errorf("kafka broker pid %d still running after SIGKILL", k.p.cmd.Process.Pid)
+	if k.p != nil {
+		k.p.kill(k.t, KafkaStopTimeout)
 	}
 }
 
@@ -296,6 +290,34 @@ func (k *Kafka) KcatArgs() []string {
 		args = append(args, "-X", "sasl.mechanisms="+u.Mechanism, "-X", "sasl.username="+u.User, "-X", "sasl.password="+u.Password)
 	}
 	return append(args, "-X", "security.protocol="+proto)
+}
+
+// ConfigSection returns a [kafka] section of haproxystats.conf that reaches
+// this broker and produces to topic, with the broker's TLS files and its
+// first SASL user, for tests of the daemons.
+func (k *Kafka) ConfigSection(topic string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "[kafka]\nbrokers = %s\ntopic = %s\nretry-backoff = 0.05\nretry-backoff-max = 0.5\n", k.Addr(), topic)
+	if k.conf.TLS {
+		fmt.Fprintf(&b, "tls-ca-file = %s\n", k.tls.CA)
+		if k.conf.ClientCert {
+			fmt.Fprintf(&b, "tls-cert-file = %s\ntls-key-file = %s\n", k.tls.ClientCert, k.tls.ClientKey)
+		}
+	}
+	if len(k.conf.SASL) > 0 {
+		u := k.conf.SASL[0]
+		fmt.Fprintf(&b, "sasl-mechanism = %s\nsasl-user = %s\nsasl-password = %s\n", u.Mechanism, u.User, u.Password)
+	}
+	return b.String()
+}
+
+// KafkaLines joins the values of records: the lines they carry.
+func KafkaLines(recs []KafkaRecord) []byte {
+	var b bytes.Buffer
+	for _, r := range recs {
+		b.WriteString(r.Value)
+	}
+	return b.Bytes()
 }
 
 // KafkaRecord is one record read back by KcatConsume.
