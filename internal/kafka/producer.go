@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/haproxystats-go/haproxystats/internal/config"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
@@ -44,7 +45,7 @@ type Config struct {
 	Brokers  []string // seed brokers, host:port each; at least one
 	Topic    string
 	ClientID string
-	// Compression of record batches: none, gzip, snappy, lz4 or zstd.
+	// Compression of record batches: one of config.Compressions.
 	Compression string
 	// TLS, when not nil, is used for every broker connection (its
 	// ServerName is set to the broker's host when empty).
@@ -80,7 +81,7 @@ type Config struct {
 
 // SASL is the authentication of every broker connection.
 type SASL struct {
-	Mechanism string // PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
+	Mechanism string // one of config.SASLMechanisms
 	User      string
 	Password  string
 }
@@ -197,10 +198,10 @@ func (cfg *Config) validate() (kgo.CompressionCodec, error) {
 		bad("no topic")
 	}
 	codec, ok := codecs[cfg.Compression]
-	if !ok {
+	if !ok || !slices.Contains(config.Compressions, cfg.Compression) {
 		bad("unknown compression %q", cfg.Compression)
 	}
-	if cfg.SASL != nil && !slices.Contains([]string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}, cfg.SASL.Mechanism) {
+	if cfg.SASL != nil && !slices.Contains(config.SASLMechanisms, cfg.SASL.Mechanism) {
 		bad("unknown SASL mechanism %q", cfg.SASL.Mechanism)
 	}
 	for _, d := range []struct {

@@ -511,3 +511,20 @@ func TestCanceledStreamSparesOthers(t *testing.T) {
 		t.Error("stream b's last line did not arrive")
 	}
 }
+
+// TestMissingTopicFails: a topic that does not exist, on a broker that does
+// not create topics, fails the delivery (its snapshot stays in the spool)
+// instead of waiting forever.
+func TestMissingTopicFails(t *testing.T) {
+	t.Parallel()
+	k := testenv.StartKafka(t)
+	r := start(t, testConfig(k.Addr(), "no-such-topic"))
+	err := wait(t, send(t, r.p, "1795507862", numbered("missing", 10), 10), time.Minute)
+	if err == nil || !strings.Contains(err.Error(), "no-such-topic") {
+		t.Fatalf("Wait for a missing topic = %v, want an error naming the topic", err)
+	}
+	t.Logf("delivery error: %v", err)
+	if st := r.prod.Stats(); st.Errors != 1 || st.Records != 0 {
+		t.Errorf("Stats() = %+v, want 1 error, no record", st)
+	}
+}
