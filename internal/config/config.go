@@ -282,7 +282,7 @@ func (c *Config) merge(fd *fileData, logger *slog.Logger) {
 
 // HasSection reports whether section appears in the user's files. The
 // built-in defaults do not make a section present, which is what enables
-// [local-store]. DEFAULT is never a section here, as in configparser.
+// [local-store] and [kafka]. DEFAULT is never a section here, as in configparser.
 func (c *Config) HasSection(section string) bool {
 	if section == SectionDefault {
 		return false
@@ -293,12 +293,12 @@ func (c *Config) HasSection(section string) bool {
 
 // Sections returns, sorted by name in byte order, the sections of the
 // configuration without DEFAULT: paths, pull, process and graphite, which
-// always exist, and every section of the user's files. local-store is
-// listed only when the user's files have it.
+// always exist, and every section of the user's files. local-store and
+// kafka are listed only when the user's files have them.
 func (c *Config) Sections() []string {
 	names := slices.Clone(c.order)
 	for s := range defaults {
-		if s != SectionDefault && s != SectionLocalStore && !slices.Contains(names, s) {
+		if s != SectionDefault && !slices.Contains(presenceSections, s) && !slices.Contains(names, s) {
 			names = append(names, s)
 		}
 	}
@@ -519,8 +519,8 @@ func (c *Config) items(section string, x *expansion) (map[string]string, error) 
 // order (DEFAULT first unless a section name sorts before it); each as a
 // [section] header, its options and those it inherits from DEFAULT as
 // sorted "key = value" lines with interpolated values, and a blank line.
-// If a value cannot be interpolated nothing is written and the errors are
-// returned.
+// Secrets (the [kafka] sasl-password) are printed as "(hidden)". If a value
+// cannot be interpolated nothing is written and the errors are returned.
 func (c *Config) Print(w io.Writer, include func(section string) bool) error {
 	names := append([]string{SectionDefault}, c.Sections()...)
 	slices.Sort(names)
@@ -537,6 +537,11 @@ func (c *Config) Print(w io.Writer, include func(section string) bool) error {
 			errs = append(errs, err)
 			continue
 		}
+		for k, v := range items {
+			if v != "" && isSecret(s, k) {
+				items[k] = hidden
+			}
+		}
 		writeSection(bw, s, items)
 	}
 	if len(errs) > 0 {
@@ -546,6 +551,9 @@ func (c *Config) Print(w io.Writer, include func(section string) bool) error {
 	_, err := io.WriteString(w, sb.String())
 	return err
 }
+
+// hidden replaces the value of a secret option in Print's output.
+const hidden = "(hidden)"
 
 func sortErrors(errs []error) []error {
 	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })

@@ -494,6 +494,24 @@ server = 127.0.0.1
 timeout = 1
 write-timeout = 1.0
 
+[kafka]
+client-id = haproxystats
+compression = snappy
+dial-timeout = 10
+interval = 2
+loglevel = info
+max-buffered-bytes = 33554432
+max-record-bytes = 65536
+produce-timeout = 10
+request-timeout = 10
+retries = 2
+retry-backoff = 0.25
+retry-backoff-max = 5
+timeout = 1
+tls = false
+tls-insecure-skip-verify = false
+topic = haproxystats-metrics
+
 [local-store]
 dir = ${paths:base-dir}/local-store
 interval = 2

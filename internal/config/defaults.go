@@ -15,6 +15,7 @@ const (
 	SectionProcess        = "process"
 	SectionGraphite       = "graphite"
 	SectionLocalStore     = "local-store"
+	SectionKafka          = "kafka"
 	SectionFrontendGroups = "frontend-groups"
 	SectionBackendGroups  = "backend-groups"
 	SectionServerGroups   = "server-groups"
@@ -29,12 +30,13 @@ type option struct {
 	name    string
 	value   string // raw, before interpolation
 	unset   bool   // known, but without a default
+	secret  bool   // -P prints it masked (a password)
 }
 
 // table is the single definition of the built-in defaults: lookups fall back
 // to it, -p prints it, and options not in it are logged as unknown.
-// The [local-store] row gives the default dir only; the section is enabled
-// by its presence in the user's files, never by this table.
+// The [local-store] and [kafka] rows give defaults only; those sections are
+// enabled by their presence in the user's files, never by this table.
 var table = []option{
 	{section: SectionDefault, name: "loglevel", value: "info"},
 	{section: SectionDefault, name: "retries", value: "2"},
@@ -91,11 +93,45 @@ var table = []option{
 	{section: SectionGraphite, name: "group-namespace-double-writes", unset: true},
 
 	{section: SectionLocalStore, name: "dir", value: "${paths:base-dir}/local-store"},
+
+	{section: SectionKafka, name: "brokers", unset: true},
+	{section: SectionKafka, name: "topic", value: "haproxystats-metrics"},
+	{section: SectionKafka, name: "client-id", value: "haproxystats"},
+	{section: SectionKafka, name: "compression", value: "snappy"},
+	{section: SectionKafka, name: "tls", value: "false"},
+	{section: SectionKafka, name: "tls-ca-file", unset: true},
+	{section: SectionKafka, name: "tls-cert-file", unset: true},
+	{section: SectionKafka, name: "tls-key-file", unset: true},
+	{section: SectionKafka, name: "tls-insecure-skip-verify", value: "false"},
+	{section: SectionKafka, name: "sasl-mechanism", unset: true},
+	{section: SectionKafka, name: "sasl-user", unset: true},
+	{section: SectionKafka, name: "sasl-password", unset: true, secret: true},
+	{section: SectionKafka, name: "dial-timeout", value: "10"},
+	{section: SectionKafka, name: "request-timeout", value: "10"},
+	{section: SectionKafka, name: "produce-timeout", value: "10"},
+	{section: SectionKafka, name: "retry-backoff", value: "0.25"},
+	{section: SectionKafka, name: "retry-backoff-max", value: "5"},
+	{section: SectionKafka, name: "max-record-bytes", value: "65536"},
+	{section: SectionKafka, name: "max-buffered-bytes", value: "33554432"},
 }
 
 // defaults holds the table's values by section and option; known holds every
 // option of the table, set or not.
 var defaults, known = index(table)
+
+// presenceSections are the sections enabled by their presence in the user's
+// files: -P lists them only then.
+var presenceSections = []string{SectionLocalStore, SectionKafka}
+
+// isSecret reports whether -P masks the value of option in section.
+func isSecret(section, option string) bool {
+	for _, o := range table {
+		if o.secret && o.section == section && o.name == option {
+			return true
+		}
+	}
+	return false
+}
 
 func index(rows []option) (values map[string]map[string]string, names map[string]map[string]bool) {
 	values, names = map[string]map[string]string{}, map[string]map[string]bool{}

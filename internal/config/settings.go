@@ -140,6 +140,7 @@ type ProcessSettings struct {
 	Graphite   Graphite
 	Groups     Groups
 	LocalStore LocalStore
+	Kafka      Kafka
 }
 
 // PullSettings validates and returns the [pull] section. Every problem is
@@ -181,7 +182,7 @@ func (c *Config) PullSettings() (*Pull, error) {
 }
 
 // ProcessSettings validates and returns the [process], [graphite],
-// *-groups and [local-store] sections. Every problem is reported, joined
+// *-groups, [local-store] and [kafka] sections. Every problem is reported, joined
 // with errors.Join, each an *Error naming the section, option and value.
 // It does not touch the file system; see CheckReadWrite.
 func (c *Config) ProcessSettings() (*ProcessSettings, error) {
@@ -239,6 +240,7 @@ func (c *Config) ProcessSettings() (*ProcessSettings, error) {
 	} else {
 		ps.LocalStore.Dir, _ = k.str(SectionLocalStore, "dir")
 	}
+	ps.Kafka = k.kafka()
 	if err := k.err(); err != nil {
 		return nil, err
 	}

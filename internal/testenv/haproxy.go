@@ -1,8 +1,10 @@
 // Package testenv starts real programs for integration tests: a foreground
 // haproxy with its stats sockets in a short temporary directory, a
 // carbon-c-relay writing to a file, a single-node VictoriaMetrics with a
-// Graphite listener; it also provides a Graphite stand-in (Recorder) that
-// can be slow, stall or die, and the large-snapshot generator.
+// Graphite listener, a Kafka wire-protocol broker (franz-go's kfake, built
+// from ./kafkabroker) read back with kcat; it also provides a Graphite
+// stand-in (Recorder) that can be slow, stall or die, and the
+// large-snapshot generator.
 //
 // Everything here takes a testing.TB, fails or skips the test on error, and
 // registers its own cleanup: every process it starts is stopped by PID

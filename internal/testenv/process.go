@@ -75,6 +75,15 @@ func (p *process) stop(t testing.TB, timeout time.Duration) {
 	case <-time.After(timeout):
 	}
 	t.Logf("%s pid %d ignored SIGTERM for %v; sending SIGKILL", p.name, p.cmd.Process.Pid, timeout)
+	p.kill(t, timeout)
+}
+
+// kill kills the process by PID with SIGKILL and waits at most timeout for
+// it to exit. Killing an exited process does nothing.
+func (p *process) kill(t testing.TB, timeout time.Duration) {
+	if p.exited() {
+		return
+	}
 	p.cmd.Process.Kill()
 	select {
 	case <-p.done:

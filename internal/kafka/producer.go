@@ -1,0 +1,409 @@
+package kafka
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/haproxystats-go/haproxystats/internal/config"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+)
+
+// Bounds of the stop (see the package documentation).
+const (
+	// DefaultStallTimeout is Config.StallTimeout when it is 0: the final
+	// flush gives up when no record was acknowledged for this long.
+	DefaultStallTimeout = 2 * time.Second
+	// recordCost is what a record costs against Config.MaxBufferedBytes on
+	// top of its key and value: the client's bookkeeping, so that many
+	// tiny records are bounded too.
+	recordCost = 256
+	// batchOverhead is what a record batch holding one record adds to the
+	// record's key and value, rounded up.
+	batchOverhead = 512
+	// defaultBatchMaxBytes is franz-go's (and Kafka's) default bound of a
+	// record batch, 1000012 bytes.
+	defaultBatchMaxBytes = 1000012
+)
+
+// ErrClosed is returned by Open and Write once the producer stopped, and
+// reported by the Delivery of records still unacknowledged then.
+var ErrClosed = errors.New("kafka producer stopped")
+
+// Config is the producer's configuration; New checks it.
+type Config struct {
+	Brokers  []string // seed brokers, host:port each; at least one
+	Topic    string
+	ClientID string
+	// Compression of record batches: one of config.Compressions.
+	Compression string
+	// TLS, when not nil, is used for every broker connection (its
+	// ServerName is set to the broker's host when empty).
+	TLS *tls.Config
+	// SASL, when not nil, authenticates every broker connection.
+	SASL *SASL
+	// DialTimeout bounds one connection attempt; RequestTimeout bounds a
+	// request without a timeout of its own and is added to ProduceTimeout,
+	// the broker's bound of a produce request, for a produce request.
+	DialTimeout, RequestTimeout, ProduceTimeout time.Duration
+	// A failed request or connection is retried after RetryBackoff, then
+	// twice as long each time (±20% jitter) up to RetryBackoffMax, forever.
+	RetryBackoff, RetryBackoffMax time.Duration
+	// MaxRecordBytes bounds a record's value: lines are packed into
+	// records up to it and never split.
+	MaxRecordBytes int
+	// MaxBufferedBytes bounds the records produced and not yet
+	// acknowledged (key, value and a fixed cost per record); Write waits
+	// for room beyond it.
+	MaxBufferedBytes int
+	// Key is the key of every record: the host name, so that one load
+	// balancer's lines go to one partition, in order. "" = no key (records
+	// spread over partitions).
+	Key string
+	// FlushTimeout bounds the delivery of what is still unacknowledged
+	// when Run's context ends (the daemon's stop timeout); > 0.
+	FlushTimeout time.Duration
+	// StallTimeout ends that final delivery earlier when no record was
+	// acknowledged for this long (a broker unreachable); 0 =
+	// DefaultStallTimeout.
+	StallTimeout time.Duration
+}
+
+// SASL is the authentication of every broker connection.
+type SASL struct {
+	Mechanism string // one of config.SASLMechanisms
+	User      string
+	Password  string
+}
+
+// Producer delivers lines to one Kafka topic. Create it with New, run it
+// with Run, and open one Stream per snapshot with Open.
+type Producer struct {
+	cfg    Config
+	opts   []kgo.Opt
+	key    []byte
+	logger *slog.Logger
+
+	started atomic.Bool
+	ready   chan struct{} // closed once Run created client
+	client  *kgo.Client   // set before ready is closed
+	closing chan struct{} // closed when Run's context ended: Open refuses
+	stopped chan struct{} // closed when the final flush ended: writers fail
+
+	mu   sync.Mutex
+	held int64         // budget taken by records not yet finished
+	room chan struct{} // closed and replaced when budget is released
+
+	records, bytes, lines, errs atomic.Uint64
+	lastDone                    atomic.Int64 // unix nanoseconds of the last finished record
+}
+
+// Stats are a producer's cumulative counters since New.
+type Stats struct {
+	Records uint64 // records acknowledged by the broker (acks=all)
+	Bytes   uint64 // value bytes of those records
+	Lines   uint64 // lines in those records
+	// Errors counts records that failed (never acknowledged: their
+	// snapshot stays in the spool) and lines refused by Write.
+	Errors uint64
+	// BufferedBytes is the part of MaxBufferedBytes taken now.
+	BufferedBytes int64
+}
+
+// New checks cfg and returns a producer. It starts nothing: no goroutine,
+// no connection, until Run.
+func New(cfg Config, logger *slog.Logger) (*Producer, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.StallTimeout == 0 {
+		cfg.StallTimeout = DefaultStallTimeout
+	}
+	codec, err := cfg.validate()
+	if err != nil {
+		return nil, err
+	}
+	p := &Producer{
+		cfg:     cfg,
+		logger:  logger,
+		ready:   make(chan struct{}),
+		closing: make(chan struct{}),
+		stopped: make(chan struct{}),
+		room:    make(chan struct{}),
+	}
+	if cfg.Key != "" {
+		p.key = []byte(cfg.Key)
+	}
+	batchMax := max(defaultBatchMaxBytes, cfg.MaxRecordBytes+len(cfg.Key)+batchOverhead)
+	p.opts = []kgo.Opt{
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.ClientID(cfg.ClientID),
+		kgo.DefaultProduceTopic(cfg.Topic),
+		kgo.DialTimeout(cfg.DialTimeout),
+		kgo.RequestTimeoutOverhead(cfg.RequestTimeout),
+		kgo.RetryBackoffFn(backoff(cfg.RetryBackoff, cfg.RetryBackoffMax)),
+		// Metadata requests ask the broker to create a missing topic, as
+		// Kafka's Java producer does; the broker decides
+		// (auto.create.topics.enable).
+		kgo.AllowAutoTopicCreation(),
+		// No KIP-714 client metrics pushed to the brokers: nothing reads
+		// them here, and Close would wait up to 1 s for the last push.
+		kgo.DisableClientMetrics(),
+		kgo.WithLogger(newClientLogger(logger)),
+		kgo.WithHooks(&connHook{l: logger}),
+
+		// acks=all is franz-go's default, stated because the no-loss
+		// promise rests on it. So are, left at their defaults: idempotent
+		// writes (no DisableIdempotentWrite), records retried forever (no
+		// RecordRetries) and never timed out (no RecordDeliveryTimeout).
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+
+		kgo.ProduceRequestTimeout(cfg.ProduceTimeout),
+		kgo.ProducerBatchCompression(codec),
+		kgo.ProducerBatchMaxBytes(int32(batchMax)),
+		// Murmur2 of the key modulo the partition count, as Kafka's Java
+		// producer: one host, one partition.
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+		// The memory bound is ours (acquire); the client's own limits are
+		// set above it so that Produce never blocks on them.
+		kgo.MaxBufferedBytes(2 * cfg.MaxBufferedBytes),
+		kgo.MaxBufferedRecords(cfg.MaxBufferedBytes/recordCost + 1),
+	}
+	if cfg.TLS != nil {
+		p.opts = append(p.opts, kgo.DialTLSConfig(cfg.TLS))
+	}
+	if cfg.SASL != nil {
+		p.opts = append(p.opts, kgo.SASL(cfg.SASL.mechanism()))
+	}
+	return p, nil
+}
+
+func (cfg *Config) validate() (kgo.CompressionCodec, error) {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("kafka: "+format, args...)) }
+	if len(cfg.Brokers) == 0 {
+		bad("no broker")
+	}
+	if cfg.Topic == "" {
+		bad("no topic")
+	}
+	codec, ok := codecs[cfg.Compression]
+	if !ok || !slices.Contains(config.Compressions, cfg.Compression) {
+		bad("unknown compression %q", cfg.Compression)
+	}
+	if cfg.SASL != nil && !slices.Contains(config.SASLMechanisms, cfg.SASL.Mechanism) {
+		bad("unknown SASL mechanism %q", cfg.SASL.Mechanism)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"dial timeout", cfg.DialTimeout}, {"request timeout", cfg.RequestTimeout},
+		{"produce timeout", cfg.ProduceTimeout}, {"retry backoff", cfg.RetryBackoff},
+		{"flush timeout", cfg.FlushTimeout}, {"stall timeout", cfg.StallTimeout},
+	} {
+		if d.v <= 0 {
+			bad("%s %v must be > 0", d.name, d.v)
+		}
+	}
+	if cfg.RetryBackoffMax < cfg.RetryBackoff {
+		bad("retry backoff max %v is below retry backoff %v", cfg.RetryBackoffMax, cfg.RetryBackoff)
+	}
+	if cfg.MaxRecordBytes < 1 || cfg.MaxRecordBytes > 1<<30-len(cfg.Key)-batchOverhead {
+		bad("max record bytes %d out of range", cfg.MaxRecordBytes)
+	}
+	if cfg.MaxBufferedBytes < cfg.MaxRecordBytes || cfg.MaxBufferedBytes > 1<<40 {
+		bad("max buffered bytes %d must be between max record bytes (%d) and 2^40", cfg.MaxBufferedBytes, cfg.MaxRecordBytes)
+	}
+	return codec, errors.Join(errs...)
+}
+
+var codecs = map[string]kgo.CompressionCodec{
+	"none":   kgo.NoCompression(),
+	"gzip":   kgo.GzipCompression(),
+	"snappy": kgo.SnappyCompression(),
+	"lz4":    kgo.Lz4Compression(),
+	"zstd":   kgo.ZstdCompression(),
+}
+
+func (s *SASL) mechanism() sasl.Mechanism {
+	switch s.Mechanism {
+	case "PLAIN":
+		return plain.Auth{User: s.User, Pass: s.Password}.AsMechanism()
+	case "SCRAM-SHA-256":
+		return scram.Auth{User: s.User, Pass: s.Password}.AsSha256Mechanism()
+	default:
+		return scram.Auth{User: s.User, Pass: s.Password}.AsSha512Mechanism()
+	}
+}
+
+// backoff returns the wait after the n-th failure in a row: first, doubled
+// per failure, ±20% jitter, at most most.
+func backoff(first, most time.Duration) func(int) time.Duration {
+	return func(fails int) time.Duration {
+		d := first
+		for i := 1; i < fails && d < most; i++ {
+			d *= 2
+		}
+		d = time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+		return min(d, most)
+	}
+}
+
+// Name is "kafka", for logs and self-metrics.
+func (p *Producer) Name() string { return "kafka" }
+
+// Run owns the Kafka client: it creates it, serves the streams until ctx
+// ends, then delivers what is still unacknowledged for at most
+// Config.FlushTimeout, or until nothing was acknowledged for
+// Config.StallTimeout, closes the client (every record still
+// unacknowledged fails, and with it its stream's Delivery) and returns nil.
+// It returns an error only if the client cannot be created. Run is called
+// once.
+func (p *Producer) Run(ctx context.Context) error {
+	if !p.started.CompareAndSwap(false, true) {
+		return errors.New("kafka: Run called twice")
+	}
+	client, err := kgo.NewClient(p.opts...)
+	if err != nil {
+		close(p.closing)
+		close(p.stopped)
+		return fmt.Errorf("kafka: create client: %w", err)
+	}
+	p.client = client
+	close(p.ready)
+	<-ctx.Done()
+	close(p.closing)
+	p.flush()
+	close(p.stopped)
+	client.Close()
+	return nil
+}
+
+// flush waits until every produced record is acknowledged or failed, for at
+// most FlushTimeout and while records keep being finished at least every
+// StallTimeout.
+func (p *Producer) flush() {
+	start := time.Now()
+	p.lastDone.Store(start.UnixNano())
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.FlushTimeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.client.Flush(ctx) }()
+	tick := time.NewTicker(p.cfg.StallTimeout / 10)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				p.logger.Warn("kafka: stop timeout reached with records unacknowledged; their snapshots stay in the spool",
+					"records", p.client.BufferedProduceRecords(), "timeout", p.cfg.FlushTimeout)
+			}
+			return
+		case <-tick.C:
+			if time.Since(time.Unix(0, p.lastDone.Load())) > p.cfg.StallTimeout {
+				cancel()
+				<-done
+				p.logger.Warn("kafka: nothing acknowledged at stop; giving up, the snapshots stay in the spool",
+					"records", p.client.BufferedProduceRecords(), "waited", time.Since(start).Round(time.Millisecond))
+				return
+			}
+		}
+	}
+}
+
+// Open starts the delivery of the lines of one snapshot (snapshot names it
+// in errors). It waits until Run has created the client, or returns ctx's
+// error if ctx ends first, or ErrClosed once Run's context ended. It does
+// not wait for a broker: records wait in the client (within
+// MaxBufferedBytes) until one is reachable. ctx also bounds every wait of
+// the stream's Write and Finish for buffer room.
+func (p *Producer) Open(ctx context.Context, snapshot string) (*Stream, error) {
+	select {
+	case <-p.closing:
+		return nil, ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-p.ready:
+	}
+	select {
+	case <-p.closing:
+		return nil, ErrClosed
+	default:
+	}
+	return &Stream{p: p, ctx: ctx, snapshot: snapshot, d: newDelivery()}, nil
+}
+
+// Stats returns the cumulative counters. Safe for concurrent use.
+func (p *Producer) Stats() Stats {
+	p.mu.Lock()
+	held := p.held
+	p.mu.Unlock()
+	return Stats{
+		Records:       p.records.Load(),
+		Bytes:         p.bytes.Load(),
+		Lines:         p.lines.Load(),
+		Errors:        p.errs.Load(),
+		BufferedBytes: held,
+	}
+}
+
+// acquire takes n bytes of the buffer budget, waiting for room until ctx
+// ends or the producer stops. A record larger than the whole budget is let
+// in when nothing else is held, so it cannot wait forever.
+func (p *Producer) acquire(ctx context.Context, n int64) error {
+	for {
+		select {
+		case <-p.stopped:
+			return ErrClosed
+		default:
+		}
+		p.mu.Lock()
+		if p.held == 0 || p.held+n <= int64(p.cfg.MaxBufferedBytes) {
+			p.held += n
+			p.mu.Unlock()
+			return nil
+		}
+		room := p.room
+		p.mu.Unlock()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-p.stopped:
+			return ErrClosed
+		}
+	}
+}
+
+func (p *Producer) release(n int64) {
+	p.mu.Lock()
+	p.held -= n
+	close(p.room)
+	p.room = make(chan struct{})
+	p.mu.Unlock()
+}
+
+// finished accounts for one record the client is done with; it runs in the
+// client's promise goroutine and must not block.
+func (p *Producer) finished(cost int64, size, lines int, err error) {
+	p.release(cost)
+	p.lastDone.Store(time.Now().UnixNano())
+	if err != nil {
+		p.errs.Add(1)
+		return
+	}
+	p.records.Add(1)
+	p.bytes.Add(uint64(size))
+	p.lines.Add(uint64(lines))
+}
