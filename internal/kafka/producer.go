@@ -407,3 +407,14 @@ func (p *Producer) finished(cost int64, size, lines int, err error) {
 	p.bytes.Add(uint64(size))
 	p.lines.Add(uint64(lines))
 }
+
+// Stalled reports whether records wait for the brokers and none was
+// acknowledged or failed for d: nothing can be delivered now. A stopping
+// daemon then leaves its snapshots in the spool at once instead of
+// waiting out its stop timeout.
+func (p *Producer) Stalled(d time.Duration) bool {
+	p.mu.Lock()
+	held := p.held
+	p.mu.Unlock()
+	return held > 0 && time.Since(time.Unix(0, p.lastDone.Load())) > d
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/haproxystats-go/haproxystats/internal/assemble"
 	"github.com/haproxystats-go/haproxystats/internal/config"
 	"github.com/haproxystats-go/haproxystats/internal/graphite"
+	"github.com/haproxystats-go/haproxystats/internal/kafka"
 	"github.com/haproxystats-go/haproxystats/internal/localstore"
 	"github.com/haproxystats-go/haproxystats/internal/spool"
 )
@@ -86,6 +87,27 @@ func FromConfig(cfg *config.Config, logger *slog.Logger, opts Options) (*Daemon,
 		return fail(err)
 	}
 	return d, s, nil
+}
+
+// kafkaMetrics emits the Kafka producer's counters as self-metrics, when
+// [kafka] is configured: KafkaRecords, KafkaBytes and KafkaLines (what the
+// brokers acknowledged) and KafkaErrors (records that failed, lines
+// refused), cumulative since the start.
+func kafkaMetrics(p *kafka.Producer) func(engine.Emitter) {
+	return func(emit engine.Emitter) {
+		st := p.Stats()
+		for _, m := range []struct {
+			name string
+			v    uint64
+		}{
+			{"KafkaRecords", st.Records},
+			{"KafkaBytes", st.Bytes},
+			{"KafkaLines", st.Lines},
+			{"KafkaErrors", st.Errors},
+		} {
+			emit.Emit(engine.Metric{Scope: engine.ScopeSelf, Name: m.name, Value: float64(m.v)})
+		}
+	}
 }
 
 // GraphiteConfig is the Graphite client configuration of [graphite];
