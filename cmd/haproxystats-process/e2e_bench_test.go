@@ -1,0 +1,276 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/haproxystats-go/haproxystats/internal/assemble"
+	"github.com/haproxystats-go/haproxystats/internal/config"
+	"github.com/haproxystats-go/haproxystats/internal/testenv"
+)
+
+// BenchmarkE2E measures the real binary, end to end, on the large snapshot
+// (8 processes x 1000 backends x 10 servers + 100 frontends, 22 MB in,
+// 337,435 lines / 25 MB out), delivering to a loopback sink that only
+// counts newlines (`make bench-e2e`):
+//
+//   - floor: the sink's own floor, the precomputed output of one snapshot
+//     sent to it by a trivial writer (wall-ms);
+//   - one/workers=N: one snapshot waiting at start; wall-ms from the
+//     process start until the sink has every line, peak-rss-MiB of the
+//     process (the kernel's maximum resident set), cpu-ms/snapshot (the
+//     process's CPU, user and system, minus what a start and stop with an
+//     empty spool costs);
+//   - backlog6/workers=N: six snapshots waiting at start (after a Graphite
+//     outage, say): the same figures, CPU per snapshot over the six.
+//
+// Every iteration starts a new process. Run it without -race; the CPU is
+// that of a 2-core machine of this project's image when the figures in
+// README were taken.
+func BenchmarkE2E(b *testing.B) {
+	if raceEnabled {
+		b.Skip("the end-to-end figures are measured without -race: make bench-e2e")
+	}
+	large := filepath.Join(b.TempDir(), "large")
+	if err := testenv.GenerateLarge(caseSnapshot(b, "medium-defaults"), large); err != nil {
+		b.Fatal(err)
+	}
+	sink := startSink(b)
+	conf := filepath.Join(b.TempDir(), "haproxystats.conf")
+	output := expectedOutput(b, large)
+	lines := int64(bytes.Count(output, []byte{'\n'}))
+
+	b.Run("floor", func(b *testing.B) {
+		var wall time.Duration
+		for range b.N {
+			start := time.Now()
+			sink.expect(lines)
+			c, err := net.Dial("tcp", sink.addr())
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := c.Write(output); err != nil {
+				b.Fatal(err)
+			}
+			c.Close()
+			wall += sink.wait(b, start)
+		}
+		b.ReportMetric(float64(wall.Microseconds())/1e3/float64(b.N), "wall-ms")
+	})
+
+	for _, workers := range []int{1, 4} {
+		text := fmt.Sprintf("[process]\nworkers = %d\n[graphite]\nserver = 127.0.0.1\nport = %d\nprefix-hostname = false\n", workers, sink.port())
+		if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		// What a start and a stop cost, with nothing to do.
+		idle := runE2E(b, conf, large, 0, sink, 0)
+		for _, n := range []int{1, 6} {
+			name := fmt.Sprintf("one/workers=%d", workers)
+			if n > 1 {
+				name = fmt.Sprintf("backlog%d/workers=%d", n, workers)
+			}
+			b.Run(name, func(b *testing.B) {
+				var wall, cpu time.Duration
+				var rss int64
+				for range b.N {
+					r := runE2E(b, conf, large, n, sink, lines)
+					wall += r.wall
+					cpu += r.cpu - idle.cpu
+					rss = max(rss, r.maxRSS)
+				}
+				b.ReportMetric(float64(wall.Microseconds())/1e3/float64(b.N), "wall-ms")
+				b.ReportMetric(float64(cpu.Microseconds())/1e3/float64(b.N*n), "cpu-ms/snapshot")
+				b.ReportMetric(float64(rss)/(1<<20), "peak-rss-MiB")
+			})
+		}
+	}
+}
+
+// expectedOutput is the output of the large snapshot, computed in the
+// test's own process, for the floor and the line count.
+func expectedOutput(b *testing.B, snapshot string) []byte {
+	cfg, err := config.LoadSources(nil, config.Source{Name: "bench", Data: []byte("[graphite]\nprefix-hostname = false\n")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	built, err := assemble.New(cfg, assemble.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer built.Close()
+	dir := filepath.Join(b.TempDir(), "1795507862")
+	if err := os.CopyFS(dir, os.DirFS(snapshot)); err != nil {
+		b.Fatal(err)
+	}
+	var out bytes.Buffer
+	if _, err := built.Pipeline.ProcessDir(context.Background(), dir, &out); err != nil {
+		b.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+type e2eResult struct {
+	wall, cpu time.Duration
+	maxRSS    int64 // bytes
+}
+
+// runE2E starts the binary with n copies of snapshot in a new spool, waits
+// until the sink has n*lines lines, stops it and returns its figures.
+func runE2E(b *testing.B, conf, snapshot string, n int, sink *sink, lines int64) e2eResult {
+	b.Helper()
+	spool := filepath.Join(b.TempDir(), "incoming")
+	if err := os.Mkdir(spool, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	for i := range n {
+		if err := os.CopyFS(filepath.Join(spool, strconv.Itoa(1795507862+i)), os.DirFS(snapshot)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	extra := filepath.Join(b.TempDir(), "conf.d")
+	os.Mkdir(extra, 0o755)
+	if err := os.WriteFile(filepath.Join(extra, "spool.conf"), []byte("[process]\nsrc-dir = "+spool+"\n"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	sink.expect(int64(n) * lines)
+	cmd := exec.Command(binary, "-f", conf, "-d", extra)
+	var logs testenv.Buffer
+	cmd.Stderr = &logs
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	var wall time.Duration
+	if n > 0 {
+		wall = sink.wait(b, start)
+		// Delivered: the spool empties once the lines are acknowledged.
+		deadline := time.Now().Add(time.Minute)
+		for {
+			entries, _ := os.ReadDir(spool)
+			if len(entries) == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				b.Fatalf("the spool still holds %d snapshots a minute after delivery:\n%s", len(entries), logs.String())
+			}
+			time.Sleep(time.Millisecond)
+		}
+	} else {
+		deadline := time.Now().Add(time.Minute)
+		for !bytes.Contains([]byte(logs.String()), []byte("haproxystats-process started")) {
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				b.Fatalf("no start within a minute:\n%s", logs.String())
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		b.Fatalf("haproxystats-process: %v\n%s", err, logs.String())
+	}
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	return e2eResult{
+		wall:   wall,
+		cpu:    time.Duration(ru.Utime.Nano() + ru.Stime.Nano()),
+		maxRSS: ru.Maxrss << 10,
+	}
+}
+
+// sink is a loopback Graphite that counts the newlines it receives, in
+// bulk, and tells when a count is reached.
+type sink struct {
+	ln    net.Listener
+	lines atomic.Int64
+	mu    sync.Mutex
+	want  int64
+	done  chan time.Time
+}
+
+func startSink(b *testing.B) *sink {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := &sink{ln: ln}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go s.read(c)
+		}
+	}()
+	b.Cleanup(func() { ln.Close() })
+	return s
+}
+
+func (s *sink) addr() string { return s.ln.Addr().String() }
+func (s *sink) port() int    { return s.ln.Addr().(*net.TCPAddr).Port }
+
+func (s *sink) read(c net.Conn) {
+	defer c.Close()
+	buf := make([]byte, 1<<20)
+	for {
+		n, err := c.Read(buf)
+		if n > 0 {
+			got := s.lines.Add(int64(bytes.Count(buf[:n], []byte{'\n'})))
+			s.mu.Lock()
+			if s.done != nil && got >= s.want {
+				s.done <- time.Now()
+				s.done = nil
+			}
+			s.mu.Unlock()
+		}
+		if err != nil {
+			if err != io.EOF {
+				return
+			}
+			return
+		}
+	}
+}
+
+// expect resets the count and waits for n lines.
+func (s *sink) expect(n int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lines.Store(0)
+	s.want = n
+	s.done = make(chan time.Time, 1)
+	if n == 0 {
+		s.done = nil
+	}
+}
+
+// wait returns how long after start the expected lines had all arrived.
+func (s *sink) wait(b *testing.B, start time.Time) time.Duration {
+	s.mu.Lock()
+	done := s.done
+	s.mu.Unlock()
+	if done == nil {
+		return 0
+	}
+	select {
+	case at := <-done:
+		return at.Sub(start)
+	case <-time.After(2 * time.Minute):
+		b.Fatalf("the sink has %d of %d lines after 2 minutes", s.lines.Load(), s.want)
+		return 0
+	}
+}
