@@ -1,10 +1,6 @@
 package counters
 
-import (
-	"math"
-
-	"github.com/haproxystats-go/haproxystats/internal/spool"
-)
+import "github.com/haproxystats-go/haproxystats/internal/spool"
 
 // Sample is what one part (see [Store.Part]) of one snapshot counted: per
 // process (a worker, or a plain stats socket) and per object, the value of
@@ -38,6 +34,8 @@ type Sample struct {
 	objects []int32 // object number -> intern number
 	workers []sampleWorker
 	wnames  map[string]int32 // socket name -> process number
+	vals    []float64        // entry × counter: the values of every process and object
+	entObj  []int32          // entry -> object number
 
 	offsets []float64 // object × counter, after Advance
 	outcome Outcome
@@ -47,9 +45,8 @@ type Sample struct {
 // sampleWorker is one process of a sample.
 type sampleWorker struct {
 	name spool.SocketName
-	slot []int32   // object number -> entry, -1 for none
-	objs []int32   // entry -> object number
-	vals []float64 // entry × counter
+	slot []int32 // object number -> entry, -1 for none
+	ents []int32 // its entries, in the order added
 }
 
 // NewSample returns an empty sample for this part, its counters numbered
@@ -89,15 +86,16 @@ func (s *Sample) Reset() {
 		clear(s.istamp)
 		s.stamp = 1
 	}
-	s.objects = s.objects[:0]
 	for i := range s.workers {
 		w := &s.workers[i]
-		for _, o := range w.objs {
-			w.slot[o] = -1
+		for _, e := range w.ents {
+			w.slot[s.entObj[e]] = -1
 		}
-		w.objs, w.vals = w.objs[:0], w.vals[:0]
+		w.ents = w.ents[:0]
 	}
+	s.objects = s.objects[:0]
 	s.workers = s.workers[:0]
+	s.vals, s.entObj = s.vals[:0], s.entObj[:0]
 	clear(s.wnames)
 	s.offsets = s.offsets[:0]
 	s.outcome = 0
@@ -164,6 +162,15 @@ func (s *Sample) Workers() int { return len(s.workers) }
 // Worker and Object; c indexes Counters()). Adding, even 0, marks the
 // object as present in the process. A NaN counts as 0.
 func (s *Sample) Add(w, o, c int, v float64) {
+	s.AddAt(s.Entry(w, o), c, v)
+}
+
+// Entry returns the entry of object o in process w, the index of their
+// values for AddAt, adding it (all counters 0) and so marking the object
+// as present in the process. Entries are numbered from 0 in the order
+// added, until Reset. A fold that adds column after column looks the
+// entries of a batch's rows up once and then calls AddAt.
+func (s *Sample) Entry(w, o int) int {
 	sw := &s.workers[w]
 	if o >= len(sw.slot) {
 		n := len(sw.slot)
@@ -172,17 +179,22 @@ func (s *Sample) Add(w, o, c int, v float64) {
 			sw.slot[i] = -1
 		}
 	}
-	e := sw.slot[o]
-	if e < 0 {
-		e = int32(len(sw.objs))
-		sw.slot[o] = e
-		sw.objs = append(sw.objs, int32(o))
-		sw.vals = append(sw.vals, make([]float64, s.nc)...)
+	if e := sw.slot[o]; e >= 0 {
+		return int(e)
 	}
-	if math.IsNaN(v) {
-		return
+	e := len(s.entObj)
+	sw.slot[o] = int32(e)
+	sw.ents = append(sw.ents, int32(e))
+	s.entObj = append(s.entObj, int32(o))
+	s.vals = append(s.vals, make([]float64, s.nc)...)
+	return e
+}
+
+// AddAt adds v to counter c of entry e (see Entry). A NaN counts as 0.
+func (s *Sample) AddAt(e, c int, v float64) {
+	if v == v { // not NaN
+		s.vals[e*s.nc+c] += v
 	}
-	sw.vals[int(e)*s.nc+c] += v
 }
 
 // Offset returns what to add to the sum over the processes of counter c of

@@ -124,11 +124,9 @@ func (st *partState) advance(t int64, s *Sample, opts Options, log *slog.Logger)
 
 	// The part-wide numbers of the objects some process has.
 	st.gidOf = fill(st.gidOf, s.Objects(), -1)
-	for w := range s.workers {
-		for _, o := range s.workers[w].objs {
-			if st.gidOf[o] < 0 {
-				st.gidOf[o] = st.gid(s.Key(int(o)))
-			}
+	for _, o := range s.entObj {
+		if st.gidOf[o] < 0 {
+			st.gidOf[o] = st.gid(s.Key(int(o)))
 		}
 	}
 
@@ -229,13 +227,14 @@ func (st *partState) instanceSample(t int64, key string, ws []int, s *Sample, op
 			continue // a second master PID for one master in one snapshot: ignored
 		}
 		rec := in.worker(sw.name.PID)
-		for e, o := range sw.objs {
+		for _, e := range sw.ents {
+			o := s.entObj[e]
 			l := in.lid(st.gidOf[o], nc, st.zero)
 			in.lastSeen[l] = t
 			if rec == nil || cleared {
 				continue
 			}
-			vals, last := sw.vals[e*nc:(e+1)*nc], rec.last[int(l)*nc:(int(l)+1)*nc]
+			vals, last := s.vals[int(e)*nc:(int(e)+1)*nc], rec.last[int(l)*nc:(int(l)+1)*nc]
 			for c, v := range vals {
 				if v < last[c] {
 					cleared = true
@@ -269,10 +268,10 @@ func (st *partState) instanceSample(t int64, key string, ws []int, s *Sample, op
 			rec.filled = t
 		}
 		rec.missed = 0
-		for e, o := range sw.objs {
-			l := int(in.lidOf[st.gidOf[o]])
+		for _, e := range sw.ents {
+			l := int(in.lidOf[st.gidOf[s.entObj[e]]])
 			row := rec.last[l*nc : (l+1)*nc]
-			for c, v := range sw.vals[e*nc : (e+1)*nc] {
+			for c, v := range s.vals[int(e)*nc : (int(e)+1)*nc] {
 				row[c] += v
 			}
 		}

@@ -405,3 +405,22 @@ func (p *Part) Advance(ctx context.Context, t int64, s *Sample) (Outcome, error)
 	s.outcome = Advanced
 	return Advanced, nil
 }
+
+// Size reports the bytes the part's state holds (its tables, not its key
+// strings).
+func (p *Part) Size() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := p.st
+	n := int64(cap(st.keys))*16 + int64(len(st.ids))*24 + int64(cap(st.totals)+cap(st.spare))*8
+	for _, in := range st.insts {
+		n += int64(cap(in.lidOf)+cap(in.gidOf)+cap(in.freeL))*4 + int64(cap(in.lastSeen)+cap(in.carried))*8
+		for _, w := range in.workers {
+			n += int64(cap(w.last)) * 8
+		}
+	}
+	for _, v := range st.versions {
+		n += int64(cap(v.keys))*16 + int64(cap(v.vals))*8
+	}
+	return n
+}
