@@ -26,8 +26,8 @@ var (
 		"comp_in", "comp_out", "comp_byp", "comp_rsp", "conn_tot",
 		"intercepted", "dcon", "dses", "wrew", "connect", "reuse",
 		"cache_lookups", "cache_hits", "eint",
-		// 2.8 and later.
-		"sess_other", "h1sess", "h2sess", "h3sess", "req_other", "h1req",
+		// 2.8 and later (sess_other: see WronglyCounters).
+		"h1sess", "h2sess", "h3sess", "req_other", "h1req",
 		"h2req", "h3req",
 		// 3.3 and later.
 		"reqbin", "reqbout", "resbin", "resbout",
@@ -111,7 +111,8 @@ type Mistag struct {
 // WronglyCounters are fields HAProxy tags C that are not cumulative
 // counters: they are not in the table.
 var WronglyCounters = []Mistag{
-	{Name: "srid", Reason: "the server's id revision (3.0+): an identifier that tells a server re-created with a reused id apart, not a count of anything; it does not restart at 0 with a new worker"},
+	{Name: "srid", Reason: "the server's id revision (2.8+): an identifier that tells a server re-created with a reused id apart, not a count of anything; it does not restart at 0 with a new worker"},
+	{Name: "sess_other", Reason: "(2.8+, frontends) computed as cum_sess minus the per-HTTP-version session counters, each read at its own instant and the difference clamped at 0: it can go down by a few between two snapshots, which would read as counters cleared and reset the instance"},
 }
 
 // WronglyNotCounters are fields HAProxy tags as gauges (nature 0, the
