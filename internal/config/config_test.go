@@ -505,9 +505,12 @@ timeout = 1
 [process]
 aggr-server-metrics = false
 calculate-percentages = false
+counters-dir = ${paths:base-dir}/counters
+counters-expiry = 3600
 interval = 2
 liveness-check-interval = 10
 loglevel = info
+monotonic-counters = false
 per-process-metrics = false
 retries = 2
 src-dir = ${paths:base-dir}/incoming
@@ -611,10 +614,13 @@ timeout = 1
 [process]
 aggr-server-metrics = false
 calculate-percentages = false
+counters-dir = /srv/counters
+counters-expiry = 3600
 frontend-metrics = bin bout
 interval = 2
 liveness-check-interval = 10
 loglevel = debug
+monotonic-counters = false
 per-process-metrics = false
 retries = 2
 src-dir = /srv/incoming

@@ -71,6 +71,9 @@ var table = []option{
 	{section: SectionProcess, name: "liveness-check-interval", value: "10"},
 	{section: SectionProcess, name: "stages", unset: true},
 	{section: SectionProcess, name: "stage-cache-dir", value: "${paths:base-dir}/stage-cache"},
+	{section: SectionProcess, name: "monotonic-counters", value: "false"},
+	{section: SectionProcess, name: "counters-dir", value: "${paths:base-dir}/counters"},
+	{section: SectionProcess, name: "counters-expiry", value: "3600"},
 
 	{section: SectionGraphite, name: "server", value: "127.0.0.1"},
 	{section: SectionGraphite, name: "port", value: "3002"},

@@ -74,6 +74,13 @@ type Process struct {
 	Stages []string
 	// StageCacheDir holds the compiled stage modules between restarts.
 	StageCacheDir string
+	// MonotonicCounters makes cumulative counters survive HAProxy reloads
+	// (internal/counters); CountersDir holds their state and
+	// CountersExpiry is how long, in snapshot time, the state remembers
+	// what it no longer sees.
+	MonotonicCounters bool
+	CountersDir       string
+	CountersExpiry    time.Duration
 }
 
 // Graphite is the validated [graphite] section.
@@ -180,8 +187,15 @@ func (c *Config) ProcessSettings() (*ProcessSettings, error) {
 		PerProcessMetrics:     k.boolean(p, "per-process-metrics"),
 		CalculatePercentages:  k.boolean(p, "calculate-percentages"),
 		LivenessCheckInterval: k.seconds(p, "liveness-check-interval", false),
+		MonotonicCounters:     k.boolean(p, "monotonic-counters"),
+		CountersExpiry:        k.wholeSeconds(p, "counters-expiry"),
 	}
 	ps.Process.StageCacheDir, _ = k.str(p, "stage-cache-dir")
+	if ps.Process.MonotonicCounters {
+		ps.Process.CountersDir = k.nonEmpty(p, "counters-dir")
+	} else {
+		ps.Process.CountersDir, _ = k.str(p, "counters-dir")
+	}
 	if v, ok := k.str(p, "stages"); ok {
 		ps.Process.Stages = strings.Fields(v)
 		for _, name := range ps.Process.Stages {

@@ -134,6 +134,8 @@ func TestProcessSettingsDefaults(t *testing.T) {
 			Workers:               4,
 			LivenessCheckInterval: 10 * time.Second,
 			StageCacheDir:         "/var/lib/haproxystats/stage-cache",
+			CountersDir:           "/var/lib/haproxystats/counters",
+			CountersExpiry:        time.Hour,
 		},
 		Graphite: Graphite{
 			Server:         "127.0.0.1",
@@ -172,6 +174,8 @@ aggr-server-metrics = On
 per-process-metrics = YES
 calculate-percentages = 1
 liveness-check-interval = 2.5
+monotonic-counters = yes
+counters-expiry = 86400
 [graphite]
 server = graphite.example.com
 port = 2003
@@ -215,6 +219,9 @@ dir = local-store
 		CalculatePercentages:  true,
 		LivenessCheckInterval: 2500 * time.Millisecond,
 		StageCacheDir:         "/srv/hs/stage-cache",
+		MonotonicCounters:     true,
+		CountersDir:           "/srv/hs/counters",
+		CountersExpiry:        24 * time.Hour,
 	}
 	if !reflect.DeepEqual(got.Process, wantProcess) {
 		t.Errorf("ProcessSettings().Process = %+v, want %+v", got.Process, wantProcess)
