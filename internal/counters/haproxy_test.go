@@ -1,0 +1,160 @@
+package counters
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/haproxystats-go/haproxystats/internal/spool"
+	"github.com/haproxystats-go/haproxystats/internal/testenv"
+)
+
+// TestRealReload runs Debian's HAProxy in master-worker mode through a
+// reload whose old worker a held connection keeps alive, and a restart of
+// the store from its file, pulling `show stat` from every worker as
+// haproxystats-pull does: frontend "traffic"'s req_tot and stot, sent
+// with the offsets, always equal the requests sent by the client, while
+// the plain sum drops when the old worker exits.
+func TestRealReload(t *testing.T) {
+	dir := testenv.ShortDir(t)
+	sock := filepath.Join(dir, "m.sock")
+	mw := testenv.StartMasterWorker(t, testenv.MasterWorkerConfig{MasterSockets: []string{sock}})
+	stateDir := t.TempDir()
+	open := func() (*Store, *Part) {
+		st, err := Open(Options{Dir: stateDir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := st.Part("frontend", []string{"req_tot", "stot"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st, p
+	}
+	st, p := open()
+	ts := time.Now().Unix()
+	// snapshot pulls every worker and returns what is sent for the
+	// frontend, and the plain sum.
+	snapshot := func() (sent, plain [2]float64) {
+		t.Helper()
+		ts++
+		current, leaving, err := mw.Workers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := p.NewSample()
+		o := s.Object("frontend", "traffic")
+		for _, pid := range slices.Concat(current, leaving) {
+			out, err := testenv.MasterCommand(sock, fmt.Sprintf("@!%d show stat", pid), 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := s.Worker(spool.WorkerSocketName("m.sock", mw.MasterPID(), pid, slices.Contains(leaving, pid)))
+			vals := frontendRow(t, string(out), "traffic", "req_tot", "stot")
+			for c, v := range vals {
+				s.Add(w, o, c, v)
+				plain[c] += v
+			}
+		}
+		st.Pending(ts)
+		if _, err := p.Advance(context.Background(), ts, s); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Done(ts); err != nil {
+			t.Fatal(err)
+		}
+		for c := range sent {
+			sent[c] = plain[c] + s.Offset(o, c)
+		}
+		return sent, plain
+	}
+	get := func(n int) {
+		t.Helper()
+		for range n {
+			if err := mw.Get(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	want := func(step string, sent [2]float64) {
+		t.Helper()
+		n := float64(mw.Requests())
+		if sent != [2]float64{n, n} {
+			t.Errorf("%s: req_tot and stot sent %v, the client sent %v requests", step, sent, n)
+		}
+	}
+
+	get(5)
+	sent, _ := snapshot()
+	want("before the reload", sent)
+
+	hold := mw.Hold()
+	old, _, err := mw.Workers()
+	if err != nil || len(old) != 1 {
+		t.Fatalf("workers before the reload: %v, %v", old, err)
+	}
+	mw.Reload()
+	get(3)
+	sent, _ = snapshot()
+	want("old worker leaving", sent)
+
+	// haproxystats-process restarts while the old worker lingers.
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, p = open()
+	get(1)
+	sent, _ = snapshot()
+	want("after a restart of the store", sent)
+
+	hold.Close()
+	if !mw.WaitWorkerGone(old[0], 30*time.Second) {
+		t.Fatalf("old worker %d did not exit", old[0])
+	}
+	for i := range departedGrace + 2 {
+		get(2)
+		sent, plain := snapshot()
+		want("old worker gone, snapshot "+strconv.Itoa(i), sent)
+		if plain[0] >= sent[0] {
+			t.Errorf("the plain sum %v did not drop below %v: the old worker's requests were not lost without offsets", plain, sent)
+		}
+	}
+}
+
+// frontendRow returns the named columns of frontend px's row of a
+// `show stat` answer: a minimal CSV reader for tests, independent from the
+// engine's parser.
+func frontendRow(t *testing.T, csv, px string, cols ...string) []float64 {
+	t.Helper()
+	lines := strings.Split(csv, "\n")
+	if !strings.HasPrefix(lines[0], "# ") {
+		t.Fatalf("show stat answered %.80q", csv)
+	}
+	header := strings.Split(strings.TrimPrefix(lines[0], "# "), ",")
+	for _, line := range lines[1:] {
+		cells := strings.Split(line, ",")
+		if len(cells) < 2 || cells[0] != px || cells[1] != "FRONTEND" {
+			continue
+		}
+		out := make([]float64, len(cols))
+		for i, c := range cols {
+			j := slices.Index(header, c)
+			if j < 0 || j >= len(cells) {
+				t.Fatalf("show stat: no column %s", c)
+			}
+			v, err := strconv.ParseFloat(cells[j], 64)
+			if err != nil {
+				t.Fatalf("show stat: %s = %q: %v", c, cells[j], err)
+			}
+			out[i] = v
+		}
+		return out
+	}
+	t.Fatalf("show stat: no FRONTEND row for %s", px)
+	return nil
+}
