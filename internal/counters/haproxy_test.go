@@ -126,6 +126,81 @@ func TestRealReload(t *testing.T) {
 	}
 }
 
+// TestRealClearCounters: after a reload whose old worker exits at once,
+// its requests are carried; `clear counters all` on the current worker
+// starts the instance again from 0.
+func TestRealClearCounters(t *testing.T) {
+	dir := testenv.ShortDir(t)
+	sock := filepath.Join(dir, "m.sock")
+	mw := testenv.StartMasterWorker(t, testenv.MasterWorkerConfig{MasterSockets: []string{sock}})
+	st, err := Open(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := st.Part("frontend", []string{"req_tot"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := time.Now().Unix()
+	sent := func() float64 {
+		t.Helper()
+		ts++
+		current, leaving, err := mw.Workers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := p.NewSample()
+		o := s.Object("frontend", "traffic")
+		var sum float64
+		for _, pid := range slices.Concat(current, leaving) {
+			out, err := testenv.MasterCommand(sock, fmt.Sprintf("@!%d show stat", pid), 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := frontendRow(t, string(out), "traffic", "req_tot")[0]
+			s.Add(s.Worker(spool.WorkerSocketName("m.sock", mw.MasterPID(), pid, slices.Contains(leaving, pid))), o, 0, v)
+			sum += v
+		}
+		if _, err := p.Advance(context.Background(), ts, s); err != nil {
+			t.Fatal(err)
+		}
+		return sum + s.Offset(o, 0)
+	}
+	get := func(n int) {
+		t.Helper()
+		for range n {
+			if err := mw.Get(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	get(5)
+	if got := sent(); got != 5 {
+		t.Fatalf("before the reload: sent %v, want 5", got)
+	}
+	old, _, _ := mw.Workers()
+	cur := mw.Reload()
+	if !mw.WaitWorkerGone(old[0], 30*time.Second) {
+		t.Fatalf("old worker %d did not exit", old[0])
+	}
+	get(2)
+	for i := range departedGrace + 2 {
+		if got := sent(); got != 7 {
+			t.Fatalf("after the reload, snapshot %d: sent %v, want 7", i, got)
+		}
+	}
+	if out, err := testenv.MasterCommand(sock, fmt.Sprintf("@!%d clear counters all", cur), 5*time.Second); err != nil {
+		t.Fatalf("clear counters all: %v %q", err, out)
+	}
+	if got := sent(); got != 0 {
+		t.Errorf("after clear counters all: sent %v, want 0", got)
+	}
+	get(1)
+	if got := sent(); got != 1 {
+		t.Errorf("after clear counters all and a request: sent %v, want 1", got)
+	}
+}
+
 // frontendRow returns the named columns of frontend px's row of a
 // `show stat` answer: a minimal CSV reader for tests, independent from the
 // engine's parser.
