@@ -43,24 +43,9 @@ func TestRealReload(t *testing.T) {
 	snapshot := func() (sent, plain [2]float64) {
 		t.Helper()
 		ts++
-		current, leaving, err := mw.Workers()
-		if err != nil {
-			t.Fatal(err)
-		}
 		s := p.NewSample()
-		o := s.Object("frontend", "traffic")
-		for _, pid := range slices.Concat(current, leaving) {
-			out, err := testenv.MasterCommand(sock, fmt.Sprintf("@!%d show stat", pid), 5*time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			w := s.Worker(spool.WorkerSocketName("m.sock", mw.MasterPID(), pid, slices.Contains(leaving, pid)))
-			vals := frontendRow(t, string(out), "traffic", "req_tot", "stot")
-			for c, v := range vals {
-				s.Add(w, o, c, v)
-				plain[c] += v
-			}
-		}
+		o, sum := pullFrontend(t, mw, sock, s)
+		copy(plain[:], sum)
 		st.Pending(ts)
 		if _, err := p.Advance(context.Background(), ts, s); err != nil {
 			t.Fatal(err)
@@ -145,26 +130,12 @@ func TestRealClearCounters(t *testing.T) {
 	sent := func() float64 {
 		t.Helper()
 		ts++
-		current, leaving, err := mw.Workers()
-		if err != nil {
-			t.Fatal(err)
-		}
 		s := p.NewSample()
-		o := s.Object("frontend", "traffic")
-		var sum float64
-		for _, pid := range slices.Concat(current, leaving) {
-			out, err := testenv.MasterCommand(sock, fmt.Sprintf("@!%d show stat", pid), 5*time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			v := frontendRow(t, string(out), "traffic", "req_tot")[0]
-			s.Add(s.Worker(spool.WorkerSocketName("m.sock", mw.MasterPID(), pid, slices.Contains(leaving, pid))), o, 0, v)
-			sum += v
-		}
+		o, sum := pullFrontend(t, mw, sock, s)
 		if _, err := p.Advance(context.Background(), ts, s); err != nil {
 			t.Fatal(err)
 		}
-		return sum + s.Offset(o, 0)
+		return sum[0] + s.Offset(o, 0)
 	}
 	get := func(n int) {
 		t.Helper()
@@ -199,6 +170,32 @@ func TestRealClearCounters(t *testing.T) {
 	if got := sent(); got != 1 {
 		t.Errorf("after clear counters all and a request: sent %v, want 1", got)
 	}
+}
+
+// pullFrontend asks every worker of mw, current and leaving, for `show
+// stat` through the master socket sock, as haproxystats-pull does, and
+// adds frontend "traffic"'s values of the sample's counters to s. It
+// returns the frontend's object number and the plain sums.
+func pullFrontend(t *testing.T, mw *testenv.MasterWorker, sock string, s *Sample) (int, []float64) {
+	t.Helper()
+	current, leaving, err := mw.Workers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := s.Object("frontend", "traffic")
+	sum := make([]float64, len(s.Counters()))
+	for _, pid := range slices.Concat(current, leaving) {
+		out, err := testenv.MasterCommand(sock, fmt.Sprintf("@!%d show stat", pid), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := s.Worker(spool.WorkerSocketName(filepath.Base(sock), mw.MasterPID(), pid, slices.Contains(leaving, pid)))
+		for c, v := range frontendRow(t, string(out), "traffic", s.Counters()...) {
+			s.Add(w, o, c, v)
+			sum[c] += v
+		}
+	}
+	return o, sum
 }
 
 // frontendRow returns the named columns of frontend px's row of a
