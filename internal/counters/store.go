@@ -262,51 +262,44 @@ func (s *Store) Flush() error {
 }
 
 // encode returns the state file's content: every part, claimed or only
-// loaded (those not advanced for longer than Expiry are dropped).
+// loaded (those not advanced for longer than Expiry are dropped), in name
+// order. A loaded part is encoded under s.mu, which Part holds to claim
+// it; a claimed part under its own lock.
 func (s *Store) encode() []byte {
-	s.mu.Lock()
-	parts := make([]*Part, 0, len(s.parts))
-	for _, p := range s.parts {
-		parts = append(parts, p)
+	type entry struct {
+		name    string
+		part    *Part
+		encoded []byte
 	}
+	s.mu.Lock()
+	var entries []entry
 	var newest int64
-	for _, p := range parts {
+	for name, p := range s.parts {
+		entries = append(entries, entry{name: name, part: p})
 		newest = max(newest, p.t.Load())
 	}
 	for name, st := range s.loaded {
 		if newest-st.t > s.opts.Expiry {
 			delete(s.loaded, name)
+			continue
 		}
-	}
-	loaded := make([]*partState, 0, len(s.loaded))
-	for _, st := range s.loaded {
-		loaded = append(loaded, st)
+		e := &encoder{}
+		e.part(st)
+		entries = append(entries, entry{name: name, encoded: e.b})
 	}
 	s.mu.Unlock()
 
+	slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.name, b.name) })
 	e := newEncoder()
-	all := make([]func(), 0, len(parts)+len(loaded))
-	names := make([]string, 0, cap(all))
-	for _, p := range parts {
-		names = append(names, p.name)
-		all = append(all, func() {
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			e.part(p.st)
-		})
-	}
-	for _, st := range loaded {
-		names = append(names, st.name)
-		all = append(all, func() { e.part(st) })
-	}
-	order := make([]int, len(all))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortFunc(order, func(a, b int) int { return strings.Compare(names[a], names[b]) })
-	e.begin(len(all))
-	for _, i := range order {
-		all[i]()
+	e.begin(len(entries))
+	for _, en := range entries {
+		if en.part == nil {
+			e.b = append(e.b, en.encoded...)
+			continue
+		}
+		en.part.mu.Lock()
+		e.part(en.part.st)
+		en.part.mu.Unlock()
 	}
 	return e.finish()
 }

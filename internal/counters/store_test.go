@@ -662,3 +662,62 @@ func TestSimulation(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentUse claims, advances and flushes parts from many
+// goroutines at once (for -race), some of them read from the state file.
+func TestConcurrentUse(t *testing.T) {
+	dir := t.TempDir()
+	st0, err := Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"a", "b", "c", "d"} {
+		p, err := st0.Part(name, counterNames)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := p.NewSample()
+		fillSample(s, []proc{wk("m", 7, 11, false, obj(fe, 1, 1))})
+		if _, err := p.Advance(context.Background(), 100, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st0.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 64)
+	for g := range 16 {
+		go func() {
+			name := []string{"a", "b", "c", "d"}[g%4]
+			p, err := st.Part(name, counterNames)
+			if err != nil {
+				errs <- err
+				return
+			}
+			s := p.NewSample()
+			for i := range 20 {
+				ts := int64(110 + 10*i)
+				fillSample(s, []proc{wk("m", 7, 11, false, obj(fe, float64(1+i), 1))})
+				if _, err := p.Advance(context.Background(), ts, s); err != nil {
+					errs <- err
+					return
+				}
+				if err := st.Flush(); err != nil {
+					errs <- err
+					return
+				}
+				_ = p.Size()
+			}
+			errs <- nil
+		}()
+	}
+	for range 16 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
