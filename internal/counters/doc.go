@@ -39,10 +39,11 @@
 //     value; an object it does not have counts 0 for it.
 //   - A process of the previous snapshot that is missing while other
 //     processes of its instance are present has left. Its last values keep
-//     counting in the offset (so a worker missing from one snapshot by
-//     accident is neither lost nor counted twice when it comes back); after
-//     2 snapshots without it they are added for good to the instance's
-//     carried values, which the offset includes.
+//     counting in the offset, on their own for 2 snapshots (so that a
+//     worker missing from a snapshot or two by accident is neither lost nor
+//     counted twice when it comes back), then, from the third snapshot
+//     without it, for good as part of the instance's carried values, which
+//     the offset includes. A worker back after that is counted twice.
 //   - An instance whose master PID changed was restarted: its carried
 //     values and processes are forgotten, and it starts again from its
 //     live values, a reset as graphs expect (nonNegativeDerivative).
