@@ -69,6 +69,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/wasmstage/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseShowProc$$' -fuzztime $(FUZZTIME) ./internal/haproxy/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseSocketName$$' -fuzztime $(FUZZTIME) ./internal/spool/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeState$$' -fuzztime $(FUZZTIME) ./internal/counters/
 
 # Release artefacts. `make dist`: static binaries (no cgo, paths trimmed,
 # the git version stamped; `-v` prints it) in $(DIST)/. `make deb`:

@@ -390,7 +390,7 @@ func TestValidLists(t *testing.T) {
 			}
 		}
 	}
-	if n := len(ValidBackendMetrics()); n != len(BackendSummed)+7 {
+	if n := len(ValidBackendMetrics()); n != len(BackendSummed)+7+len(BackendExtra) {
 		t.Errorf("backend valid names = %d", n)
 	}
 }

@@ -76,6 +76,9 @@ var table = []option{
 	{section: SectionProcess, name: "stage-cache-dir", value: "${paths:base-dir}/stage-cache"},
 	{section: SectionProcess, name: "max-file-size", value: "268435456"},
 	{section: SectionProcess, name: "memory-budget", value: "16777216"},
+	{section: SectionProcess, name: "monotonic-counters", value: "false"},
+	{section: SectionProcess, name: "counters-dir", value: "${paths:base-dir}/counters"},
+	{section: SectionProcess, name: "counters-expiry", value: "3600"},
 
 	{section: SectionGraphite, name: "server", value: "127.0.0.1"},
 	{section: SectionGraphite, name: "port", value: "3002"},

@@ -92,6 +92,13 @@ type Process struct {
 	// MemoryBudget bounds the working memory of the snapshots processed
 	// at once, in bytes; 0 = no bound.
 	MemoryBudget int64
+	// MonotonicCounters makes cumulative counters survive HAProxy reloads
+	// (internal/counters); CountersDir holds their state and
+	// CountersExpiry is how long, in snapshot time, the state remembers
+	// what it no longer sees.
+	MonotonicCounters bool
+	CountersDir       string
+	CountersExpiry    time.Duration
 }
 
 // Graphite is the validated [graphite] section.
@@ -203,8 +210,15 @@ func (c *Config) ProcessSettings() (*ProcessSettings, error) {
 		MaxFileSize:           int64(k.integer(p, "max-file-size", 1, math.MaxInt)),
 		MemoryBudget:          int64(k.integer(p, "memory-budget", 0, math.MaxInt)),
 		StopTimeout:           k.timeout(p, "stop-timeout", MaxStopTimeout),
+		MonotonicCounters:     k.boolean(p, "monotonic-counters"),
+		CountersExpiry:        k.wholeSeconds(p, "counters-expiry"),
 	}
 	ps.Process.StageCacheDir, _ = k.str(p, "stage-cache-dir")
+	if ps.Process.MonotonicCounters {
+		ps.Process.CountersDir = k.nonEmpty(p, "counters-dir")
+	} else {
+		ps.Process.CountersDir, _ = k.str(p, "counters-dir")
+	}
 	if v, ok := k.str(p, "stages"); ok {
 		ps.Process.Stages = strings.Fields(v)
 		for _, name := range ps.Process.Stages {

@@ -139,6 +139,8 @@ func TestProcessSettingsDefaults(t *testing.T) {
 			StageCacheDir:         "/var/lib/haproxystats/stage-cache",
 			MaxFileSize:           268435456,
 			MemoryBudget:          16777216,
+			CountersDir:           "/var/lib/haproxystats/counters",
+			CountersExpiry:        time.Hour,
 		},
 		Graphite: Graphite{
 			Server:         "127.0.0.1",
@@ -178,6 +180,8 @@ per-process-metrics = YES
 calculate-percentages = 1
 liveness-check-interval = 2.5
 stop-timeout = 0.5
+monotonic-counters = yes
+counters-expiry = 86400
 [graphite]
 server = graphite.example.com
 port = 2003
@@ -224,6 +228,9 @@ dir = local-store
 		StageCacheDir:         "/srv/hs/stage-cache",
 		MaxFileSize:           268435456,
 		MemoryBudget:          16777216,
+		MonotonicCounters:     true,
+		CountersDir:           "/srv/hs/counters",
+		CountersExpiry:        24 * time.Hour,
 	}
 	if !reflect.DeepEqual(got.Process, wantProcess) {
 		t.Errorf("ProcessSettings().Process = %+v, want %+v", got.Process, wantProcess)

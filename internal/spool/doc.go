@@ -7,6 +7,10 @@
 // the spool and its rules live here, so the writer and the reader cannot
 // drift apart.
 //
+// PIDs tell workers apart but never go into a metric path: [ProcessLabels]
+// names the processes of a snapshot (<master>.worker, <master>.leaving1
+// ...) for per-process metrics, stable across reloads.
+//
 // # Writing
 //
 // A [Writer] publishes snapshots (haproxystats-pull, and the one daemon
