@@ -6,7 +6,7 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo deve
 LDFLAGS := -X github.com/haproxystats-go/haproxystats/internal/buildinfo.Version=$(VERSION)
 PROGRAMS := $(notdir $(wildcard cmd/*))
 
-.PHONY: all build test test-go deps demo wasm-examples wasm-test bench fuzz lint check conformance clean dist deb man contrib-check
+.PHONY: all build test test-go deps demo wasm-examples wasm-test bench bench-e2e fuzz lint check conformance clean dist deb man contrib-check
 
 all: build
 
@@ -60,6 +60,14 @@ bench:
 # Every parser of untrusted bytes, FUZZTIME each: show stat and show info
 # (engine), the configuration's INI reader and interpolation (config), the
 # WASM stages' output decoder (wasmstage).
+# The real binaries, end to end, on the large snapshot against a loopback
+# sink that only counts lines: the sink's floor; haproxystats-process with
+# one snapshot and a backlog of 6, 1 and 4 workers (start-to-delivered
+# wall time, CPU per snapshot, peak RSS); the one daemon against 8 large
+# HAProxy instances (peak RSS, CPU per round).
+bench-e2e:
+	$(GO) test -run '^$$' -bench E2E -benchtime 3x -timeout 30m ./cmd/haproxystats-process/ ./cmd/haproxystats-engine/
+
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseStat$$' -fuzztime $(FUZZTIME) ./engine/
