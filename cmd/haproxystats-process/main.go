@@ -5,21 +5,18 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 
 	"github.com/spf13/pflag"
 
+	processd "github.com/haproxystats-go/haproxystats/daemon"
 	"github.com/haproxystats-go/haproxystats/internal/buildinfo"
 	"github.com/haproxystats-go/haproxystats/internal/config"
-	"github.com/haproxystats-go/haproxystats/internal/process"
-	"github.com/haproxystats-go/haproxystats/internal/startup"
 )
 
 const usage = `Processes statistics from HAProxy and pushes them to Graphite
@@ -74,51 +71,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	// A stop during start-up (configuration, stage compilation) ends it
-	// at once, exit 0, as a stop afterwards does.
-	boot := slog.New(slog.NewTextHandler(stderr, nil))
-	cfg, err := startup.Do(ctx, func() (*config.Config, error) { return config.Load(*file, *dir, boot) })
-	if errors.Is(err, startup.ErrStopped) {
-		boot.Info("haproxystats-process stopped during start-up", "cause", err)
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
 	if *printConf {
+		cfg, err := config.Load(*file, *dir, slog.New(slog.NewTextHandler(stderr, nil)))
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
 		if err := cfg.Print(stdout, config.ProcessSections); err != nil {
 			fmt.Fprintln(stderr, err)
 			return 1
 		}
 		return 0
 	}
-	settings, err := cfg.ProcessSettings()
-	if err != nil {
+	if err := processd.Run(ctx, processd.Options{File: *file, Dir: *dir, Log: stderr}); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: settings.Process.Loglevel}))
-	daemon, err := startup.Do(ctx, func() (*process.Daemon, error) {
-		d, _, err := process.FromConfig(cfg, logger, process.Options{ConfigDir: filepath.Dir(*file)})
-		return d, err
-	})
-	if errors.Is(err, startup.ErrStopped) {
-		logger.Info("haproxystats-process stopped during start-up", "cause", err)
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
-	logger.Info("haproxystats-process started", "version", buildinfo.String(), "config", *file,
-		"src_dir", settings.Process.SrcDir, "workers", settings.Process.Workers,
-		"memory_budget", settings.Process.MemoryBudget, "memory_limit", process.LimitMemory(settings))
-	if err := daemon.Run(ctx); err != nil {
-		logger.Error("haproxystats-process stopped", "error", err)
-		return 1
-	}
-	st := daemon.Stats()
-	logger.Info("haproxystats-process stopped", "delivered", st.Delivered, "failed", st.Failed, "panics", st.Panics)
 	return 0
 }
