@@ -643,3 +643,14 @@ func (ps *Parser) Parse(name string, files []File) *Snapshot {
 	}
 	return snap
 }
+
+// WithPaths returns a view of p that builds metric paths with paths: the
+// same stages, the same memory budget and the same state of the stages,
+// another prefix (a central processor gives each load balancer's snapshots
+// the prefix of its host, and the cluster's aggregate its own). It is safe
+// for concurrent use with p.
+func (p *Pipeline) WithPaths(paths *Paths) *Pipeline {
+	q := *p
+	q.paths = paths
+	return &q
+}

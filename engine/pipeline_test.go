@@ -490,3 +490,19 @@ func TestPipelineLongestStageFirst(t *testing.T) {
 		}
 	}
 }
+
+func TestPipelineWithPaths(t *testing.T) {
+	size := 1
+	p := newPipeline(t, engine.Config{}, engine.StageSpec{Name: "A", Stage: counting("a", &size)})
+	q := p.WithPaths(&engine.Paths{Prefix: "lb.host2.haproxy"})
+	for _, c := range []struct {
+		p    *engine.Pipeline
+		want string
+	}{{p, "p.a0 0 100"}, {q, "lb.host2.haproxy.a0 0 100"}, {p, "p.a0 0 100"}} {
+		out := &recorder{t: t}
+		res, err := c.p.ProcessFiles(context.Background(), "100", oneStat, out)
+		if err != nil || !slices.Contains(out.lines(res), c.want) {
+			t.Errorf("%v: %q, want the line %q", err, out.buf.String(), c.want)
+		}
+	}
+}
