@@ -5,10 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -503,6 +507,75 @@ func TestPipelineWithPaths(t *testing.T) {
 		res, err := c.p.ProcessFiles(context.Background(), "100", oneStat, out)
 		if err != nil || !slices.Contains(out.lines(res), c.want) {
 			t.Errorf("%v: %q, want the line %q", err, out.buf.String(), c.want)
+		}
+	}
+}
+
+func TestPipelineSpoolFiles(t *testing.T) {
+	// Only regular files are read: a FIFO (which would block a reader
+	// forever), a link to /dev/zero (which never ends) and a socket named
+	// like snapshot files are skipped with a problem naming them and
+	// counted in RejectedFiles, and so is a file over MaxFileSize; the
+	// rest of the snapshot is processed, promptly.
+	dir := filepath.Join(t.TempDir(), "1700000000")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, data string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("good_stat", "# pxname,svname,scur,type,\nfe,FRONTEND,1,0,\n")
+	write("big_stat", "# pxname,svname,scur,type,\n"+strings.Repeat("fe2,FRONTEND,1,0,\n", 100))
+	if err := syscall.Mkfifo(filepath.Join(dir, "fifo_stat"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/dev/zero", filepath.Join(dir, "zero_info")); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("unix", filepath.Join(dir, "sock_stat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	size := 1
+	p := newPipeline(t, engine.Config{MaxFileSize: 1000}, engine.StageSpec{Name: "A", Stage: counting("a", &size)},
+		engine.StageSpec{Name: "F", Folder: &folder{columns: []string{"scur"}}})
+	type result struct {
+		res *engine.Result
+		err error
+		out *recorder
+	}
+	done := make(chan result, 1)
+	go func() {
+		out := &recorder{t: t}
+		res, err := p.ProcessDir(context.Background(), dir, out)
+		done <- result{res, err, out}
+	}()
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("ProcessDir blocked on a file that is not regular")
+	}
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	got := r.out.lines(r.res)
+	for _, want := range []string{"p.kind1 1 1700000000", "p.haproxystats.RejectedFiles 4 1700000000"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("output lacks %q: %q", want, got)
+		}
+	}
+	for _, name := range []string{"fifo_stat", "zero_info", "sock_stat", "big_stat"} {
+		found := false
+		for _, p := range r.res.Problems {
+			found = found || strings.Contains(p.Error(), name)
+		}
+		if !found {
+			t.Errorf("no problem names %s: %v", name, r.res.Problems)
 		}
 	}
 }
