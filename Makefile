@@ -59,7 +59,8 @@ bench:
 
 # Every parser of untrusted bytes, FUZZTIME each: show stat and show info
 # (engine), the configuration's INI reader and interpolation (config), the
-# WASM stages' output decoder (wasmstage).
+# WASM stages' output decoder (wasmstage), the snapshot records consumed
+# from Kafka (snaprecord).
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseStat$$' -fuzztime $(FUZZTIME) ./engine/
@@ -69,6 +70,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/wasmstage/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseShowProc$$' -fuzztime $(FUZZTIME) ./internal/haproxy/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseSocketName$$' -fuzztime $(FUZZTIME) ./internal/spool/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/snaprecord/
 
 # Release artefacts. `make dist`: static binaries (no cgo, paths trimmed,
 # the git version stamped; `-v` prints it) in $(DIST)/. `make deb`:
