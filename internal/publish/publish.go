@@ -322,3 +322,26 @@ func (p *Publisher) logFailure(kind, name, msg string, attrs ...any) {
 	p.mu.Unlock()
 	p.log.Error("kafka publisher: "+msg, attrs...)
 }
+
+// RunWith runs pub, when not nil, beside run (the puller's Run) until ctx
+// ends, and returns their errors joined: either returning ends the other,
+// since a puller without its publisher would only fill the Kafka spool, and
+// the reverse would drain it. With pub nil it is run(ctx).
+func RunWith(ctx context.Context, pub *Publisher, run func(context.Context) error) error {
+	if pub == nil {
+		return run(ctx)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var perr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		perr = pub.Run(ctx)
+		cancel()
+	}()
+	rerr := run(ctx)
+	cancel()
+	<-done
+	return errors.Join(rerr, perr)
+}
