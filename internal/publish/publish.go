@@ -18,15 +18,13 @@ import (
 	"github.com/haproxystats-go/haproxystats/internal/kafka"
 	"github.com/haproxystats-go/haproxystats/internal/snaprecord"
 	"github.com/haproxystats-go/haproxystats/internal/spool"
+	"github.com/haproxystats-go/haproxystats/internal/throttle"
 )
 
 // StopTimeout bounds, at a stop, the wait for the acknowledgement of the
 // snapshot in flight (kafka.Config.FlushTimeout of FromSettings' producer);
 // haproxystats-pull's systemd unit allows 10 s for the whole stop.
 const StopTimeout = 5 * time.Second
-
-// logEvery is how often the same failure of the same snapshot is logged.
-const logEvery = 30 * time.Second
 
 // Sender is what the publisher needs of a Kafka producer: a
 // *kafka.Producer through [ProducerSender], or a fake in tests.
@@ -84,8 +82,7 @@ type Publisher struct {
 
 	started                    atomic.Bool
 	published, bytes, failures atomic.Uint64
-	mu                         sync.Mutex
-	lastLog                    map[string]time.Time // failure kind and snapshot -> last logged
+	throttle                   throttle.Throttle // failure kind and snapshot
 }
 
 // Stats are a publisher's cumulative counters.
@@ -120,7 +117,7 @@ func New(cfg Config, sender Sender, logger *slog.Logger) (*Publisher, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Publisher{cfg: cfg, sender: sender, log: logger, lastLog: map[string]time.Time{}}, nil
+	return &Publisher{cfg: cfg, sender: sender, log: logger}, nil
 }
 
 // FromSettings builds the publisher of haproxystats-pull from validated
@@ -305,21 +302,15 @@ func (p *Publisher) publish(ctx context.Context, name string) outcome {
 }
 
 // logFailure logs an error, the same kind for the same snapshot at most
-// every logEvery.
+// every throttle.DefaultEvery.
 func (p *Publisher) logFailure(kind, name, msg string, attrs ...any) {
-	key := kind + " " + name
-	now := time.Now()
-	p.mu.Lock()
-	last, seen := p.lastLog[key]
-	if seen && now.Sub(last) < logEvery {
-		p.mu.Unlock()
+	ok, dropped := p.throttle.Allow(kind + " " + name)
+	if !ok {
 		return
 	}
-	if len(p.lastLog) > 1024 {
-		clear(p.lastLog)
+	if dropped > 0 {
+		attrs = append(attrs, "repeated", dropped)
 	}
-	p.lastLog[key] = now
-	p.mu.Unlock()
 	p.log.Error("kafka publisher: "+msg, attrs...)
 }
 
