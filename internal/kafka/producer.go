@@ -145,22 +145,12 @@ func New(cfg Config, logger *slog.Logger) (*Producer, error) {
 		p.key = []byte(cfg.Key)
 	}
 	batchMax := max(defaultBatchMaxBytes, cfg.MaxRecordBytes+len(cfg.Key)+batchOverhead)
-	p.opts = []kgo.Opt{
-		kgo.SeedBrokers(cfg.Brokers...),
-		kgo.ClientID(cfg.ClientID),
+	p.opts = append(ConnOpts(cfg, logger),
 		kgo.DefaultProduceTopic(cfg.Topic),
-		kgo.DialTimeout(cfg.DialTimeout),
-		kgo.RequestTimeoutOverhead(cfg.RequestTimeout),
-		kgo.RetryBackoffFn(backoff(cfg.RetryBackoff, cfg.RetryBackoffMax)),
 		// Metadata requests ask the broker to create a missing topic, as
 		// Kafka's Java producer does; the broker decides
 		// (auto.create.topics.enable).
 		kgo.AllowAutoTopicCreation(),
-		// No KIP-714 client metrics pushed to the brokers: nothing reads
-		// them here, and Close would wait up to 1 s for the last push.
-		kgo.DisableClientMetrics(),
-		kgo.WithLogger(newClientLogger(logger)),
-		kgo.WithHooks(&connHook{l: logger}),
 
 		// acks=all is franz-go's default, stated because the no-loss
 		// promise rests on it. So are, left at their defaults: idempotent
@@ -180,16 +170,41 @@ func New(cfg Config, logger *slog.Logger) (*Producer, error) {
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
 		// The memory bound is ours (acquire); the client's own limits are
 		// set above it so that Produce never blocks on them.
-		kgo.MaxBufferedBytes(2 * cfg.MaxBufferedBytes),
-		kgo.MaxBufferedRecords(cfg.MaxBufferedBytes/recordCost + 1),
+		kgo.MaxBufferedBytes(2*cfg.MaxBufferedBytes),
+		kgo.MaxBufferedRecords(cfg.MaxBufferedBytes/recordCost+1),
+	)
+	return p, nil
+}
+
+// ConnOpts returns the client options of cfg's connection fields, the
+// ones every client of the [kafka] section shares (the producers and the
+// snapshot consumer, internal/snapsource): Brokers, ClientID, TLS, SASL,
+// DialTimeout, RequestTimeout, RetryBackoff to RetryBackoffMax, with the
+// client's warnings and failed broker connections logged to logger, each
+// at most every 30 s. It checks nothing; the fields are those New checks.
+func ConnOpts(cfg Config, logger *slog.Logger) []kgo.Opt {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.ClientID(cfg.ClientID),
+		kgo.DialTimeout(cfg.DialTimeout),
+		kgo.RequestTimeoutOverhead(cfg.RequestTimeout),
+		kgo.RetryBackoffFn(backoff(cfg.RetryBackoff, cfg.RetryBackoffMax)),
+		// No KIP-714 client metrics pushed to the brokers: nothing reads
+		// them here, and Close would wait up to 1 s for the last push.
+		kgo.DisableClientMetrics(),
+		kgo.WithLogger(newClientLogger(logger)),
+		kgo.WithHooks(&connHook{l: logger}),
 	}
 	if cfg.TLS != nil {
-		p.opts = append(p.opts, kgo.DialTLSConfig(cfg.TLS))
+		opts = append(opts, kgo.DialTLSConfig(cfg.TLS))
 	}
 	if cfg.SASL != nil {
-		p.opts = append(p.opts, kgo.SASL(cfg.SASL.mechanism()))
+		opts = append(opts, kgo.SASL(cfg.SASL.mechanism()))
 	}
-	return p, nil
+	return opts
 }
 
 func (cfg *Config) validate() (kgo.CompressionCodec, error) {
