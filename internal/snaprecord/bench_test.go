@@ -20,14 +20,26 @@ func largeSnapshot(b *testing.B) string {
 	return dir
 }
 
-// BenchmarkLarge measures the record of the large snapshot: encoding it
-// from disk, parsing it and writing it out (the consumer's work), and
-// compressing it with each codec of [kafka] compression as the producer
-// does (franz-go's compressor, level defaults). It reports the record's
-// size (record-bytes) and the compressed size (compressed-bytes), the
-// figures to compare with the topic's max.message.bytes.
-func BenchmarkLarge(b *testing.B) {
-	dir := largeSnapshot(b)
+// BenchmarkRecord measures the record of the medium conformance snapshot
+// (4 processes, 330 KB) and of the large one: encoding it from disk,
+// parsing it and writing it out (the consumer's work), and compressing it
+// with each codec of [kafka] compression as the producer does (franz-go's
+// compressor, default levels). It reports the record's size
+// (record-bytes) and the compressed size (compressed-bytes): the figures to
+// compare with the topic's max.message.bytes.
+func BenchmarkRecord(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		dir  func(b *testing.B) string
+	}{
+		{"medium", func(*testing.B) string { return "../../testdata/conformance/medium-defaults/incoming/1795507862" }},
+		{"large", largeSnapshot},
+	} {
+		b.Run(c.name, func(b *testing.B) { benchRecord(b, c.dir(b)) })
+	}
+}
+
+func benchRecord(b *testing.B, dir string) {
 	value, err := EncodeDir(dir, testHost, 1<<30)
 	if err != nil {
 		b.Fatal(err)
