@@ -348,19 +348,28 @@ func (p *Producer) flush() {
 // MaxBufferedBytes) until one is reachable. ctx also bounds every wait of
 // the stream's Write and Finish for buffer room.
 func (p *Producer) Open(ctx context.Context, snapshot string) (*Stream, error) {
+	if err := p.waitReady(ctx); err != nil {
+		return nil, err
+	}
+	return &Stream{p: p, ctx: ctx, snapshot: snapshot, d: newDelivery()}, nil
+}
+
+// waitReady waits until Run created the client; it fails with ErrClosed
+// once the producer stops, or with ctx's error.
+func (p *Producer) waitReady(ctx context.Context) error {
 	select {
 	case <-p.closing:
-		return nil, ErrClosed
+		return ErrClosed
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return ctx.Err()
 	case <-p.ready:
 	}
 	select {
 	case <-p.closing:
-		return nil, ErrClosed
+		return ErrClosed
 	default:
+		return nil
 	}
-	return &Stream{p: p, ctx: ctx, snapshot: snapshot, d: newDelivery()}, nil
 }
 
 // RecordTooLargeError is a value given to Produce that is larger than
@@ -389,12 +398,8 @@ func (p *Producer) Produce(ctx context.Context, snapshot string, value []byte) (
 		p.errs.Add(1)
 		return nil, &RecordTooLargeError{Snapshot: snapshot, Len: len(value), Limit: p.cfg.MaxRecordBytes}
 	}
-	select {
-	case <-p.closing:
-		return nil, ErrClosed
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-p.ready:
+	if err := p.waitReady(ctx); err != nil {
+		return nil, err
 	}
 	d := newDelivery()
 	if err := p.produce(ctx, snapshot, value, 0, d); err != nil {

@@ -75,11 +75,7 @@ func (l *lb) publisher(t *testing.T) *running {
 	if err != nil {
 		t.Fatalf("FromSettings: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{p: p, cancel: cancel, done: make(chan error, 1), logs: logs}
-	go func() { r.done <- p.Run(ctx) }()
-	t.Cleanup(func() { r.stop(t) })
-	return r
+	return &running{p: p, bg: testenv.Background(t, "publisher Run", p.Run), logs: logs}
 }
 
 // round runs the round of epoch, which must be committed.
@@ -96,15 +92,7 @@ func (l *lb) round(t *testing.T, epoch int64) {
 // queued lists the snapshots waiting in the Kafka spool.
 func (l *lb) queued(t testing.TB) []string {
 	t.Helper()
-	entries, err := os.ReadDir(l.ps.KafkaDstDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range entries {
-		out = append(out, e.Name())
-	}
-	return out
+	return snapshotsIn(t, l.ps.KafkaDstDir)
 }
 
 // checkArrived reads the snapshot topic and checks the promise for this

@@ -160,12 +160,11 @@ func testPublisherConfig(dir string) Config {
 		RetryBackoff: 10 * time.Millisecond, RetryBackoffMax: 40 * time.Millisecond, Topic: "haproxystats-snapshots"}
 }
 
-// running is a publisher whose Run goroutine the test owns.
+// running is a publisher running until the end of the test.
 type running struct {
-	p      *Publisher
-	cancel context.CancelFunc
-	done   chan error
-	logs   *testenv.Buffer
+	p    *Publisher
+	bg   *testenv.Running
+	logs *testenv.Buffer
 }
 
 func startPublisher(t testing.TB, cfg Config, s Sender) *running {
@@ -175,25 +174,13 @@ func startPublisher(t testing.TB, cfg Config, s Sender) *running {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{p: p, cancel: cancel, done: make(chan error, 1), logs: logs}
-	go func() { r.done <- p.Run(ctx) }()
-	t.Cleanup(func() { r.stop(t) })
-	return r
+	return &running{p: p, bg: testenv.Background(t, "publisher Run", p.Run), logs: logs}
 }
 
-// stop ends Run and waits for it, at most a minute: a bound, not a timing.
+// stop ends Run and waits for it; Run must return nil.
 func (r *running) stop(t testing.TB) {
 	t.Helper()
-	r.cancel()
-	err := testenv.ReturnsWithin(t, time.Minute, "publisher Run", func() error {
-		err, ok := <-r.done
-		if ok {
-			close(r.done)
-		}
-		return err
-	})
-	if err != nil {
+	if err := r.bg.Stop(t); err != nil {
 		t.Errorf("Run = %v, want nil", err)
 	}
 }

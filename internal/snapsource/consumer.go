@@ -408,16 +408,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 	// handed out StopTimeout to be reported, commit, leave the group.
 	c.mu.Lock()
 	c.closing = true
-	dropped := c.queue
-	c.queue = nil
-	for _, s := range dropped {
-		c.nDropped++
-		c.forget(s)
-	}
 	c.mu.Unlock()
-	for _, s := range dropped {
-		c.remove(s.Dir)
-	}
+	c.drop(func(*Snapshot) bool { return false })
 	c.waitHandedOut()
 	stopCommits()
 	commits.Wait()
@@ -680,22 +672,29 @@ func (c *Consumer) onLost(_ context.Context, _ *kgo.Client, lost map[string][]in
 func (c *Consumer) revoke(ids []int32, commit bool) map[int32]kgo.EpochOffset {
 	c.mu.Lock()
 	toCommit := map[int32]kgo.EpochOffset{}
-	gone := map[*partition]bool{}
 	for _, id := range ids {
 		p := c.parts[id]
 		if p == nil {
 			continue
 		}
-		gone[p] = true
 		delete(c.parts, id)
 		if commit && p.next > p.committed {
 			toCommit[id] = kgo.EpochOffset{Epoch: p.epoch, Offset: p.next}
 		}
 	}
+	c.mu.Unlock()
+	c.drop(c.live)
+	return toCommit
+}
+
+// drop removes from the queue the waiting snapshots keep rejects (it runs
+// with c.mu held), and their directories.
+func (c *Consumer) drop(keep func(*Snapshot) bool) {
+	c.mu.Lock()
 	var dropped []*Snapshot
 	kept := c.queue[:0]
 	for _, s := range c.queue {
-		if c.live(s) {
+		if keep(s) {
 			kept = append(kept, s)
 		} else {
 			dropped = append(dropped, s)
@@ -711,7 +710,6 @@ func (c *Consumer) revoke(ids []int32, commit bool) map[int32]kgo.EpochOffset {
 	for _, s := range dropped {
 		c.remove(s.Dir)
 	}
-	return toCommit
 }
 
 // commitLoop commits what was delivered every CommitInterval until ctx

@@ -104,12 +104,11 @@ func testConfig(t testing.TB, addr string) Config {
 	}
 }
 
-// running is a consumer whose Run goroutine the test owns.
+// running is a consumer running until the end of the test.
 type running struct {
-	c      *Consumer
-	cancel context.CancelFunc
-	done   chan error
-	logs   *testenv.Buffer
+	c    *Consumer
+	bg   *testenv.Running
+	logs *testenv.Buffer
 }
 
 func start(t testing.TB, cfg Config) *running {
@@ -119,25 +118,13 @@ func start(t testing.TB, cfg Config) *running {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{c: c, cancel: cancel, done: make(chan error, 1), logs: logs}
-	go func() { r.done <- c.Run(ctx) }()
-	t.Cleanup(func() { r.stop(t) })
-	return r
+	return &running{c: c, bg: testenv.Background(t, "consumer Run", c.Run), logs: logs}
 }
 
-// stop ends Run and waits for it, at most a minute (a bound for a hang).
+// stop ends Run and waits for it; Run must return nil.
 func (r *running) stop(t testing.TB) {
 	t.Helper()
-	r.cancel()
-	err := testenv.ReturnsWithin(t, time.Minute, "consumer Run", func() error {
-		err, ok := <-r.done
-		if ok {
-			close(r.done)
-		}
-		return err
-	})
-	if err != nil {
+	if err := r.bg.Stop(t); err != nil {
 		t.Errorf("Run = %v, want nil", err)
 	}
 }
