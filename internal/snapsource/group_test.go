@@ -270,3 +270,105 @@ func TestKillMovesPartitions(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestRevokeMidProcessing: a consumer holds snapshots of every partition,
+// one handed out and others waiting, when a second member joins: the
+// waiting snapshots of the partitions it loses are dropped, never handed
+// out by it; the one handed out is still reported delivered, but that
+// commits nothing for a partition it lost; the new member consumes those
+// partitions from their committed offsets, and every snapshot is delivered.
+func TestRevokeMidProcessing(t *testing.T) {
+	t.Parallel()
+	k := testenv.StartKafkaWith(t, testenv.KafkaConfig{Topics: []string{testTopic}, Partitions: 4})
+	a := start(t, testConfig(t, k.Addr()))
+	waitAssigned(t, a, 4)
+	const n, hosts = 16, 4
+	var recs []record
+	for i := range n {
+		recs = append(recs, snap(t, int32(i%4), hostOf(i, hosts), 1800000000+int64(i)))
+	}
+	produce(t, k.Addr(), recs...)
+	deadline := time.Now().Add(time.Minute)
+	for a.c.Stats().Snapshots < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("a consumed %+v within a minute, want %d snapshots", a.c.Stats(), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Snapshots handed out, reported only after the rebalance: at least
+	// one of each partition.
+	var held []*Snapshot
+	for parts := map[int32]bool{}; len(parts) < 4; {
+		s := a.next(t)
+		held = append(held, s)
+		parts[s.Partition] = true
+	}
+
+	b := start(t, testConfig(t, k.Addr()))
+	deadline = time.Now().Add(time.Minute)
+	for len(b.c.Assigned()) == 0 || len(a.c.Assigned()) == 4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no rebalance within a minute: a has %v, b %v", a.c.Assigned(), b.c.Assigned())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	lost := slices.DeleteFunc([]int32{0, 1, 2, 3}, func(p int32) bool { return slices.Contains(a.c.Assigned(), p) })
+	if st := a.c.Stats(); st.Dropped == 0 {
+		t.Errorf("a lost partitions %v but dropped nothing: %+v", lost, st)
+	}
+	var mu sync.Mutex
+	var got []delivery
+	collect := func(d delivery) { mu.Lock(); got = append(got, d); mu.Unlock() }
+	for _, s := range held {
+		a.c.Done(s, true)
+		got = append(got, delivery{s.Host, s.Epoch, s.Partition, "held"})
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { worker(a, "a", collect) })
+	wg.Go(func() { worker(b, "b", collect) })
+	deadline = time.Now().Add(time.Minute)
+	for {
+		mu.Lock()
+		seen := map[string]int{}
+		for _, d := range got {
+			seen[d.host+"/"+d.epoch]++
+		}
+		mu.Unlock()
+		missing := 0
+		for i := range n {
+			if seen[hostOf(i, hosts)+"/"+strconv.Itoa(1800000000+i)] == 0 {
+				missing++
+			}
+		}
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d snapshots never delivered", missing)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	aOwns, bOwns := a.c.Assigned(), b.c.Assigned()
+	a.stop(t)
+	b.stop(t)
+	wg.Wait()
+	dups := 0
+	for _, d := range got {
+		if d.consumer == "a" && slices.Contains(lost, d.partition) {
+			t.Errorf("a handed out %s/%s of partition %d after losing it", d.host, d.epoch, d.partition)
+		}
+		if d.consumer == "a" && !slices.Contains(aOwns, d.partition) {
+			t.Errorf("a delivered %s/%s of partition %d, not one of its %v", d.host, d.epoch, d.partition, aOwns)
+		}
+	}
+	for _, h := range held {
+		if !slices.Contains(lost, h.Partition) {
+			continue
+		}
+		dups++
+		if !slices.ContainsFunc(got, func(d delivery) bool { return d.consumer == "b" && d.host == h.Host && d.epoch == h.Epoch }) {
+			t.Errorf("snapshot %s/%s of partition %d, held by a when it lost the partition, was not consumed again by b: its Done committed it", h.Host, h.Epoch, h.Partition)
+		}
+	}
+	t.Logf("a kept %v, b took %v; a: %+v; %d snapshots held over the rebalance, %d of lost partitions consumed again by b", aOwns, bOwns, a.c.Stats(), len(held), dups)
+}
