@@ -87,7 +87,7 @@ type Publisher struct {
 
 // Stats are a publisher's cumulative counters.
 type Stats struct {
-	Published uint64 // snapshots acknowledged and removed from the spool
+	Published uint64 // snapshots acknowledged (then removed from the spool)
 	Bytes     uint64 // record bytes of those (before compression)
 	Failures  uint64 // attempts that failed (the snapshot stayed)
 }
@@ -292,12 +292,12 @@ func (p *Publisher) publish(ctx context.Context, name string) outcome {
 		}
 		return failed
 	}
-	if err := os.RemoveAll(dir); err != nil {
-		p.log.Error("snapshot published but not removed from the spool: it will be published again", "snapshot", name, "err", err)
-	}
 	p.published.Add(1)
 	p.bytes.Add(uint64(len(value)))
 	p.log.Debug("snapshot published", "snapshot", name, "bytes", len(value))
+	if err := os.RemoveAll(dir); err != nil {
+		p.log.Error("snapshot published but not removed from the spool: it will be published again", "snapshot", name, "err", err)
+	}
 	return published
 }
 

@@ -78,6 +78,12 @@ func (f *fakeSender) Produce(ctx context.Context, snapshot string, value []byte)
 	return d, nil
 }
 
+func (f *fakeSender) value(snapshot string) []byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.values[snapshot]
+}
+
 func (f *fakeSender) produced() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -219,7 +225,7 @@ func TestPublishesInOrder(t *testing.T) {
 		t.Errorf("produced %v, want %v", got, sorted)
 	}
 	for _, e := range epochs {
-		got := recordFiles(t, f.values[e], testHost, e)
+		got := recordFiles(t, f.value(e), testHost, e)
 		if fmt.Sprint(got) != fmt.Sprint(want[e]) {
 			t.Errorf("record of %s holds other files than the snapshot's", e)
 		}
