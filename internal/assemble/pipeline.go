@@ -149,13 +149,17 @@ func wasmStage(cfg *config.Config, name string, opts Options, cacheDir string, l
 }
 
 // Prefix returns `namespace[.host].haproxy`: namespace as written, its dots
-// included (SPEC §4); with prefix-hostname the host name has its dots
+// included (SPEC §4); with prefix-hostname the host name (hostname, else
+// [graphite] hostname, else the operating system's) has its dots
 // replaced by '_' when fqdn is true, or is cut at the first dot when false.
 // A host name that is then not a metric path name (config.CheckPathName)
 // is an error naming [graphite] prefix-hostname and the host name.
 func Prefix(g config.Graphite, hostname string) (string, error) {
 	parts := []string{g.Namespace}
 	if g.PrefixHostname {
+		if hostname == "" {
+			hostname = g.Hostname // [graphite] hostname
+		}
 		if hostname == "" {
 			h, err := os.Hostname()
 			if err != nil {
