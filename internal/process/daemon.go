@@ -129,11 +129,14 @@ type Daemon struct {
 	log   *slog.Logger
 	stats struct{ processed, delivered, failed, panics, retried atomic.Int64 }
 
-	// With a Sequencer: the snapshots handed out and not settled, by
-	// name, and the turn of the last one handed out.
-	seqMu sync.Mutex
-	turns map[string]*turn
-	last  *turn
+	// With a Sequencer: seqMu is held across Queue.Next and Pending (hand-
+	// out order) and guards last, the turn of the last snapshot handed
+	// out; turnsMu guards turns, the snapshots handed out and not settled,
+	// by name (Started must not wait for a worker blocked in Next).
+	seqMu   sync.Mutex
+	last    *turn
+	turnsMu sync.Mutex
+	turns   map[string]*turn
 }
 
 // turn is a snapshot's place in the hand-out order (with a Sequencer).
@@ -186,9 +189,9 @@ func New(cfg Config) (*Daemon, error) {
 // snapshot named name holds its working memory, so the next one may enter
 // the pipeline. Safe for concurrent use; a no-op without a Sequencer.
 func (d *Daemon) Started(name string) {
-	d.seqMu.Lock()
+	d.turnsMu.Lock()
 	tn := d.turns[name]
-	d.seqMu.Unlock()
+	d.turnsMu.Unlock()
 	if tn != nil {
 		tn.enter()
 	}
@@ -216,7 +219,9 @@ func (d *Daemon) next(ctx context.Context) (string, *turn, error) {
 		d.cfg.Sequencer.Pending(t)
 	}
 	d.last = tn
+	d.turnsMu.Lock()
 	d.turns[name] = tn
+	d.turnsMu.Unlock()
 	return name, tn, nil
 }
 
@@ -229,11 +234,11 @@ func (d *Daemon) settle(name string, tn *turn) error {
 	var err error
 	tn.done.Do(func() {
 		tn.enter()
-		d.seqMu.Lock()
+		d.turnsMu.Lock()
 		if d.turns[name] == tn {
 			delete(d.turns, name)
 		}
-		d.seqMu.Unlock()
+		d.turnsMu.Unlock()
 		if tn.t != 0 {
 			if err = d.cfg.Sequencer.Done(tn.t); err != nil {
 				err = fmt.Errorf("counters state after snapshot %s: %w", name, err)
