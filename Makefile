@@ -57,9 +57,6 @@ demo: build
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20x ./engine/
 
-# Every parser of untrusted bytes, FUZZTIME each: show stat and show info
-# (engine), the configuration's INI reader and interpolation (config), the
-# WASM stages' output decoder (wasmstage).
 # The real binaries, end to end, on the large snapshot against a loopback
 # sink that only counts lines: the sink's floor; haproxystats-process with
 # one snapshot and a backlog of 6, 1 and 4 workers (start-to-delivered
@@ -68,6 +65,11 @@ bench:
 bench-e2e:
 	$(GO) test -run '^$$' -bench E2E -benchtime 3x -timeout 30m ./cmd/haproxystats-process/ ./cmd/haproxystats-engine/
 
+# Every parser of untrusted bytes, FUZZTIME each: show stat and show info
+# (engine), the configuration's INI reader and interpolation (config), the
+# WASM stages' output decoder (wasmstage), the snapshot records consumed
+# from Kafka (snaprecord), the counters' state file (counters), show proc
+# (haproxy), socket file names (spool).
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseStat$$' -fuzztime $(FUZZTIME) ./engine/
@@ -78,6 +80,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseShowProc$$' -fuzztime $(FUZZTIME) ./internal/haproxy/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseSocketName$$' -fuzztime $(FUZZTIME) ./internal/spool/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeState$$' -fuzztime $(FUZZTIME) ./internal/counters/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/snaprecord/
 
 # Release artefacts. `make dist`: static binaries (no cgo, paths trimmed,
 # the git version stamped; `-v` prints it) in $(DIST)/. `make deb`:

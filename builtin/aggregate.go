@@ -1,6 +1,7 @@
 package builtin
 
 import (
+	"context"
 	"math"
 	"slices"
 
@@ -105,6 +106,14 @@ type aggregator struct {
 	// The labels of the series present, and one object's values.
 	labels []string
 	values []float64
+
+	// With monotonic counters (nil without): what the snapshot's
+	// processes counted, per slot the object's number in the sample
+	// (valid for the slots of this snapshot), and per batch the sample
+	// entry of each selected row.
+	ctr  *foldCounters
+	sobj []int32
+	ents []int32
 }
 
 // objectName is the proxy (or the server alone) and the server of an
@@ -112,18 +121,26 @@ type aggregator struct {
 type objectName struct{ object, server string }
 
 // newAggregator returns an aggregator of the series ss; pairs selects keys
-// made of two name numbers.
-func newAggregator(ss []series, pairs bool) *aggregator {
+// made of two name numbers. cp is the counter part of the series, nil
+// without monotonic counters.
+func newAggregator(ss []series, pairs bool, cp *counterPart) *aggregator {
 	a := &aggregator{series: ss, sums: make([][]float64, len(ss)), seen: make([]bool, len(ss))}
 	if pairs {
 		a.sparse = make(map[uint64]int32)
 	}
+	if cp != nil {
+		a.ctr = cp.newSample()
+	}
 	return a
 }
 
-// reset starts a snapshot; the slots of the last one are zeroed, and every
-// slot is forgotten when they have piled up (objects churn).
-func (a *aggregator) reset() {
+// reset starts the snapshot named name; the slots of the last one are
+// zeroed, and every slot is forgotten when they have piled up (objects
+// churn).
+func (a *aggregator) reset(name string) {
+	if a.ctr != nil {
+		a.ctr.reset(name)
+	}
 	if len(a.names) > 4*len(a.order)+1024 {
 		a.forget()
 	}
@@ -149,6 +166,7 @@ func (a *aggregator) forget() {
 	}
 	clear(a.names)
 	a.names, a.stamp, a.order, a.rows, a.served = a.names[:0], a.stamp[:0], a.order[:0], a.rows[:0], a.served[:0]
+	a.sobj = a.sobj[:0]
 	for i := range a.sums {
 		a.sums[i] = a.sums[i][:0]
 	}
@@ -186,10 +204,16 @@ func (a *aggregator) object(k uint64, name func() objectName) int32 {
 		for s := range a.sums {
 			a.sums[s] = append(a.sums[s], 0)
 		}
+		if a.ctr != nil {
+			a.sobj = append(a.sobj, -1)
+		}
 	}
 	if a.stamp[o] != a.gen {
 		a.stamp[o] = a.gen
 		a.order = append(a.order, o)
+		if a.ctr != nil && a.ctr.sample != nil {
+			a.sobj[o] = int32(a.ctr.sample.Object(a.names[o].object, a.names[o].server))
+		}
 	}
 	return o
 }
@@ -200,6 +224,9 @@ func (a *aggregator) fold(b *engine.StatTable, selectRow func(r int) bool, key f
 	if b.NameEpoch != a.epoch {
 		a.forget()
 		a.epoch = b.NameEpoch
+	}
+	if a.ctr != nil {
+		a.ctr.workers(b)
 	}
 	a.sel, a.obj = a.sel[:0], a.obj[:0]
 	for r := range b.Rows() {
@@ -242,6 +269,61 @@ func (a *aggregator) fold(b *engine.StatTable, selectRow func(r int) bool, key f
 			sums[obj[i]] += vals[r]
 		}
 	}
+	if a.ctr != nil {
+		a.collect(b)
+	}
+}
+
+// collect adds the counters of the batch's selected rows to the sample,
+// per process and object.
+func (a *aggregator) collect(b *engine.StatTable) {
+	s := a.ctr.sample
+	if s == nil {
+		return
+	}
+	a.ents = a.ents[:0]
+	for i, r := range a.sel {
+		a.ents = append(a.ents, int32(s.Entry(int(a.ctr.procW[b.Proc[r]]), int(a.sobj[a.obj[i]]))))
+	}
+	for si, ser := range a.series {
+		c := a.ctr.cp.of[si]
+		if c < 0 {
+			continue
+		}
+		col := b.Column(ser.column)
+		if col == nil {
+			continue
+		}
+		vals, ents := col.Values, a.ents[:len(a.sel)]
+		for i, r := range a.sel {
+			s.AddAt(int(ents[i]), c, vals[r])
+		}
+	}
+}
+
+// advance advances the counter part with the snapshot's sample and adds
+// the offsets to the sums of the counters: the values sent never go down
+// at a reload. Without monotonic counters it does nothing. An error means
+// the offsets are unknown: the stage must fail rather than send the sums.
+func (a *aggregator) advance(ctx context.Context, snap *engine.Snapshot) error {
+	if a.ctr == nil {
+		return nil
+	}
+	if err := a.ctr.advance(ctx, snap); err != nil {
+		return err
+	}
+	s := a.ctr.sample
+	for si := range a.series {
+		c := a.ctr.cp.of[si]
+		if c < 0 || !a.seen[si] {
+			continue
+		}
+		sums := a.sums[si]
+		for _, o := range a.order {
+			sums[o] += s.Offset(int(a.sobj[o]), c)
+		}
+	}
+	return nil
 }
 
 // present returns the number of series whose column the snapshot had.
@@ -304,5 +386,9 @@ func (a *aggregator) Size() int64 {
 	for _, s := range a.sums {
 		n += int64(cap(s)) * 8
 	}
-	return n + int64(cap(a.sel)+cap(a.obj)+cap(a.servedSel)+cap(a.servedObj))*4
+	n += int64(cap(a.sel)+cap(a.obj)+cap(a.servedSel)+cap(a.servedObj)+cap(a.sobj)+cap(a.ents)) * 4
+	if a.ctr != nil && a.ctr.sample != nil {
+		n += a.ctr.sample.Size() + int64(cap(a.ctr.procW))*4
+	}
+	return n
 }

@@ -2,6 +2,7 @@ package builtin
 
 import (
 	"github.com/haproxystats-go/haproxystats/engine"
+	"github.com/haproxystats-go/haproxystats/internal/counters"
 )
 
 // Backends computes the BACKEND rows per backend name (SPEC §5.3): the
@@ -10,6 +11,7 @@ import (
 type Backends struct {
 	series  []series
 	exclude *Exclusions
+	ctr     *counterPart // nil without monotonic counters
 }
 
 func newBackends(opts Options) *Backends {
@@ -17,7 +19,9 @@ func newBackends(opts Options) *Backends {
 	if metrics == nil {
 		metrics = BackendSummed
 	}
-	return &Backends{series: newSeries(metrics, BackendAveraged, BackendTimes), exclude: opts.ExcludeBackends}
+	ss := newSeries(metrics, BackendAveraged, BackendTimes)
+	return &Backends{series: ss, exclude: opts.ExcludeBackends,
+		ctr: newCounterPart(opts.Counters, partBackend, ss, counters.IsStatCounter)}
 }
 
 // Columns implements engine.Folder.
@@ -34,5 +38,5 @@ func (b *Backends) KindColumns(kind uint8) []string {
 // NewFold implements engine.Folder.
 func (b *Backends) NewFold() engine.Fold {
 	return &proxyFold{scope: engine.ScopeBackend, kind: engine.KindBackend, count: "MetricsBackend",
-		exclusions: b.exclude, agg: newAggregator(b.series, false)}
+		exclusions: b.exclude, agg: newAggregator(b.series, false, b.ctr)}
 }

@@ -7,6 +7,8 @@ import (
 	"strconv"
 
 	"github.com/haproxystats-go/haproxystats/engine"
+	"github.com/haproxystats-go/haproxystats/internal/counters"
+	"github.com/haproxystats-go/haproxystats/internal/spool"
 )
 
 // Daemon computes the `show info` metrics (SPEC §5.1): sums and averages
@@ -14,6 +16,11 @@ import (
 // optional percentages and per-process metrics, and MetricsHAProxy.
 type Daemon struct {
 	opts Options
+	ctr  *counterPart // nil without monotonic counters
+}
+
+func newDaemon(opts Options) *Daemon {
+	return &Daemon{opts: opts, ctr: newCounterPart(opts.Counters, partDaemon, newSeries(DaemonSummed, nil, nil), counters.IsInfoCounter)}
 }
 
 // percentage is one of the calculate-percentages metrics: 100*value/limit.
@@ -46,21 +53,48 @@ func (d *Daemon) KindColumns(uint8) []string { return nil }
 
 // NewFold implements engine.Folder: the daemon stage needs only the
 // `show info` table, which the pipeline hands to Finish.
-func (d *Daemon) NewFold() engine.Fold { return daemonFold{d} }
-
-type daemonFold struct{ d *Daemon }
-
-func (daemonFold) Reset(string)           {}
-func (daemonFold) Rows(*engine.StatTable) {}
-func (f daemonFold) Finish(ctx context.Context, s *engine.Snapshot, emit engine.Emitter) error {
-	return f.d.process(s, emit)
+func (d *Daemon) NewFold() engine.Fold {
+	f := &daemonFold{d: d}
+	if d.ctr != nil {
+		f.ctr = d.ctr.newSample()
+	}
+	return f
 }
+
+type daemonFold struct {
+	d   *Daemon
+	ctr *foldCounters // nil without monotonic counters
+}
+
+func (f *daemonFold) Reset(name string) {
+	if f.ctr != nil {
+		f.ctr.reset(name)
+	}
+}
+
+func (*daemonFold) Rows(*engine.StatTable) {}
+
+func (f *daemonFold) Finish(ctx context.Context, s *engine.Snapshot, emit engine.Emitter) error {
+	return f.d.process(ctx, s, emit, f.ctr)
+}
+
+func (f *daemonFold) Size() int64 {
+	if f.ctr == nil || f.ctr.sample == nil {
+		return 0
+	}
+	return f.ctr.sample.Size()
+}
+
+// daemonObject is the one object of the daemon's counter part.
+const daemonObject = "daemon"
 
 // process computes the metrics of the `show info` table. A cell whose
 // value was not an integer (InfoTable.Dropped) is left out of the sums,
 // averages and percentiles, and its per-process line is not sent. Sums are
-// computed in float64, so that they cannot wrap.
-func (d *Daemon) process(s *engine.Snapshot, emit engine.Emitter) error {
+// computed in float64, so that they cannot wrap. With monotonic counters
+// (ctr not nil), the sums of the cumulative keys get the offsets of the
+// processes that left; the per-process lines stay as each process reports.
+func (d *Daemon) process(ctx context.Context, s *engine.Snapshot, emit engine.Emitter, ctr *foldCounters) error {
 	if s.InfoFiles == 0 {
 		return engine.ErrSkip
 	}
@@ -73,19 +107,26 @@ func (d *Daemon) process(s *engine.Snapshot, emit engine.Emitter) error {
 		d.opts.Logger.Warn("*_info files carry different keys, daemon metrics skipped", "snapshot", s.Name)
 		return nil
 	}
+	offsets, err := d.counters(ctx, s, ctr)
+	if err != nil {
+		return err
+	}
 	count := 1
 	out := func(scope engine.Scope, object, name string, v float64) {
 		emit.Emit(engine.Metric{Scope: scope, Object: object, Name: name, Value: v})
 		count++
 	}
 	var summed []int // indexes of the DaemonSummed keys present
-	for _, key := range DaemonSummed {
+	for i, key := range DaemonSummed {
 		k := t.Key(key)
 		if k < 0 {
 			continue
 		}
 		summed = append(summed, k)
 		total, _ := sumKey(t, k)
+		if offsets != nil && d.ctr.of[i] >= 0 {
+			total += offsets[d.ctr.of[i]]
+		}
 		out(engine.ScopeDaemon, "", key, total)
 	}
 	for _, key := range DaemonAveraged {
@@ -123,7 +164,7 @@ func (d *Daemon) process(s *engine.Snapshot, emit engine.Emitter) error {
 		}
 	}
 	if d.opts.PerProcessMetrics {
-		labels := processLabels(t)
+		labels := processLabels(s)
 		uptime := t.Key("Uptime_sec")
 		cell := func(k, row int) (float64, bool) {
 			if k < 0 || !t.Has[k][row] {
@@ -174,32 +215,61 @@ func sumKey(t *engine.InfoTable, k int) (float64, int) {
 	return total, n
 }
 
-// processLabels names each process: its Process_num, or, when that key is
-// missing or repeats across files (several HAProxy 2.x instances all report
-// 1), the socket name.
-func processLabels(t *engine.InfoTable) []string {
-	labels := make([]string, t.Rows())
-	if k := t.Key("Process_num"); k >= 0 {
-		seen := make(map[int64]bool, t.Rows())
-		unique := true
-		for _, v := range t.Values[k] {
-			if seen[v] {
-				unique = false
-				break
+// counters collects the cumulative keys of every process into the
+// daemon's counter part, advances it and returns the offsets, one per
+// counter of the part; nil without monotonic counters.
+func (d *Daemon) counters(ctx context.Context, s *engine.Snapshot, ctr *foldCounters) ([]float64, error) {
+	if ctr == nil {
+		return nil, nil
+	}
+	if smp := ctr.sample; smp != nil {
+		t := &s.Info
+		o := smp.Object(daemonObject)
+		for row, proc := range t.Procs {
+			w := smp.Worker(proc)
+			e := smp.Entry(w, o)
+			for i, key := range DaemonSummed {
+				c := d.ctr.of[i]
+				if c < 0 {
+					continue
+				}
+				if k := t.Key(key); k >= 0 && t.Has[k][row] {
+					smp.AddAt(e, c, float64(t.Values[k][row]))
+				}
 			}
-			seen[v] = true
-		}
-		if unique {
-			for i, v := range t.Values[k] {
-				labels[i] = strconv.FormatInt(v, 10)
-			}
-			return labels
 		}
 	}
-	for i, p := range t.Procs {
-		labels[i] = engine.PathName(p)
+	if err := ctr.advance(ctx, s); err != nil {
+		return nil, err
 	}
-	return labels
+	return ctr.sample.Offsets(0), nil
+}
+
+// processLabels names each process of the snapshot for the per-process
+// metrics (spool.ProcessLabels): a master CLI's workers by master and role
+// (<master>.worker, <master>.leaving1 ...), never by PID, so that paths
+// stay the same across reloads; plain sockets by the original's rule,
+// their Process_num, or their socket name when that key is missing or
+// repeats across files (several HAProxy 2.x instances all report 1).
+func processLabels(s *engine.Snapshot) []string {
+	t := &s.Info
+	num, start, uptime := t.Key("Process_num"), t.Key("Start_time_sec"), t.Key("Uptime_sec")
+	now, _ := strconv.ParseInt(s.Name, 10, 64)
+	procs := make([]spool.Process, t.Rows())
+	for row, socket := range t.Procs {
+		p := spool.Process{Socket: socket}
+		if num >= 0 && t.Has[num][row] {
+			p.ProcessNum, p.HasProcessNum = t.Values[num][row], true
+		}
+		switch {
+		case start >= 0 && t.Has[start][row]:
+			p.Started = t.Values[start][row]
+		case uptime >= 0 && t.Has[uptime][row] && now > 0:
+			p.Started = now - t.Values[uptime][row]
+		}
+		procs[row] = p
+	}
+	return spool.ProcessLabels(procs, engine.PathName)
 }
 
 // percent is int(100 * value / limit) as the original computed it, 0 when

@@ -3,6 +3,8 @@ package builtin
 import (
 	"context"
 
+	"github.com/haproxystats-go/haproxystats/internal/counters"
+
 	"github.com/haproxystats-go/haproxystats/engine"
 )
 
@@ -11,6 +13,7 @@ import (
 type Frontends struct {
 	series  []series
 	exclude *Exclusions
+	ctr     *counterPart // nil without monotonic counters
 }
 
 func newFrontends(opts Options) *Frontends {
@@ -18,7 +21,9 @@ func newFrontends(opts Options) *Frontends {
 	if metrics == nil {
 		metrics = FrontendSummed
 	}
-	return &Frontends{series: newSeries(metrics, nil, nil), exclude: opts.ExcludeFrontends}
+	ss := newSeries(metrics, nil, nil)
+	return &Frontends{series: ss, exclude: opts.ExcludeFrontends,
+		ctr: newCounterPart(opts.Counters, partFrontend, ss, counters.IsStatCounter)}
 }
 
 // Columns implements engine.Folder.
@@ -35,7 +40,7 @@ func (f *Frontends) KindColumns(kind uint8) []string {
 // NewFold implements engine.Folder.
 func (f *Frontends) NewFold() engine.Fold {
 	return &proxyFold{scope: engine.ScopeFrontend, kind: engine.KindFrontend, count: "MetricsFrontend",
-		exclusions: f.exclude, agg: newAggregator(f.series, false)}
+		exclusions: f.exclude, agg: newAggregator(f.series, false, f.ctr)}
 }
 
 // proxyFold aggregates the rows of one kind (FRONTEND or BACKEND) per
@@ -50,8 +55,8 @@ type proxyFold struct {
 	rows       bool
 }
 
-func (f *proxyFold) Reset(string) {
-	f.agg.reset()
+func (f *proxyFold) Reset(name string) {
+	f.agg.reset(name)
 	f.exclude = f.exclusions.Current()
 	f.rows = false
 }
@@ -64,9 +69,12 @@ func (f *proxyFold) Rows(b *engine.StatTable) {
 		func(r int) objectName { return objectName{object: b.PxName[r]} })
 }
 
-func (f *proxyFold) Finish(_ context.Context, _ *engine.Snapshot, emit engine.Emitter) error {
+func (f *proxyFold) Finish(ctx context.Context, snap *engine.Snapshot, emit engine.Emitter) error {
 	if !f.rows {
 		return engine.ErrSkip
+	}
+	if err := f.agg.advance(ctx, snap); err != nil {
+		return err
 	}
 	f.agg.emit(emit, func(o int) engine.Metric {
 		return engine.Metric{Scope: f.scope, Object: f.agg.names[o].object}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/haproxystats-go/haproxystats/engine"
+	"github.com/haproxystats-go/haproxystats/internal/counters"
 )
 
 // Options selects what the built-in stages compute: the [process] options
@@ -27,6 +28,16 @@ type Options struct {
 	AggrServerMetrics                 bool
 	PerProcessMetrics                 bool
 	CalculatePercentages              bool
+	// Counters, when not nil, makes the cumulative counters of the summed
+	// metrics survive HAProxy reloads ([process] monotonic-counters): each
+	// stage collects every process's counters into its part of the store
+	// (daemon, frontend, backend, server, aggrserver), advances it once the
+	// snapshot is read, and adds the offsets to its sums. The store's
+	// owner calls its Pending and Done around every snapshot (see
+	// internal/counters); a part that cannot advance fails its stage for
+	// that snapshot. Per-process metrics are not changed. Nil: the sums
+	// over the processes present, at no cost.
+	Counters *counters.Store
 	// Logger receives warnings about incomplete input; nil discards.
 	Logger *slog.Logger
 }
@@ -38,7 +49,7 @@ func Stages(opts Options) []engine.StageSpec {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	return []engine.StageSpec{
-		{Name: "daemon", Folder: &Daemon{opts: opts}, TimeMetric: "WallClockTimeHAProxy"},
+		{Name: "daemon", Folder: newDaemon(opts), TimeMetric: "WallClockTimeHAProxy"},
 		{Name: "frontends", Folder: newFrontends(opts), TimeMetric: "WallClockTimeFrontends"},
 		{Name: "backends", Folder: newBackends(opts), TimeMetric: "WallClockTimeBackends"},
 		{Name: "servers", Folder: newServers(opts), TimeMetric: "WallClockTimeServers"},

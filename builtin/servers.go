@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/haproxystats-go/haproxystats/engine"
+	"github.com/haproxystats-go/haproxystats/internal/counters"
 )
 
 // Servers computes the server rows (type 2) per (backend, server) (SPEC
@@ -16,6 +17,8 @@ type Servers struct {
 	series  []series
 	aggr    []series // nil without aggr-server-metrics
 	exclude *Exclusions
+	// The counter parts of series and aggr; nil without monotonic counters.
+	ctr, aggrCtr *counterPart
 }
 
 func newServers(opts Options) *Servers {
@@ -24,8 +27,10 @@ func newServers(opts Options) *Servers {
 		metrics = ServerSummed
 	}
 	s := &Servers{series: newSeries(metrics, ServerAveraged, ServerTimes), exclude: opts.ExcludeBackends}
+	s.ctr = newCounterPart(opts.Counters, partServer, s.series, counters.IsStatCounter)
 	if opts.AggrServerMetrics {
 		s.aggr = newSeries(ServerSummed, ServerAveraged, ServerTimes)
+		s.aggrCtr = newCounterPart(opts.Counters, partAggrServer, s.aggr, counters.IsStatCounter)
 	}
 	return s
 }
@@ -45,9 +50,9 @@ func (sv *Servers) KindColumns(kind uint8) []string {
 
 // NewFold implements engine.Folder.
 func (sv *Servers) NewFold() engine.Fold {
-	f := &serverFold{exclusions: sv.exclude, agg: newAggregator(sv.series, true)}
+	f := &serverFold{exclusions: sv.exclude, agg: newAggregator(sv.series, true, sv.ctr)}
 	if sv.aggr != nil {
-		f.aggr = newAggregator(sv.aggr, false)
+		f.aggr = newAggregator(sv.aggr, false, sv.aggrCtr)
 	}
 	return f
 }
@@ -60,10 +65,10 @@ type serverFold struct {
 	rows       bool
 }
 
-func (f *serverFold) Reset(string) {
-	f.agg.reset()
+func (f *serverFold) Reset(name string) {
+	f.agg.reset(name)
 	if f.aggr != nil {
-		f.aggr.reset()
+		f.aggr.reset(name)
 	}
 	f.exclude = f.exclusions.Current()
 	f.rows = false
@@ -83,9 +88,19 @@ func (f *serverFold) Rows(b *engine.StatTable) {
 	}
 }
 
-func (f *serverFold) Finish(_ context.Context, _ *engine.Snapshot, emit engine.Emitter) error {
+func (f *serverFold) Finish(ctx context.Context, snap *engine.Snapshot, emit engine.Emitter) error {
 	if !f.rows {
 		return engine.ErrSkip
+	}
+	// Both parts advance before anything is sent: an error loses the
+	// stage's lines, never sends sums without their offsets.
+	if err := f.agg.advance(ctx, snap); err != nil {
+		return err
+	}
+	if f.aggr != nil {
+		if err := f.aggr.advance(ctx, snap); err != nil {
+			return err
+		}
 	}
 	count := 1
 	per := f.agg.present()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/haproxystats-go/haproxystats/internal/config"
+	"github.com/haproxystats-go/haproxystats/internal/publish"
 )
 
 var units = []string{"haproxystats-pull.service", "haproxystats-process.service", "haproxystats.service"}
@@ -112,10 +113,11 @@ func TestContribSystemdSettings(t *testing.T) {
 		}
 		// A stop of process and of the one daemon waits up to
 		// [process] stop-timeout for deliveries; pull's cancels its round
-		// at once and waits for nothing.
+		// at once and waits at most publish.StopTimeout for the snapshot
+		// record in flight (destination = kafka or both).
 		bound := stop
 		if u == "haproxystats-pull.service" {
-			bound = 5 * time.Second
+			bound = publish.StopTimeout
 		}
 		var sec int
 		if _, err := fmt.Sscanf(one("TimeoutStopSec"), "%d", &sec); err != nil || time.Duration(sec)*time.Second <= bound ||

@@ -38,6 +38,14 @@ type Config struct {
 	// more self-metrics (ScopeSelf) of the program running the pipeline,
 	// such as its destinations' counters. It may be called concurrently.
 	SelfMetrics func(emit Emitter)
+	// Started, when set, is called by every ProcessDir and ProcessFiles
+	// call with the snapshot's name once the call holds its working memory
+	// (see MemoryBudget) and before it reads anything. A program whose
+	// stages wait for one another across snapshots (monotonic counters
+	// advance in time order) uses it to let a later snapshot in only once
+	// an earlier one can no longer be kept waiting by the budget. It may be
+	// called concurrently.
+	Started func(snapshot string)
 }
 
 // Pipeline reads snapshots and runs its stages over them, formatting every
@@ -53,6 +61,7 @@ type Pipeline struct {
 	needTable bool                      // a Stage needs the rows
 	kinds     *[classes]map[string]bool // per row class, the columns read; nil: batchCols
 	extra     func(emit Emitter)
+	started   func(snapshot string)
 	maxFile   int64
 	budget    *budget
 	lastTime  []atomic.Int64 // per stage, its duration on the last snapshot (ns)
@@ -88,7 +97,7 @@ func NewPipeline(cfg Config, stages ...StageSpec) (*Pipeline, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Pipeline{paths: cfg.Paths, logger: logger, stages: stages, maxFile: cfg.MaxFileSize, extra: cfg.SelfMetrics}
+	p := &Pipeline{paths: cfg.Paths, logger: logger, stages: stages, maxFile: cfg.MaxFileSize, extra: cfg.SelfMetrics, started: cfg.Started}
 	if p.maxFile <= 0 {
 		p.maxFile = DefaultMaxFileSize
 	}
@@ -305,6 +314,9 @@ func (p *Pipeline) process(ctx context.Context, name string, files []snapshotFil
 		w.measure()
 		p.budget.release(w, broken)
 	}()
+	if p.started != nil {
+		p.started(name)
+	}
 	res, err := p.read(ctx, w, name, files, out, start)
 	var perr *PanicError
 	broken = errors.As(err, &perr)

@@ -28,7 +28,8 @@ Options:
 
 A Nagios check: the queue is the number of snapshot directories in
 [pull] dst-dir (the spool haproxystats-process and the one daemon
-consume). Up to OK it exits 0 (OK), up to WARNING 1 (WARNING), above
+consume), or with [pull] destination = kafka in kafka-dst-dir (the Kafka
+publisher's spool), or with both in the fuller of the two. Up to OK it exits 0 (OK), up to WARNING 1 (WARNING), above
 2 (CRITICAL); 3 (UNKNOWN) when the configuration or the directory cannot
 be read.
 `
@@ -83,21 +84,27 @@ func checkQueueCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "UNKNOWN: can't load configuration: %v\n", oneLine(err))
 		return nagiosUnknown
 	}
-	dir, err := cfg.Path(config.SectionPull, "dst-dir")
+	dirs, err := queueDirs(cfg)
 	if err != nil {
 		fmt.Fprintf(stdout, "UNKNOWN: can't load configuration: %v\n", oneLine(err))
 		return nagiosUnknown
 	}
-	size, err := spool.Count(dir)
-	if err != nil {
-		// The original printed Python's exception; name the operation and
-		// the cause without spool's own prefix.
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe
+	dir, size := "", -1
+	for _, d := range dirs {
+		n, err := spool.Count(d)
+		if err != nil {
+			// The original printed Python's exception; name the operation
+			// and the cause without spool's own prefix.
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe
+			}
+			fmt.Fprintf(stdout, "UNKNOWN: can't check %s due to %v\n", d, err)
+			return nagiosUnknown
 		}
-		fmt.Fprintf(stdout, "UNKNOWN: can't check %s due to %v\n", dir, err)
-		return nagiosUnknown
+		if n > size {
+			dir, size = d, n
+		}
 	}
 	msg := fmt.Sprintf(": Queue location=%s, Thresholds OK=%d WARNING=%d and any higher value is critical",
 		dir, okThreshold, warnThreshold)
@@ -117,3 +124,29 @@ func checkQueueCmd(args []string, stdout, stderr io.Writer) int {
 // oneLine joins the lines of a joined error with "; ": Nagios shows the
 // first line of the output.
 func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
+
+// queueDirs returns the spools whose backlog the check counts: [pull]
+// dst-dir, or with destination = kafka the Kafka publisher's kafka-dst-dir,
+// or with both the two (the fuller one is reported).
+func queueDirs(cfg *config.Config) ([]string, error) {
+	dst, err := cfg.Path(config.SectionPull, "dst-dir")
+	if err != nil {
+		return nil, err
+	}
+	dest, err := cfg.Get(config.SectionPull, "destination")
+	if err != nil {
+		return nil, err
+	}
+	dest = strings.ToLower(dest)
+	if dest != config.DestinationKafka && dest != config.DestinationBoth {
+		return []string{dst}, nil
+	}
+	kafka, err := cfg.Path(config.SectionPull, "kafka-dst-dir")
+	if err != nil {
+		return nil, err
+	}
+	if dest == config.DestinationKafka {
+		return []string{kafka}, nil
+	}
+	return []string{dst, kafka}, nil
+}

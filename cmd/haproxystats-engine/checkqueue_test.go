@@ -133,3 +133,37 @@ func TestCheckQueueHelpAndDefaults(t *testing.T) {
 		t.Errorf("check-queue with a missing file = %d, %q; want it to check %s", code, out.String(), dst)
 	}
 }
+
+// TestCheckQueueDestination: with [pull] destination = kafka the check
+// counts kafka-dst-dir (dst-dir is not used); with both, the fuller spool.
+func TestCheckQueueDestination(t *testing.T) {
+	base := t.TempDir()
+	fill := func(dir string, n int) {
+		for i := range n {
+			if err := os.MkdirAll(filepath.Join(base, dir, fmt.Sprint(1700000000+i)), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	fill("incoming", 3)
+	fill("kafka-outgoing", 70)
+	for _, tt := range []struct {
+		dest, dir, out string
+		code           int
+	}{
+		{"spool", "incoming", "OK: queue size 3", 0},
+		{"kafka", "kafka-outgoing", "WARNING: queue size 70", 1},
+		{"Both", "kafka-outgoing", "WARNING: queue size 70", 1},
+	} {
+		conf := filepath.Join(base, tt.dest+".conf")
+		if err := os.WriteFile(conf, []byte("[paths]\nbase-dir = "+base+"\n[pull]\ndestination = "+tt.dest+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var out, errb bytes.Buffer
+		code := run(context.Background(), []string{"check-queue", "-f", conf}, &out, &errb)
+		want := tt.out + ": Queue location=" + filepath.Join(base, tt.dir) + ","
+		if code != tt.code || !strings.HasPrefix(out.String(), want) {
+			t.Errorf("check-queue with destination = %s: %d, %q; want %d, %q...", tt.dest, code, out.String(), tt.code, want)
+		}
+	}
+}

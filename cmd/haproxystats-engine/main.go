@@ -188,7 +188,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "haproxystats-engine run:", err)
 		return 2
 	}
-	built, err := assemble.New(cfg, assemble.Options{Logger: logger, ConfigDir: filepath.Dir(*file)})
+	built, err := assemble.New(cfg, assemble.Options{Logger: logger, ConfigDir: filepath.Dir(*file), CountersInMemory: true})
 	if err != nil {
 		fmt.Fprintln(stderr, "haproxystats-engine run:", err)
 		return 2
@@ -267,7 +267,7 @@ func checkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		if !readable {
 			return c, nil
 		}
-		c.built, err = assemble.New(cfg, assemble.Options{Logger: logger, ConfigDir: filepath.Dir(*file), StageCacheDir: "-"})
+		c.built, err = assemble.New(cfg, assemble.Options{Logger: logger, ConfigDir: filepath.Dir(*file), StageCacheDir: "-", CountersInMemory: true})
 		if err != nil {
 			c.problems = append(c.problems, err.Error())
 		} else if _, err := graphite.New(process.GraphiteConfig(c.built.Settings.Graphite), logger); err != nil {

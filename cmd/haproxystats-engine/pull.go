@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 
 	"github.com/haproxystats-go/haproxystats/internal/config"
 	"github.com/haproxystats-go/haproxystats/internal/process"
+	"github.com/haproxystats-go/haproxystats/internal/publish"
 	"github.com/haproxystats-go/haproxystats/internal/pull"
 	"github.com/haproxystats-go/haproxystats/internal/startup"
 )
@@ -16,15 +18,28 @@ import (
 // haproxystats-pull does, and the processor watches that directory and
 // processes the snapshots from there, as haproxystats-process does. Nothing
 // is handed over in memory, so memory stays bounded whatever the answers'
-// size and however far Graphite is behind: the spool is the buffer.
+// size and however far Graphite is behind: the spool is the buffer. With
+// [pull] destination = both it also publishes every round to Kafka
+// (internal/publish, from kafka-dst-dir); destination = kafka is refused,
+// since it would leave the processor nothing.
 func oneDaemon(ctx context.Context, cfg *config.Config, configDir string, logger *slog.Logger) error {
 	ps, err := cfg.PullSettings()
 	if err != nil {
 		return err
 	}
+	if ps.Destination == config.DestinationKafka {
+		return &config.Error{Section: config.SectionPull, Option: "destination", Value: ps.Destination,
+			Err: errors.New("the one daemon processes what it pulls, from dst-dir: use spool or both (both also publishes to Kafka), or haproxystats-pull for a load balancer that only publishes")}
+	}
 	puller, err := pull.New(pull.ConfigFrom(ps), logger.With("component", "pull"))
 	if err != nil {
 		return err
+	}
+	var pub *publish.Publisher
+	if ps.ToKafka() {
+		if pub, err = publish.FromSettings(ps, logger); err != nil {
+			return err
+		}
 	}
 	// The processor checks its spool at construction: create it first.
 	if err := puller.Prepare(); err != nil {
@@ -47,7 +62,7 @@ func oneDaemon(ctx context.Context, cfg *config.Config, configDir string, logger
 	var wg sync.WaitGroup
 	var perr error
 	wg.Go(func() {
-		if perr = puller.Run(ctx); perr != nil {
+		if perr = publish.RunWith(ctx, pub, puller.Run); perr != nil {
 			cancel()
 		}
 	})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -171,5 +172,18 @@ func TestOneDaemonSignals(t *testing.T) {
 				return err == nil // created after the handlers are installed
 			})
 		})
+	}
+}
+
+// TestOneDaemonRefusesKafkaOnly: [pull] destination = kafka would leave
+// the one daemon's processor nothing: refused at start, naming the option.
+func TestOneDaemonRefusesKafkaOnly(t *testing.T) {
+	base := t.TempDir()
+	conf := filepath.Join(base, "haproxystats.conf")
+	os.WriteFile(conf, []byte(fmt.Sprintf("[paths]\nbase-dir = %s\n[pull]\nsocket-dir = %s\ndestination = kafka\n[kafka]\nbrokers = 127.0.0.1:1\n", base, t.TempDir())), 0o644)
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"run", "--pull", "-f", conf}, &stdout, &stderr)
+	if code == 0 || !strings.Contains(stderr.String(), `[pull] destination = "kafka": the one daemon processes what it pulls`) {
+		t.Errorf("run --pull with destination = kafka: exit %d\n%s", code, stderr.String())
 	}
 }

@@ -1,6 +1,8 @@
 // Command haproxystats-pull pulls `show info` and `show stat` from every
 // HAProxy stats socket on a fixed cadence into the spool directory, a
-// drop-in replacement for the Python program of the same name.
+// drop-in replacement for the Python program of the same name. With [pull]
+// destination = kafka or both it also publishes every round to Kafka
+// (internal/publish) for a central processing tier.
 package main
 
 import (
@@ -17,6 +19,7 @@ import (
 
 	"github.com/haproxystats-go/haproxystats/internal/buildinfo"
 	"github.com/haproxystats-go/haproxystats/internal/config"
+	"github.com/haproxystats-go/haproxystats/internal/publish"
 	"github.com/haproxystats-go/haproxystats/internal/pull"
 	"github.com/haproxystats-go/haproxystats/internal/startup"
 )
@@ -101,12 +104,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	var pub *publish.Publisher
+	if settings.ToKafka() {
+		if pub, err = publish.FromSettings(settings, logger); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+	}
 	if ctx.Err() != nil {
 		logger.Info("haproxystats-pull stopped during start-up", "cause", context.Cause(ctx))
 		return 0
 	}
 	logger.Info("haproxystats-pull started", "version", buildinfo.String(), "config", *file)
-	if err := p.Run(ctx); err != nil {
+	if err := publish.RunWith(ctx, pub, p.Run); err != nil {
 		logger.Error("haproxystats-pull stopped", "error", err)
 		return 1
 	}

@@ -9,10 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/haproxystats-go/haproxystats/builtin"
 	"github.com/haproxystats-go/haproxystats/engine"
 	"github.com/haproxystats-go/haproxystats/internal/config"
+	"github.com/haproxystats-go/haproxystats/internal/counters"
 	"github.com/haproxystats-go/haproxystats/internal/wasmstage"
 )
 
@@ -35,16 +37,28 @@ type Options struct {
 	Stages []engine.StageSpec
 	// SelfMetrics adds self-metrics to every snapshot (engine.Config).
 	SelfMetrics func(emit engine.Emitter)
+	// Started is engine.Config.Started: the daemon's hand-out order with
+	// monotonic counters.
+	Started func(snapshot string)
+	// CountersInMemory keeps the state of [process] monotonic-counters in
+	// memory instead of counters-dir (haproxystats-engine run, check and
+	// test, which must not touch a daemon's state).
+	CountersInMemory bool
 }
 
 // Built is an assembled pipeline and the settings it was built from.
 type Built struct {
 	Pipeline *engine.Pipeline
 	Settings *config.ProcessSettings
+	// Counters is the state of [process] monotonic-counters, nil when they
+	// are off. Whoever runs the pipeline calls its Pending and Done around
+	// every snapshot (internal/counters); Close flushes it.
+	Counters *counters.Store
 	closers  []io.Closer
 }
 
-// Close releases the WebAssembly runtimes of the stages.
+// Close releases the WebAssembly runtimes of the stages and writes the
+// counters' state.
 func (r *Built) Close() error {
 	var errs []error
 	for _, c := range r.closers {
@@ -91,8 +105,19 @@ func New(cfg *config.Config, opts Options) (*Built, error) {
 	if p.ExcludeBackends != "" {
 		bopts.ExcludeBackends = builtin.NewExclusions(resolve(opts.Dir, p.ExcludeBackends), logger)
 	}
-	var errs []error
 	r := &Built{Settings: settings}
+	if p.MonotonicCounters {
+		copts := counters.Options{Dir: p.CountersDir, Expiry: int64(p.CountersExpiry / time.Second), Logger: logger.With("component", "counters")}
+		if opts.CountersInMemory {
+			copts.Dir = ""
+		}
+		if r.Counters, err = counters.Open(copts); err != nil {
+			return nil, &config.Error{Section: config.SectionProcess, Option: "counters-dir", Value: p.CountersDir, Err: err}
+		}
+		r.closers = append(r.closers, r.Counters)
+		bopts.Counters = r.Counters
+	}
+	var errs []error
 	stages := builtin.Stages(bopts)
 	for _, name := range p.Stages {
 		st, err := wasmStage(cfg, name, opts, p.StageCacheDir, logger)
@@ -113,6 +138,7 @@ func New(cfg *config.Config, opts Options) (*Built, error) {
 		MaxFileSize:  p.MaxFileSize,
 		MemoryBudget: p.MemoryBudget,
 		SelfMetrics:  opts.SelfMetrics,
+		Started:      opts.Started,
 	}, append(stages, opts.Stages...)...)
 	if err != nil {
 		r.Close()
@@ -149,13 +175,17 @@ func wasmStage(cfg *config.Config, name string, opts Options, cacheDir string, l
 }
 
 // Prefix returns `namespace[.host].haproxy`: namespace as written, its dots
-// included (SPEC §4); with prefix-hostname the host name has its dots
+// included (SPEC §4); with prefix-hostname the host name (hostname, else
+// [graphite] hostname, else the operating system's) has its dots
 // replaced by '_' when fqdn is true, or is cut at the first dot when false.
 // A host name that is then not a metric path name (config.CheckPathName)
 // is an error naming [graphite] prefix-hostname and the host name.
 func Prefix(g config.Graphite, hostname string) (string, error) {
 	parts := []string{g.Namespace}
 	if g.PrefixHostname {
+		if hostname == "" {
+			hostname = g.Hostname // [graphite] hostname
+		}
 		if hostname == "" {
 			h, err := os.Hostname()
 			if err != nil {
@@ -201,7 +231,7 @@ func ForCase(caseDir, confFile string) (*Built, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(cfg, Options{Dir: caseDir, ConfigDir: caseDir, Hostname: "localhost", StageCacheDir: userCache()})
+	return New(cfg, Options{Dir: caseDir, ConfigDir: caseDir, Hostname: "localhost", StageCacheDir: userCache(), CountersInMemory: true})
 }
 
 // userCache is where haproxystats-engine keeps compiled stage modules

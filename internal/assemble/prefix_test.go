@@ -35,6 +35,18 @@ func TestPrefix(t *testing.T) {
 	}
 }
 
+// TestPrefixHostnameOption: [graphite] hostname replaces the operating
+// system's host name; a host name given by the caller (tests) wins.
+func TestPrefixHostnameOption(t *testing.T) {
+	g := config.Graphite{Namespace: "lb", PrefixHostname: true, FQDN: true, Hostname: "lb7.dc1"}
+	if got, err := Prefix(g, ""); err != nil || got != "lb.lb7_dc1.haproxy" {
+		t.Errorf("Prefix(hostname = lb7.dc1) = %q, %v, want lb.lb7_dc1.haproxy", got, err)
+	}
+	if got, err := Prefix(g, "other"); err != nil || got != "lb.other.haproxy" {
+		t.Errorf("Prefix(hostname = lb7.dc1, caller's other) = %q, %v, want lb.other.haproxy", got, err)
+	}
+}
+
 // TestPrefixBadHostname: a host name that would put a space, a newline or
 // Graphite tag syntax into every path is refused, naming the option and
 // the host name.

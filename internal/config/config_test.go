@@ -457,10 +457,35 @@ loglevel = info
 retries = 2
 timeout = 1
 
+[kafka]
+client-id = haproxystats
+compression = snappy
+consumer-dir = ${paths:base-dir}/kafka-incoming
+consumer-queue-size = 16
+dial-timeout = 10
+group = haproxystats-process
+interval = 2
+loglevel = info
+max-buffered-bytes = 33554432
+max-record-bytes = 65536
+max-snapshot-bytes = 67108864
+produce-timeout = 10
+request-timeout = 10
+retries = 2
+retry-backoff = 0.25
+retry-backoff-max = 5
+snapshot-topic = haproxystats-snapshots
+timeout = 1
+tls = false
+tls-insecure-skip-verify = false
+topic = haproxystats-metrics
+
 [pull]
 buffer-limit = 6291456
+destination = spool
 dst-dir = ${paths:base-dir}/incoming
 interval = 0.5
+kafka-dst-dir = ${paths:base-dir}/kafka-outgoing
 loglevel = info
 max-answer-size = 268435456
 pull-interval = 10
@@ -497,16 +522,21 @@ write-timeout = 1.0
 [kafka]
 client-id = haproxystats
 compression = snappy
+consumer-dir = ${paths:base-dir}/kafka-incoming
+consumer-queue-size = 16
 dial-timeout = 10
+group = haproxystats-process
 interval = 2
 loglevel = info
 max-buffered-bytes = 33554432
 max-record-bytes = 65536
+max-snapshot-bytes = 67108864
 produce-timeout = 10
 request-timeout = 10
 retries = 2
 retry-backoff = 0.25
 retry-backoff-max = 5
+snapshot-topic = haproxystats-snapshots
 timeout = 1
 tls = false
 tls-insecure-skip-verify = false
@@ -587,8 +617,10 @@ timeout = 1
 
 [pull]
 buffer-limit = 6291456
+destination = spool
 dst-dir = /srv/incoming
 interval = 0.5
+kafka-dst-dir = /srv/kafka-outgoing
 loglevel = debug
 max-answer-size = 268435456
 pull-interval = 10

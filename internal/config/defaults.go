@@ -59,6 +59,8 @@ var table = []option{
 	{section: SectionPull, name: "tmp-dst-dir", value: "${paths:base-dir}/incoming.tmp"},
 	{section: SectionPull, name: "workers", value: "8"},
 	{section: SectionPull, name: "queue-size", value: "360"},
+	{section: SectionPull, name: "destination", value: "spool"},
+	{section: SectionPull, name: "kafka-dst-dir", value: "${paths:base-dir}/kafka-outgoing"},
 
 	{section: SectionProcess, name: "src-dir", value: "${paths:base-dir}/incoming"},
 	{section: SectionProcess, name: "workers", value: "4"},
@@ -94,6 +96,7 @@ var table = []option{
 	{section: SectionGraphite, name: "queue-size", value: "1000000"},
 	{section: SectionGraphite, name: "group-namespace", unset: true},
 	{section: SectionGraphite, name: "group-namespace-double-writes", unset: true},
+	{section: SectionGraphite, name: "hostname", unset: true},
 
 	{section: SectionLocalStore, name: "dir", value: "${paths:base-dir}/local-store"},
 
@@ -116,6 +119,11 @@ var table = []option{
 	{section: SectionKafka, name: "retry-backoff-max", value: "5"},
 	{section: SectionKafka, name: "max-record-bytes", value: "65536"},
 	{section: SectionKafka, name: "max-buffered-bytes", value: "33554432"},
+	{section: SectionKafka, name: "snapshot-topic", value: "haproxystats-snapshots"},
+	{section: SectionKafka, name: "max-snapshot-bytes", value: "67108864"},
+	{section: SectionKafka, name: "group", value: "haproxystats-process"},
+	{section: SectionKafka, name: "consumer-dir", value: "${paths:base-dir}/kafka-incoming"},
+	{section: SectionKafka, name: "consumer-queue-size", value: "16"},
 }
 
 // defaults holds the table's values by section and option; known holds every
@@ -169,9 +177,10 @@ func isKnownOption(s, o string) bool {
 }
 
 // PullSections selects the sections haproxystats-pull prints with -p and -P:
-// DEFAULT and pull.
+// DEFAULT, pull and kafka (read when [pull] destination is kafka or both;
+// -P lists it only when the user's files have it).
 func PullSections(section string) bool {
-	return section == SectionDefault || section == SectionPull
+	return section == SectionDefault || section == SectionPull || section == SectionKafka
 }
 
 // ProcessSections selects the sections haproxystats-process prints with -p

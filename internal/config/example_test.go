@@ -37,18 +37,16 @@ abc = _proc1$$
 }
 
 func ExamplePrintDefaults() {
-	config.PrintDefaults(os.Stdout, config.PullSections)
+	// The defaults of one section, as haproxystats-pull -p prints them
+	// (with config.PullSections it prints [DEFAULT] and [kafka] too).
+	config.PrintDefaults(os.Stdout, func(s string) bool { return s == config.SectionPull })
 	// Output:
-	// [DEFAULT]
-	// interval = 2
-	// loglevel = info
-	// retries = 2
-	// timeout = 1
-	//
 	// [pull]
 	// buffer-limit = 6291456
+	// destination = spool
 	// dst-dir = ${paths:base-dir}/incoming
 	// interval = 0.5
+	// kafka-dst-dir = ${paths:base-dir}/kafka-outgoing
 	// loglevel = info
 	// max-answer-size = 268435456
 	// pull-interval = 10

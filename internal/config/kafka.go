@@ -49,6 +49,24 @@ type Kafka struct {
 	// MaxBufferedBytes bounds the record bytes produced and not yet
 	// acknowledged; >= MaxRecordBytes.
 	MaxBufferedBytes int
+
+	// SnapshotTopic is the topic of the snapshot records (central
+	// processing): haproxystats-pull publishes to it with [pull]
+	// destination = kafka or both, the processing tier consumes it. It
+	// differs from Topic.
+	SnapshotTopic string
+	// MaxSnapshotBytes bounds one snapshot record's value (before
+	// compression), on both sides: a larger snapshot is not published, a
+	// larger record is not decoded.
+	MaxSnapshotBytes int
+	// Group is the consumer group of the processing tier.
+	Group string
+	// ConsumerDir is where the consumer writes the snapshots it hands
+	// to the processor: <ConsumerDir>/<host>/<epoch>.
+	ConsumerDir string
+	// ConsumerQueueSize bounds the snapshots consumed and not yet
+	// processed; the consumer stops fetching at this many.
+	ConsumerQueueSize int
 }
 
 // Compressions are the valid values of [kafka] compression.
@@ -61,6 +79,14 @@ var SASLMechanisms = []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}
 // and the batch overhead a record stays under Kafka's default
 // max.message.bytes (1048588).
 const MaxKafkaRecordBytes = 1000000
+
+// MaxKafkaSnapshotBytes is the largest [kafka] max-snapshot-bytes: a
+// record, with its key and the batch overhead, stays under 1 GiB, the
+// largest batch the Kafka client produces.
+const MaxKafkaSnapshotBytes = 1<<30 - 1024
+
+// MaxKafkaConsumerQueueSize is the largest [kafka] consumer-queue-size.
+const MaxKafkaConsumerQueueSize = 1024
 
 // KafkaSettings validates and returns the [kafka] section; Enabled is false,
 // and nothing is checked, when the user's files do not have it. Every
@@ -82,7 +108,7 @@ func (k *checker) kafka() Kafka {
 	}
 	kf := Kafka{
 		Enabled:               true,
-		Topic:                 k.topic(),
+		Topic:                 k.topicOption("topic"),
 		ClientID:              k.nonEmpty(s, "client-id"),
 		TLS:                   k.boolean(s, "tls"),
 		TLSInsecureSkipVerify: k.boolean(s, "tls-insecure-skip-verify"),
@@ -93,6 +119,14 @@ func (k *checker) kafka() Kafka {
 		RetryBackoffMax:       k.seconds(s, "retry-backoff-max", true),
 		MaxRecordBytes:        k.integer(s, "max-record-bytes", 1024, MaxKafkaRecordBytes),
 		MaxBufferedBytes:      k.integer(s, "max-buffered-bytes", 1024, math.MaxInt),
+		SnapshotTopic:         k.topicOption("snapshot-topic"),
+		MaxSnapshotBytes:      k.integer(s, "max-snapshot-bytes", 1024, MaxKafkaSnapshotBytes),
+		Group:                 k.nonEmpty(s, "group"),
+		ConsumerDir:           k.nonEmpty(s, "consumer-dir"),
+		ConsumerQueueSize:     k.integer(s, "consumer-queue-size", 1, MaxKafkaConsumerQueueSize),
+	}
+	if kf.SnapshotTopic != "" && kf.SnapshotTopic == kf.Topic {
+		k.fail(s, "snapshot-topic", kf.SnapshotTopic, errors.New("must differ from topic (metric lines and snapshot records do not share a topic)"))
 	}
 	if v, ok := k.str(s, "brokers"); ok {
 		kf.Brokers = k.brokers(v)
@@ -159,15 +193,16 @@ func (k *checker) optionalNonEmpty(section, option string) string {
 	return k.nonEmpty(section, option)
 }
 
-// topic returns [kafka] topic, checked against Kafka's rules for topic
-// names: 1 to 249 characters of [a-zA-Z0-9._-], not "." or "..".
-func (k *checker) topic() string {
-	v, ok := k.str(SectionKafka, "topic")
+// topicOption returns a topic option of [kafka] (topic, snapshot-topic),
+// checked against Kafka's rules for topic names: 1 to 249 characters of
+// [a-zA-Z0-9._-], not "." or "..".
+func (k *checker) topicOption(option string) string {
+	v, ok := k.str(SectionKafka, option)
 	if !ok {
 		return ""
 	}
 	if err := checkTopic(v); err != nil {
-		k.fail(SectionKafka, "topic", v, err)
+		k.fail(SectionKafka, option, v, err)
 	}
 	return v
 }

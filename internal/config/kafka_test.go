@@ -46,6 +46,12 @@ func TestKafkaSettingsDefaults(t *testing.T) {
 		RetryBackoffMax:  5 * time.Second,
 		MaxRecordBytes:   65536,
 		MaxBufferedBytes: 33554432,
+
+		SnapshotTopic:     "haproxystats-snapshots",
+		MaxSnapshotBytes:  67108864,
+		Group:             "haproxystats-process",
+		ConsumerDir:       "/var/lib/haproxystats/kafka-incoming",
+		ConsumerQueueSize: 16,
 	}
 	if !reflect.DeepEqual(*got, want) {
 		t.Errorf("KafkaSettings() =\n%+v\nwant\n%+v", *got, want)
@@ -79,6 +85,11 @@ retry-backoff = 0.1
 retry-backoff-max = 0.1
 max-record-bytes = 1024
 max-buffered-bytes = 1024
+snapshot-topic = lb.snapshots
+max-snapshot-bytes = 1024
+group = central-1
+consumer-dir = /srv/from-kafka
+consumer-queue-size = 1
 `)
 	got, err := c.KafkaSettings()
 	if err != nil {
@@ -104,6 +115,12 @@ max-buffered-bytes = 1024
 		RetryBackoffMax:  100 * time.Millisecond,
 		MaxRecordBytes:   1024,
 		MaxBufferedBytes: 1024,
+
+		SnapshotTopic:     "lb.snapshots",
+		MaxSnapshotBytes:  1024,
+		Group:             "central-1",
+		ConsumerDir:       "/srv/from-kafka",
+		ConsumerQueueSize: 1,
 	}
 	if !reflect.DeepEqual(*got, want) {
 		t.Errorf("KafkaSettings() =\n%+v\nwant\n%+v", *got, want)
@@ -227,12 +244,13 @@ func TestPrintKafka(t *testing.T) {
 	if strings.Contains(out, "hunter2") {
 		t.Errorf("Print shows the SASL password:\n%s", out)
 	}
+	// haproxystats-pull reads [kafka] too (destination = kafka or both).
 	b.Reset()
 	if err := c.Print(&b, PullSections); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(b.String(), "[kafka]") {
-		t.Errorf("Print(PullSections) lists [kafka]:\n%s", b.String())
+	if !strings.Contains(b.String(), "[kafka]\n") || strings.Contains(b.String(), "hunter2") {
+		t.Errorf("Print(PullSections) does not list [kafka], or shows the password:\n%s", b.String())
 	}
 }
 

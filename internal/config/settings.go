@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/haproxystats-go/haproxystats/builtin"
+	"github.com/haproxystats-go/haproxystats/internal/snaprecord"
 	"github.com/haproxystats-go/haproxystats/internal/spool"
 )
 
@@ -61,6 +62,38 @@ type Pull struct {
 	TmpDstDir     string
 	Workers       int
 	QueueSize     int
+	// Destination says where a committed round goes: DestinationSpool
+	// (DstDir, for haproxystats-process), DestinationKafka (KafkaDstDir,
+	// the spool of the Kafka publisher) or DestinationBoth.
+	Destination string
+	// KafkaDstDir is the Kafka publisher's spool; it differs from DstDir
+	// and TmpDstDir.
+	KafkaDstDir string
+	// Kafka is the validated [kafka] section when Destination sends to
+	// Kafka (the section is then required); zero otherwise.
+	Kafka Kafka
+	// Hostname is [graphite] hostname, "" when unset: see
+	// ResolveHostname.
+	Hostname string
+}
+
+// Values of [pull] destination.
+const (
+	DestinationSpool = "spool"
+	DestinationKafka = "kafka"
+	DestinationBoth  = "both"
+)
+
+// Destinations are the valid values of [pull] destination.
+var Destinations = []string{DestinationSpool, DestinationKafka, DestinationBoth}
+
+// ToSpool reports whether rounds are committed into DstDir.
+func (p *Pull) ToSpool() bool { return p.Destination != DestinationKafka }
+
+// ToKafka reports whether rounds are committed into KafkaDstDir and
+// published to [kafka] snapshot-topic.
+func (p *Pull) ToKafka() bool {
+	return p.Destination == DestinationKafka || p.Destination == DestinationBoth
 }
 
 // Process is the validated [process] section.
@@ -119,6 +152,9 @@ type Graphite struct {
 	// group section and GroupNamespaceDoubleWrites was given.
 	GroupNamespace             string
 	GroupNamespaceDoubleWrites bool
+	// Hostname overrides the machine's host name ("" = unset): see
+	// ResolveHostname.
+	Hostname string
 }
 
 // Group is one option of a *-groups section.
@@ -181,6 +217,15 @@ func (c *Config) PullSettings() (*Pull, error) {
 	}
 	if !c.Has(s, "socket-dir") && !c.Has(s, "servers") && !c.Has(s, "masters") {
 		k.errs = append(k.errs, &Error{Section: s, Err: errors.New("none of socket-dir, servers and masters is set: nothing to pull from")})
+	}
+	p.Destination, p.KafkaDstDir = k.destination()
+	if p.ToKafka() {
+		if c.HasSection(SectionKafka) {
+			p.Kafka = k.kafka()
+		} else {
+			k.fail(s, "destination", p.Destination, errors.New("needs a [kafka] section with brokers"))
+		}
+		p.Hostname = k.hostname()
 	}
 	if err := k.err(); err != nil {
 		return nil, err
@@ -245,6 +290,7 @@ func (c *Config) ProcessSettings() (*ProcessSettings, error) {
 		PrefixHostname: k.boolean(g, "prefix-hostname"),
 		FQDN:           k.boolean(g, "fqdn"),
 		QueueSize:      k.integer(g, "queue-size", 1, math.MaxInt),
+		Hostname:       k.hostname(),
 	}
 	ps.Groups = k.groups(&ps.Graphite)
 
@@ -259,6 +305,65 @@ func (c *Config) ProcessSettings() (*ProcessSettings, error) {
 		return nil, err
 	}
 	return ps, nil
+}
+
+// destination reads [pull] destination and kafka-dst-dir; the directory is
+// checked only when rounds go to Kafka.
+func (k *checker) destination() (dest, dir string) {
+	const s = SectionPull
+	v, ok := k.str(s, "destination")
+	if !ok {
+		return DestinationSpool, ""
+	}
+	dest = strings.ToLower(v)
+	if !slices.Contains(Destinations, dest) {
+		k.fail(s, "destination", v, fmt.Errorf("unknown destination (want one of %s)", strings.Join(Destinations, ", ")))
+		return DestinationSpool, ""
+	}
+	if dest == DestinationSpool {
+		return dest, ""
+	}
+	dir = k.nonEmpty(s, "kafka-dst-dir")
+	for _, other := range []string{"dst-dir", "tmp-dst-dir"} {
+		if o, _ := k.str(s, other); dir != "" && path.Clean(o) == path.Clean(dir) {
+			k.fail(s, "kafka-dst-dir", dir, fmt.Errorf("must differ from %s: the Kafka publisher removes what it published", other))
+		}
+	}
+	return dest, dir
+}
+
+// hostname reads [graphite] hostname, "" when unset.
+func (k *checker) hostname() string {
+	const g = SectionGraphite
+	if !k.c.Has(g, "hostname") {
+		return ""
+	}
+	v, _ := k.str(g, "hostname")
+	if err := snaprecord.CheckHost(v); err != nil {
+		k.fail(g, "hostname", v, err)
+	}
+	return v
+}
+
+// ResolveHostname returns the host name the programs use for this machine
+// wherever they need one (the Graphite prefix of prefix-hostname, the key
+// of Kafka records, the host of a snapshot record): override, the
+// [graphite] hostname option, when set, else the operating system's host
+// name. The name must pass snaprecord.CheckHost; the error of one that
+// does not, or of os.Hostname, names [graphite] hostname as the way out.
+func ResolveHostname(override string) (string, error) {
+	if override != "" {
+		return override, nil
+	}
+	h, err := os.Hostname()
+	if err == nil {
+		err = snaprecord.CheckHost(h)
+	}
+	if err != nil {
+		return "", &Error{Section: SectionGraphite, Option: "hostname",
+			Err: fmt.Errorf("unset, and the host name of the operating system cannot be used (set hostname): %w", err)}
+	}
+	return h, nil
 }
 
 // StageSection is the name of the section that configures stage name.

@@ -33,6 +33,7 @@ func TestPullSettingsDefaults(t *testing.T) {
 		TmpDstDir:     "/var/lib/haproxystats/incoming.tmp",
 		Workers:       8,
 		QueueSize:     360,
+		Destination:   DestinationSpool,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("PullSettings() = %+v, want %+v", got, want)

@@ -1,9 +1,10 @@
-package counters
+package counters_test
 
 import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"github.com/haproxystats-go/haproxystats/internal/counters"
 	"maps"
 	"os"
 	"path/filepath"
@@ -55,7 +56,7 @@ func taggedCounters(t *testing.T) (stat, info map[string][]string) {
 // WronglyNotCounters.
 func TestCounterTableMatchesSource(t *testing.T) {
 	stat, info := taggedCounters(t)
-	for _, m := range WronglyCounters {
+	for _, m := range counters.WronglyCounters {
 		tagged := stat
 		if m.Info {
 			tagged = info
@@ -65,7 +66,7 @@ func TestCounterTableMatchesSource(t *testing.T) {
 		}
 		delete(tagged, m.Name)
 	}
-	for _, m := range WronglyNotCounters {
+	for _, m := range counters.WronglyNotCounters {
 		tagged := stat
 		if m.Info {
 			tagged = info
@@ -75,24 +76,24 @@ func TestCounterTableMatchesSource(t *testing.T) {
 		}
 		tagged[m.Name] = nil
 	}
-	if want := slices.Sorted(maps.Keys(stat)); !slices.Equal(StatCounters(), want) {
-		t.Errorf("stat counters differ from the tagged ones:\n table only: %v\n tagged only: %v", minus(StatCounters(), want), minus(want, StatCounters()))
+	if want := slices.Sorted(maps.Keys(stat)); !slices.Equal(counters.StatCounters(), want) {
+		t.Errorf("stat counters differ from the tagged ones:\n table only: %v\n tagged only: %v", minus(counters.StatCounters(), want), minus(want, counters.StatCounters()))
 	}
-	if want := slices.Sorted(maps.Keys(info)); !slices.Equal(InfoCounters(), want) {
-		t.Errorf("info counters differ from the tagged ones:\n table only: %v\n tagged only: %v", minus(InfoCounters(), want), minus(want, InfoCounters()))
+	if want := slices.Sorted(maps.Keys(info)); !slices.Equal(counters.InfoCounters(), want) {
+		t.Errorf("info counters differ from the tagged ones:\n table only: %v\n tagged only: %v", minus(counters.InfoCounters(), want), minus(want, counters.InfoCounters()))
 	}
 	for _, name := range []string{"stot", "bin", "bout", "req_tot", "hrsp_5xx", "lbtot"} {
-		if !IsStatCounter(name) {
+		if !counters.IsStatCounter(name) {
 			t.Errorf("IsStatCounter(%q) = false", name)
 		}
 	}
 	for _, name := range []string{"scur", "smax", "rate", "qtime", "srid", "status", "weight"} {
-		if IsStatCounter(name) {
+		if counters.IsStatCounter(name) {
 			t.Errorf("IsStatCounter(%q) = true", name)
 		}
 	}
-	if !IsInfoCounter("CumConns") || IsInfoCounter("CurrConns") || IsInfoCounter("CompressBpsIn") {
-		t.Errorf("IsInfoCounter: CumConns %v, CurrConns %v, CompressBpsIn %v", IsInfoCounter("CumConns"), IsInfoCounter("CurrConns"), IsInfoCounter("CompressBpsIn"))
+	if !counters.IsInfoCounter("CumConns") || counters.IsInfoCounter("CurrConns") || counters.IsInfoCounter("CompressBpsIn") {
+		t.Errorf("IsInfoCounter: CumConns %v, CurrConns %v, CompressBpsIn %v", counters.IsInfoCounter("CumConns"), counters.IsInfoCounter("CurrConns"), counters.IsInfoCounter("CompressBpsIn"))
 	}
 }
 
@@ -163,17 +164,17 @@ listen li
 		for name, tags := range natures {
 			tagged := strings.Contains(tags, "C")
 			switch {
-			case tagged && !isCounter(name) && !mistagged(WronglyCounters, info, name):
+			case tagged && !isCounter(name) && !mistagged(counters.WronglyCounters, info, name):
 				t.Errorf("%s %s is tagged %q by HAProxy but not in the table nor in WronglyCounters", domain, name, tags)
-			case !tagged && isCounter(name) && !mistagged(WronglyNotCounters, info, name):
+			case !tagged && isCounter(name) && !mistagged(counters.WronglyNotCounters, info, name):
 				t.Errorf("%s %s is in the table but tagged %q by HAProxy, and not in WronglyNotCounters", domain, name, tags)
-			case tagged && mistagged(WronglyNotCounters, info, name):
+			case tagged && mistagged(counters.WronglyNotCounters, info, name):
 				t.Errorf("%s %s is now tagged C by HAProxy: drop it from WronglyNotCounters", domain, name)
 			}
 		}
 	}
-	check("show stat", stat, IsStatCounter, false)
-	check("show info", info, IsInfoCounter, true)
+	check("show stat", stat, counters.IsStatCounter, false)
+	check("show info", info, counters.IsInfoCounter, true)
 	for _, name := range []string{"stot", "bin", "chkfail", "hrsp_2xx", "lbtot"} {
 		if !strings.Contains(stat[name], "C") {
 			t.Errorf("HAProxy does not report %s tagged C (got %q): the test config no longer exercises it", name, stat[name])
@@ -210,8 +211,8 @@ func typedNatures(t *testing.T, sock, cmd string, name func(head string) string)
 	return natures
 }
 
-func mistagged(list []Mistag, info bool, name string) bool {
-	return slices.ContainsFunc(list, func(m Mistag) bool { return m.Info == info && m.Name == name })
+func mistagged(list []counters.Mistag, info bool, name string) bool {
+	return slices.ContainsFunc(list, func(m counters.Mistag) bool { return m.Info == info && m.Name == name })
 }
 
 func minus(a, b []string) []string {

@@ -1,8 +1,9 @@
-package counters
+package counters_test
 
 import (
 	"context"
 	"fmt"
+	"github.com/haproxystats-go/haproxystats/internal/counters"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -25,8 +26,8 @@ func TestRealReload(t *testing.T) {
 	sock := filepath.Join(dir, "m.sock")
 	mw := testenv.StartMasterWorker(t, testenv.MasterWorkerConfig{MasterSockets: []string{sock}})
 	stateDir := t.TempDir()
-	open := func() (*Store, *Part) {
-		st, err := Open(Options{Dir: stateDir})
+	open := func() (*counters.Store, *counters.Part) {
+		st, err := counters.Open(counters.Options{Dir: stateDir})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -101,7 +102,7 @@ func TestRealReload(t *testing.T) {
 	if !mw.WaitWorkerGone(old[0], 30*time.Second) {
 		t.Fatalf("old worker %d did not exit", old[0])
 	}
-	for i := range departedGrace + 2 {
+	for i := range counters.DepartedGrace + 2 {
 		get(2)
 		sent, plain := snapshot()
 		want("old worker gone, snapshot "+strconv.Itoa(i), sent)
@@ -118,7 +119,7 @@ func TestRealClearCounters(t *testing.T) {
 	dir := testenv.ShortDir(t)
 	sock := filepath.Join(dir, "m.sock")
 	mw := testenv.StartMasterWorker(t, testenv.MasterWorkerConfig{MasterSockets: []string{sock}})
-	st, err := Open(Options{})
+	st, err := counters.Open(counters.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +156,7 @@ func TestRealClearCounters(t *testing.T) {
 		t.Fatalf("old worker %d did not exit", old[0])
 	}
 	get(2)
-	for i := range departedGrace + 2 {
+	for i := range counters.DepartedGrace + 2 {
 		if got := sent(); got != 7 {
 			t.Fatalf("after the reload, snapshot %d: sent %v, want 7", i, got)
 		}
@@ -176,7 +177,7 @@ func TestRealClearCounters(t *testing.T) {
 // stat` through the master socket sock, as haproxystats-pull does, and
 // adds frontend "traffic"'s values of the sample's counters to s. It
 // returns the frontend's object number and the plain sums.
-func pullFrontend(t *testing.T, mw *testenv.MasterWorker, sock string, s *Sample) (int, []float64) {
+func pullFrontend(t *testing.T, mw *testenv.MasterWorker, sock string, s *counters.Sample) (int, []float64) {
 	t.Helper()
 	current, leaving, err := mw.Workers()
 	if err != nil {

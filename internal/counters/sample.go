@@ -233,3 +233,17 @@ func appendKey(b []byte, names []string) []byte {
 	}
 	return b
 }
+
+// Size reports the bytes the sample holds (what a fold adds to its memory
+// with monotonic counters): the values of every process and object, the
+// interned object keys and the offsets.
+func (s *Sample) Size() int64 {
+	n := int64(cap(s.vals)+cap(s.offsets))*8 + int64(cap(s.entObj)+cap(s.objects)+cap(s.istamp)+cap(s.inum))*4
+	for _, k := range s.ikeys {
+		n += int64(len(k)) + 16 + 24 // the key, its header, its map entry
+	}
+	for _, w := range s.workers[:cap(s.workers)] {
+		n += int64(cap(w.slot)+cap(w.ents)) * 4
+	}
+	return n + int64(cap(s.buf))
+}

@@ -145,22 +145,12 @@ func New(cfg Config, logger *slog.Logger) (*Producer, error) {
 		p.key = []byte(cfg.Key)
 	}
 	batchMax := max(defaultBatchMaxBytes, cfg.MaxRecordBytes+len(cfg.Key)+batchOverhead)
-	p.opts = []kgo.Opt{
-		kgo.SeedBrokers(cfg.Brokers...),
-		kgo.ClientID(cfg.ClientID),
+	p.opts = append(ConnOpts(cfg, logger),
 		kgo.DefaultProduceTopic(cfg.Topic),
-		kgo.DialTimeout(cfg.DialTimeout),
-		kgo.RequestTimeoutOverhead(cfg.RequestTimeout),
-		kgo.RetryBackoffFn(backoff(cfg.RetryBackoff, cfg.RetryBackoffMax)),
 		// Metadata requests ask the broker to create a missing topic, as
 		// Kafka's Java producer does; the broker decides
 		// (auto.create.topics.enable).
 		kgo.AllowAutoTopicCreation(),
-		// No KIP-714 client metrics pushed to the brokers: nothing reads
-		// them here, and Close would wait up to 1 s for the last push.
-		kgo.DisableClientMetrics(),
-		kgo.WithLogger(newClientLogger(logger)),
-		kgo.WithHooks(&connHook{l: logger}),
 
 		// acks=all is franz-go's default, stated because the no-loss
 		// promise rests on it. So are, left at their defaults: idempotent
@@ -171,21 +161,50 @@ func New(cfg Config, logger *slog.Logger) (*Producer, error) {
 		kgo.ProduceRequestTimeout(cfg.ProduceTimeout),
 		kgo.ProducerBatchCompression(codec),
 		kgo.ProducerBatchMaxBytes(int32(batchMax)),
+		// A produce request carries a batch of up to batchMax bytes
+		// (before compression, in the worst case): the client's own
+		// bound of a request (100 MiB) must not refuse it.
+		kgo.BrokerMaxWriteBytes(int32(max(100<<20, batchMax+1<<20))),
 		// Murmur2 of the key modulo the partition count, as Kafka's Java
 		// producer: one host, one partition.
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
 		// The memory bound is ours (acquire); the client's own limits are
 		// set above it so that Produce never blocks on them.
-		kgo.MaxBufferedBytes(2 * cfg.MaxBufferedBytes),
-		kgo.MaxBufferedRecords(cfg.MaxBufferedBytes/recordCost + 1),
+		kgo.MaxBufferedBytes(2*cfg.MaxBufferedBytes),
+		kgo.MaxBufferedRecords(cfg.MaxBufferedBytes/recordCost+1),
+	)
+	return p, nil
+}
+
+// ConnOpts returns the client options of cfg's connection fields, the
+// ones every client of the [kafka] section shares (the producers and the
+// snapshot consumer, internal/snapsource): Brokers, ClientID, TLS, SASL,
+// DialTimeout, RequestTimeout, RetryBackoff to RetryBackoffMax, with the
+// client's warnings and failed broker connections logged to logger, each
+// at most every 30 s. It checks nothing; the fields are those New checks.
+func ConnOpts(cfg Config, logger *slog.Logger) []kgo.Opt {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.ClientID(cfg.ClientID),
+		kgo.DialTimeout(cfg.DialTimeout),
+		kgo.RequestTimeoutOverhead(cfg.RequestTimeout),
+		kgo.RetryBackoffFn(backoff(cfg.RetryBackoff, cfg.RetryBackoffMax)),
+		// No KIP-714 client metrics pushed to the brokers: nothing reads
+		// them here, and Close would wait up to 1 s for the last push.
+		kgo.DisableClientMetrics(),
+		kgo.WithLogger(newClientLogger(logger)),
+		kgo.WithHooks(&connHook{l: logger}),
 	}
 	if cfg.TLS != nil {
-		p.opts = append(p.opts, kgo.DialTLSConfig(cfg.TLS))
+		opts = append(opts, kgo.DialTLSConfig(cfg.TLS))
 	}
 	if cfg.SASL != nil {
-		p.opts = append(p.opts, kgo.SASL(cfg.SASL.mechanism()))
+		opts = append(opts, kgo.SASL(cfg.SASL.mechanism()))
 	}
-	return p, nil
+	return opts
 }
 
 func (cfg *Config) validate() (kgo.CompressionCodec, error) {
@@ -329,19 +348,96 @@ func (p *Producer) flush() {
 // MaxBufferedBytes) until one is reachable. ctx also bounds every wait of
 // the stream's Write and Finish for buffer room.
 func (p *Producer) Open(ctx context.Context, snapshot string) (*Stream, error) {
+	if err := p.waitReady(ctx); err != nil {
+		return nil, err
+	}
+	return &Stream{p: p, ctx: ctx, snapshot: snapshot, d: newDelivery()}, nil
+}
+
+// waitReady waits until Run created the client; it fails with ErrClosed
+// once the producer stops, or with ctx's error.
+func (p *Producer) waitReady(ctx context.Context) error {
 	select {
 	case <-p.closing:
-		return nil, ErrClosed
+		return ErrClosed
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return ctx.Err()
 	case <-p.ready:
 	}
 	select {
 	case <-p.closing:
-		return nil, ErrClosed
+		return ErrClosed
 	default:
+		return nil
 	}
-	return &Stream{p: p, ctx: ctx, snapshot: snapshot, d: newDelivery()}, nil
+}
+
+// RecordTooLargeError is a value given to Produce that is larger than
+// Config.MaxRecordBytes.
+type RecordTooLargeError struct {
+	Snapshot string
+	Len      int
+	Limit    int
+}
+
+func (e *RecordTooLargeError) Error() string {
+	return fmt.Sprintf("kafka: snapshot %s: record of %d bytes is larger than the limit (%d)", e.Snapshot, e.Len, e.Limit)
+}
+
+// Produce sends value as one record, as it is (it is not made of lines and
+// never split), keyed like every record of the producer, and returns its
+// Delivery: the way to send a snapshot record (internal/publish). value is
+// not copied: the caller must not modify it until the Delivery is done. It
+// fails with a *RecordTooLargeError for a value longer than
+// Config.MaxRecordBytes, with ErrClosed once the producer stopped (or
+// before Run), and with ctx's error when ctx ends while it waits for the
+// producer to start or for buffer room (Config.MaxBufferedBytes). The
+// record is delivered, or fails, as a stream's are.
+func (p *Producer) Produce(ctx context.Context, snapshot string, value []byte) (*Delivery, error) {
+	if len(value) > p.cfg.MaxRecordBytes {
+		p.errs.Add(1)
+		return nil, &RecordTooLargeError{Snapshot: snapshot, Len: len(value), Limit: p.cfg.MaxRecordBytes}
+	}
+	if err := p.waitReady(ctx); err != nil {
+		return nil, err
+	}
+	d := newDelivery()
+	if err := p.produce(ctx, snapshot, value, 0, d); err != nil {
+		return nil, err
+	}
+	d.seal(nil)
+	return d, nil
+}
+
+// produce takes the room of one record in the buffer budget (waiting until
+// ctx ends), and hands the record to the client; its outcome goes to d.
+// lines is the number of lines it holds, for Stats.
+func (p *Producer) produce(ctx context.Context, snapshot string, value []byte, lines int, d *Delivery) error {
+	cost := int64(len(value) + len(p.key) + recordCost)
+	if err := p.acquire(ctx, cost); err != nil {
+		return fmt.Errorf("kafka: snapshot %s: wait for buffer room: %w", snapshot, err)
+	}
+	d.add()
+	what := fmt.Sprintf("record of %d lines", lines)
+	if lines == 0 {
+		what = fmt.Sprintf("record of %d bytes", len(value))
+	}
+	r := &kgo.Record{Key: p.key, Value: value}
+	// The record's context is not the caller's: franz-go fails every
+	// buffered record of a partition when the first one's context ends,
+	// which would fail the other snapshots' records too. Records end when
+	// acknowledged, or at Run's stop (Close).
+	p.client.Produce(context.Background(), r, func(r *kgo.Record, err error) {
+		p.finished(cost, len(value), lines, err)
+		switch {
+		case errors.Is(err, kgo.ErrClientClosed):
+			err = fmt.Errorf("kafka: snapshot %s: %s not acknowledged: %w", snapshot, what, ErrClosed)
+		case err != nil:
+			err = fmt.Errorf("kafka: snapshot %s: %s to topic %s not acknowledged: %w", snapshot, what, p.cfg.Topic, err)
+		}
+		d.finish(err)
+	})
+	return nil
 }
 
 // Stats returns the cumulative counters. Safe for concurrent use.

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // errStreamDone is returned by Write after Finish or Abort.
@@ -100,27 +98,7 @@ func (s *Stream) produce() error {
 	value := bytes.Clone(s.buf)
 	s.buf = s.buf[:0]
 	lines := bytes.Count(value, []byte{'\n'})
-	cost := int64(len(value) + len(s.p.key) + recordCost)
-	if err := s.p.acquire(s.ctx, cost); err != nil {
-		return fmt.Errorf("kafka: snapshot %s: wait for buffer room: %w", s.snapshot, err)
-	}
-	s.d.add()
-	r := &kgo.Record{Key: s.p.key, Value: value}
-	// The record's context is not the stream's: franz-go fails every
-	// buffered record of a partition when the first one's context ends,
-	// which would fail the other snapshots' records too. Records end when
-	// acknowledged, or at Run's stop (Close).
-	s.p.client.Produce(context.Background(), r, func(r *kgo.Record, err error) {
-		s.p.finished(cost, len(value), lines, err)
-		switch {
-		case errors.Is(err, kgo.ErrClientClosed):
-			err = fmt.Errorf("kafka: snapshot %s: record of %d lines not acknowledged: %w", s.snapshot, lines, ErrClosed)
-		case err != nil:
-			err = fmt.Errorf("kafka: snapshot %s: record of %d lines to topic %s not acknowledged: %w", s.snapshot, lines, s.p.cfg.Topic, err)
-		}
-		s.d.finish(err)
-	})
-	return nil
+	return s.p.produce(s.ctx, s.snapshot, value, lines, s.d)
 }
 
 // Finish says every line was written: it produces the last record and

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,7 +88,34 @@ type Config struct {
 	// Release, when set, is called once Run is done with the pipeline (it
 	// closes the WebAssembly stages' runtimes and child processes).
 	Release func() error
-	Logger  *slog.Logger
+	// Sequencer, when set, is told the time of every snapshot handed out,
+	// in hand-out order, and when its processing ended: the state of
+	// [process] monotonic-counters (*counters.Store). nil when no stage
+	// keeps state across snapshots.
+	Sequencer Sequencer
+	Logger    *slog.Logger
+}
+
+// Sequencer orders the snapshots for stages that keep state across them
+// and advance it in time order (internal/counters.Store).
+//
+// Pending(t) is called with a snapshot's time (its name) when a worker
+// takes it from the queue, under one lock held across Queue.Next and
+// Pending, so that the calls come in hand-out order. Done(t) is called
+// once the pipeline returned for it, successfully or not, or once the
+// snapshot was given up before the pipeline ran; always before its
+// directory is removed from the spool. A Done error (the state could not
+// be written) keeps the snapshot in the spool: it is processed again later.
+//
+// With a Sequencer, a snapshot enters the pipeline only once the one
+// handed out before it has its working memory (the pipeline's Started
+// hook, wired to Daemon.Started) or has left the pipeline: a stage of a
+// later snapshot that waits for an earlier one can then never hold the
+// memory budget the earlier one waits for. Without Started wired, a
+// snapshot waits until the previous one's pipeline returned.
+type Sequencer interface {
+	Pending(t int64)
+	Done(t int64) error
 }
 
 // Stats counts what the daemon did.
@@ -100,7 +128,28 @@ type Daemon struct {
 	cfg   Config
 	log   *slog.Logger
 	stats struct{ processed, delivered, failed, panics, retried atomic.Int64 }
+
+	// With a Sequencer: seqMu is held across Queue.Next and Pending (hand-
+	// out order) and guards last, the turn of the last snapshot handed
+	// out; turnsMu guards turns, the snapshots handed out and not settled,
+	// by name (Started must not wait for a worker blocked in Next).
+	seqMu   sync.Mutex
+	last    *turn
+	turnsMu sync.Mutex
+	turns   map[string]*turn
 }
+
+// turn is a snapshot's place in the hand-out order (with a Sequencer).
+type turn struct {
+	t       int64 // its time; 0 when the name is not one (Pending not called)
+	prev    <-chan struct{}
+	entered chan struct{} // closed once it holds its working memory or left
+	once    sync.Once
+	done    sync.Once
+}
+
+// enter opens the way to the next snapshot.
+func (tn *turn) enter() { tn.once.Do(func() { close(tn.entered) }) }
 
 // New validates cfg.
 func New(cfg Config) (*Daemon, error) {
@@ -133,7 +182,70 @@ func New(cfg Config) (*Daemon, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Daemon{cfg: cfg, log: logger}, nil
+	return &Daemon{cfg: cfg, log: logger, turns: make(map[string]*turn)}, nil
+}
+
+// Started is the pipeline's Started hook (engine.Config.Started): the
+// snapshot named name holds its working memory, so the next one may enter
+// the pipeline. Safe for concurrent use; a no-op without a Sequencer.
+func (d *Daemon) Started(name string) {
+	d.turnsMu.Lock()
+	tn := d.turns[name]
+	d.turnsMu.Unlock()
+	if tn != nil {
+		tn.enter()
+	}
+}
+
+// next takes a snapshot from the queue; with a Sequencer it also calls
+// Pending and returns the snapshot's turn, in hand-out order.
+func (d *Daemon) next(ctx context.Context) (string, *turn, error) {
+	if d.cfg.Sequencer == nil {
+		name, err := d.cfg.Queue.Next(ctx)
+		return name, nil, err
+	}
+	d.seqMu.Lock()
+	defer d.seqMu.Unlock()
+	name, err := d.cfg.Queue.Next(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	tn := &turn{entered: make(chan struct{})}
+	if d.last != nil {
+		tn.prev = d.last.entered
+	}
+	if t, err := strconv.ParseInt(name, 10, 64); err == nil && t > 0 {
+		tn.t = t
+		d.cfg.Sequencer.Pending(t)
+	}
+	d.last = tn
+	d.turnsMu.Lock()
+	d.turns[name] = tn
+	d.turnsMu.Unlock()
+	return name, tn, nil
+}
+
+// settle tells the Sequencer that the snapshot's processing ended (once,
+// whatever the path) and forgets its turn. nil without a Sequencer.
+func (d *Daemon) settle(name string, tn *turn) error {
+	if tn == nil {
+		return nil
+	}
+	var err error
+	tn.done.Do(func() {
+		tn.enter()
+		d.turnsMu.Lock()
+		if d.turns[name] == tn {
+			delete(d.turns, name)
+		}
+		d.turnsMu.Unlock()
+		if tn.t != 0 {
+			if err = d.cfg.Sequencer.Done(tn.t); err != nil {
+				err = fmt.Errorf("counters state after snapshot %s: %w", name, err)
+			}
+		}
+	})
+	return err
 }
 
 // Stats reports the counters so far.
@@ -238,20 +350,27 @@ func (d *Daemon) stopping(work context.Context, end context.CancelFunc) {
 // delivery are bounded by work.
 func (d *Daemon) worker(take, work context.Context, inflight *sync.WaitGroup) {
 	for {
-		name, err := d.cfg.Queue.Next(take)
+		name, tn, err := d.next(take)
 		if err != nil {
 			return
 		}
-		d.snapshot(take, work, name, inflight)
+		d.snapshot(take, work, name, tn, inflight)
 	}
 }
 
 // snapshot processes one snapshot of the spool, streaming its lines to
 // every destination, and settles it once they all have it (on another
 // goroutine, so that the worker goes on while they acknowledge).
-func (d *Daemon) snapshot(take, work context.Context, name string, inflight *sync.WaitGroup) {
+func (d *Daemon) snapshot(take, work context.Context, name string, tn *turn, inflight *sync.WaitGroup) {
 	dir := filepath.Join(d.cfg.Queue.Dir(), name)
 	log := d.log.With("snapshot", name)
+	// A path that gives the snapshot up settles it too (a no-op when
+	// settled already).
+	defer func() {
+		if err := d.settle(name, tn); err != nil {
+			log.Error("monotonic counters: state not written", "error", err)
+		}
+	}()
 	streams := make([]Stream, 0, len(d.cfg.Destinations))
 	abort := func() {
 		for _, s := range streams {
@@ -276,11 +395,30 @@ func (d *Daemon) snapshot(take, work context.Context, name string, inflight *syn
 		streams = append(streams, s)
 	}
 	res, err := d.process(func() (*engine.Result, error) {
+		if tn != nil && tn.prev != nil {
+			// In hand-out order: see Sequencer.
+			select {
+			case <-tn.prev:
+			case <-work.Done():
+				return nil, work.Err()
+			}
+		}
 		if _, err := os.Stat(dir); err != nil {
 			return nil, err
 		}
 		return d.cfg.Pipeline.ProcessDir(work, dir, fanout(streams))
 	})
+	if serr := d.settle(name, tn); serr != nil {
+		if err == nil {
+			// The state on disk would be behind the snapshot once it is
+			// removed: keep it in the spool, process it again later.
+			abort()
+			log.Error("monotonic counters: state not written; the snapshot will be processed again", "error", serr, "retry_in", d.cfg.RetryDelay)
+			d.retryLater(work, name)
+			return
+		}
+		log.Error("monotonic counters: state not written", "error", serr)
+	}
 	var werr *writeError
 	switch {
 	case err == nil:

@@ -55,6 +55,9 @@ type fakeDest struct {
 	settle  chan error // nil: deliver at once
 	stalled bool
 	opens   int
+	// onOpen, when set, is called by Open first (outside the lock); an
+	// error refuses the snapshot.
+	onOpen func(snapshot string) error
 }
 
 func (f *fakeDest) Name() string { return f.name }
@@ -63,6 +66,11 @@ func (f *fakeDest) Run(ctx context.Context) error {
 	return nil
 }
 func (f *fakeDest) Open(_ context.Context, snapshot string) (Stream, error) {
+	if f.onOpen != nil {
+		if err := f.onOpen(snapshot); err != nil {
+			return nil, err
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.opens++

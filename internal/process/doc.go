@@ -25,6 +25,14 @@
 // stops the destinations and releases the pipeline (Config.Release). Run is
 // called once.
 //
+// With [process] monotonic-counters, FromConfig gives the daemon the
+// counters store as its Sequencer: Pending is called in hand-out order,
+// Done once the pipeline returned (the state file is written before the
+// snapshot can be removed; a failed write keeps it in the spool), and a
+// snapshot enters the pipeline only once the one handed out before it
+// holds its working memory, so that stages waiting for earlier snapshots
+// never deadlock on the memory budget (see Sequencer).
+//
 // A panic while processing one snapshot is recovered, logged with the
 // snapshot name and counted; the snapshot stays in the spool and is not
 // retried until the next start, so one poisonous snapshot cannot stop the

@@ -51,10 +51,14 @@ func FromConfig(cfg *config.Config, logger *slog.Logger, opts Options) (*Daemon,
 		}
 		dests = append(dests, destination(store.Name(), store.Run, store.Open, nil))
 	}
+	// The pipeline's Started hook is the daemon's, built below (it is
+	// called only once the daemon runs).
+	var d *Daemon
 	built, err := assemble.New(cfg, assemble.Options{
 		Logger:    logger,
 		ConfigDir: opts.ConfigDir,
 		Stages:    opts.Stages,
+		Started:   func(name string) { d.Started(name) },
 	})
 	if err != nil {
 		return nil, nil, err
@@ -74,13 +78,18 @@ func FromConfig(cfg *config.Config, logger *slog.Logger, opts Options) (*Daemon,
 	if err != nil {
 		return fail(err)
 	}
-	d, err := New(Config{
+	var seq Sequencer
+	if built.Counters != nil {
+		seq = built.Counters
+	}
+	d, err = New(Config{
 		Pipeline:     built.Pipeline,
 		Queue:        watcher,
 		Destinations: dests,
 		Workers:      s.Process.Workers,
 		StopTimeout:  s.Process.StopTimeout,
 		Release:      built.Close,
+		Sequencer:    seq,
 		Logger:       logger,
 	})
 	if err != nil {

@@ -61,8 +61,26 @@ type Config struct {
 	// and writing its answer) run at once.
 	Workers int
 	// QueueSize: rounds are skipped while DstDir holds this many snapshot
-	// directories or more.
+	// directories or more (and KafkaDstDir, likewise, on its own).
 	QueueSize int
+	// Destination says which spools a committed round goes to:
+	// config.DestinationSpool ("" too: DstDir), config.DestinationKafka
+	// (KafkaDstDir only) or config.DestinationBoth.
+	Destination string
+	// KafkaDstDir is the spool of the Kafka publisher (internal/publish),
+	// written through TmpDstDir/kafka; required when Destination sends to
+	// Kafka, and then different from DstDir and TmpDstDir.
+	KafkaDstDir string
+}
+
+// KafkaTmpDir is the temporary directory of the Kafka spool, inside
+// TmpDstDir: a round reaches KafkaDstDir by a rename from there.
+func (c *Config) KafkaTmpDir() string { return filepath.Join(c.TmpDstDir, "kafka") }
+
+// toSpool and toKafka tell which spools a round is committed into.
+func (c *Config) toSpool() bool { return c.Destination != config.DestinationKafka }
+func (c *Config) toKafka() bool {
+	return c.Destination == config.DestinationKafka || c.Destination == config.DestinationBoth
 }
 
 // validate returns every problem of c at once.
@@ -132,6 +150,20 @@ func (c *Config) validate() error {
 	if c.QueueSize < 1 {
 		bad("queue-size", c.QueueSize, "must be at least 1")
 	}
+	switch c.Destination {
+	case "", config.DestinationSpool:
+	case config.DestinationKafka, config.DestinationBoth:
+		if c.KafkaDstDir == "" {
+			bad("kafka-dst-dir", `""`, "must be set with destination "+c.Destination)
+		}
+		for _, o := range []struct{ option, dir string }{{"dst-dir", c.DstDir}, {"tmp-dst-dir", c.TmpDstDir}} {
+			if c.KafkaDstDir != "" && filepath.Clean(c.KafkaDstDir) == filepath.Clean(o.dir) {
+				bad("kafka-dst-dir", c.KafkaDstDir, "must differ from "+o.option)
+			}
+		}
+	default:
+		bad("destination", fmt.Sprintf("%q", c.Destination), "must be spool, kafka or both")
+	}
 	return errors.Join(errs...)
 }
 
@@ -168,5 +200,7 @@ func ConfigFrom(s *config.Pull) Config {
 		TmpDstDir:     s.TmpDstDir,
 		Workers:       s.Workers,
 		QueueSize:     s.QueueSize,
+		Destination:   s.Destination,
+		KafkaDstDir:   s.KafkaDstDir,
 	}
 }

@@ -28,18 +28,32 @@
 //
 // The whole round is bounded by PullTimeout (0: no bound). Only when every
 // command of every socket and worker returned a non-empty answer, in time,
-// is the directory renamed to DstDir/<epoch>; that rename is the commit
-// point, so DstDir never holds a partial snapshot. Otherwise the directory
+// is the directory renamed to DstDir/<epoch> (see Destinations for the
+// Kafka spool); that rename is the commit point, so a spool never holds a
+// partial snapshot. Otherwise the directory
 // is removed and the round fails with a [*RoundError] naming the failed
 // sockets, workers and masters. A master whose workers cannot be listed,
 // or that lists no current worker, fails the round.
 //
-// Back-pressure: while DstDir holds QueueSize or more snapshot directories
-// (spool.Count), rounds are skipped ([ErrQueueFull]).
+// # Destinations
 //
-// Same second: if DstDir/<epoch> already exists (two rounds within one
-// second, a clock stepped back, a second puller), the existing directory is
-// kept untouched and the new round is discarded ([ErrSnapshotExists]): the
+// Destination chooses the spools a round is committed into: DstDir (for
+// haproxystats-process; the default), KafkaDstDir (the spool of the Kafka
+// publisher, internal/publish, written through TmpDstDir/kafka), or both.
+// With both, the round is written once, into the first, and the second
+// gets hard links to its files (spool.Pending.CloneInto; copies across file
+// systems), committed just before the first: the two consumers never share
+// a directory, each removes its own copy, and the files themselves are
+// never written again.
+//
+// Back-pressure: a spool holding QueueSize or more snapshot directories
+// (spool.Count) gets no new round; the round goes to the other spool (with
+// a warning), and is skipped ([ErrQueueFull]) when every spool is full.
+//
+// Same second: if DstDir/<epoch> (or KafkaDstDir/<epoch>) already exists
+// (two rounds within one second, a clock stepped back, a second puller), the
+// existing directory is kept untouched and the new round is discarded
+// ([ErrSnapshotExists]): the
 // directory name is the timestamp of every metric computed from it, so a
 // round is never relabelled with another second, and the directory a
 // processor may already be reading is never replaced.
@@ -50,8 +64,8 @@
 // # Lifecycle
 //
 // [New] validates a [Config] and starts nothing. [Puller.Run] calls
-// [Puller.Prepare] (create DstDir and TmpDstDir, remove snapshot
-// directories left in TmpDstDir by an earlier run), and runs a round
+// [Puller.Prepare] (create the spools and their temporary directories,
+// remove snapshot directories left in those by an earlier run), and runs a round
 // immediately and then on a grid of PullInterval aligned to its start; a
 // round that overruns skips the grid points it missed. DstDir is created
 // again if it disappears. When ctx is cancelled, the round in flight is

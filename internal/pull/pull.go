@@ -21,11 +21,13 @@ import (
 )
 
 var (
-	// ErrQueueFull is returned (wrapped) by Round when DstDir holds QueueSize
-	// or more snapshot directories; the round was skipped.
+	// ErrQueueFull is returned (wrapped) by Round when every spool it
+	// commits into (DstDir, KafkaDstDir) holds QueueSize or more snapshot
+	// directories; the round was skipped.
 	ErrQueueFull = errors.New("queue full")
-	// ErrSnapshotExists is returned (wrapped) by Round when DstDir/<epoch>
-	// already exists; it was left untouched and the round discarded.
+	// ErrSnapshotExists is returned (wrapped) by Round when <epoch> already
+	// exists in a spool it commits into; it was left untouched and the round
+	// discarded.
 	ErrSnapshotExists = spool.ErrSnapshotExists
 	// ErrNoSockets is returned (wrapped) when a round finds nothing to pull:
 	// no UNIX socket in SocketDir, no Servers and no Masters.
@@ -41,9 +43,11 @@ var commands = []struct{ cmd, suffix string }{
 
 // Puller pulls statistics from HAProxy into the spool. Build it with New.
 type Puller struct {
-	cfg   Config
-	log   *slog.Logger
-	spool *spool.Writer
+	cfg Config
+	log *slog.Logger
+	// spools are the spools a round is committed into: DstDir's and/or
+	// KafkaDstDir's (Config.Destination), in that order.
+	spools []target
 	// bufs holds Workers read buffers (nil until first used); taking one is
 	// taking one of the Workers slots, so the buffers bound the memory of
 	// every answer in flight.
@@ -61,9 +65,20 @@ func New(cfg Config, logger *slog.Logger) (*Puller, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	w, err := spool.NewWriter(cfg.DstDir, cfg.TmpDstDir, logger)
-	if err != nil {
-		return nil, fmt.Errorf("pull: %w", err)
+	var spools []target
+	if cfg.toSpool() {
+		w, err := spool.NewWriter(cfg.DstDir, cfg.TmpDstDir, logger)
+		if err != nil {
+			return nil, fmt.Errorf("pull: %w", err)
+		}
+		spools = append(spools, target{option: "dst-dir", tmp: cfg.TmpDstDir, w: w})
+	}
+	if cfg.toKafka() {
+		w, err := spool.NewWriter(cfg.KafkaDstDir, cfg.KafkaTmpDir(), logger)
+		if err != nil {
+			return nil, fmt.Errorf("pull: %w", err)
+		}
+		spools = append(spools, target{option: "kafka-dst-dir", tmp: cfg.KafkaTmpDir(), w: w})
 	}
 	cfg.Servers = slices.Clone(cfg.Servers)
 	cfg.Masters = slices.Clone(cfg.Masters)
@@ -71,15 +86,25 @@ func New(cfg Config, logger *slog.Logger) (*Puller, error) {
 	for range cfg.Workers {
 		bufs <- nil
 	}
-	return &Puller{cfg: cfg, log: logger, spool: w, bufs: bufs, now: time.Now}, nil
+	return &Puller{cfg: cfg, log: logger, spools: spools, bufs: bufs, now: time.Now}, nil
 }
 
-// Prepare creates DstDir and TmpDstDir and removes the snapshot directories
-// an interrupted run left in TmpDstDir. Run calls it; the one daemon calls
-// it first so that the spool exists before its processor checks it.
+// target is one spool rounds are committed into.
+type target struct {
+	option string // the [pull] option naming its directory
+	tmp    string // its temporary directory
+	w      *spool.Writer
+}
+
+// Prepare creates the spools (DstDir, KafkaDstDir) and their temporary
+// directories and removes the snapshot directories an interrupted run left
+// in those. Run calls it; the one daemon calls it first so that the spool
+// exists before its processor checks it.
 func (p *Puller) Prepare() error {
-	if err := p.spool.Prepare(); err != nil {
-		return fmt.Errorf("pull: dst-dir %s, tmp-dst-dir %s: %w", p.cfg.DstDir, p.cfg.TmpDstDir, err)
+	for _, t := range p.spools {
+		if err := t.w.Prepare(); err != nil {
+			return fmt.Errorf("pull: %s %s, temporary directory %s: %w", t.option, t.w.Dir(), t.tmp, err)
+		}
 	}
 	return nil
 }
@@ -92,10 +117,12 @@ func (p *Puller) Run(ctx context.Context) error {
 		return err
 	}
 	interval := p.cfg.PullInterval
-	p.log.Info("pulling statistics",
-		"socket_dir", p.cfg.SocketDir, "servers", len(p.cfg.Servers), "masters", len(p.cfg.Masters),
-		"interval", interval, "pull_timeout", p.cfg.PullTimeout,
-		"dst_dir", p.cfg.DstDir, "queue_size", p.cfg.QueueSize)
+	attrs := []any{"socket_dir", p.cfg.SocketDir, "servers", len(p.cfg.Servers), "masters", len(p.cfg.Masters),
+		"interval", interval, "pull_timeout", p.cfg.PullTimeout}
+	for _, t := range p.spools {
+		attrs = append(attrs, strings.ReplaceAll(t.option, "-", "_"), t.w.Dir())
+	}
+	p.log.Info("pulling statistics", append(attrs, "queue_size", p.cfg.QueueSize)...)
 
 	start := time.Now()
 	timer := time.NewTimer(0)
@@ -143,33 +170,27 @@ func (p *Puller) report(err error) {
 }
 
 // Round runs one round named after now (whole seconds since the epoch): see
-// the package documentation. It returns nil when DstDir/<epoch> was
-// committed, an error wrapping ErrQueueFull or ErrSnapshotExists when the
-// round was skipped or discarded, a *RoundError when some socket, master or
-// worker failed, and ctx's error when ctx ended first. Nothing but a
-// complete snapshot ever appears in DstDir.
+// the package documentation. It returns nil when <epoch> was committed into
+// every spool of Destination that has room (DstDir, KafkaDstDir), an error
+// wrapping ErrQueueFull when none has, or ErrSnapshotExists when one holds
+// <epoch> already (the round is then discarded), a *RoundError when some
+// socket, master or worker failed, and ctx's error when ctx ended first.
+// Nothing but a complete snapshot ever appears in a spool.
 func (p *Puller) Round(ctx context.Context, now time.Time) error {
 	p.round.Lock()
 	defer p.round.Unlock()
 	started := time.Now()
 	name := strconv.FormatInt(now.Unix(), 10)
 
-	if err := p.spool.Ensure(); err != nil {
-		return err
-	}
-	n, err := p.spool.Count()
+	targets, err := p.withRoom()
 	if err != nil {
 		return err
-	}
-	if n >= p.cfg.QueueSize {
-		return fmt.Errorf("dst-dir %s holds %d snapshots, queue-size is %d: %w",
-			p.cfg.DstDir, n, p.cfg.QueueSize, ErrQueueFull)
 	}
 	sockets, err := p.sockets()
 	if err != nil {
 		return fmt.Errorf("snapshot %s: %w", name, err)
 	}
-	snap, err := p.spool.Begin(name)
+	snap, err := targets[0].w.Begin(name)
 	if err != nil {
 		return err
 	}
@@ -185,12 +206,53 @@ func (p *Puller) Round(ctx context.Context, now time.Time) error {
 		// Every answer arrived, but too late (or we are stopping).
 		return fmt.Errorf("snapshot %s: %w", name, err)
 	}
+	// The other spools get the same files (hard links), committed first:
+	// once the first spool's commit is done, every spool has the round.
+	for _, t := range targets[1:] {
+		clone, err := snap.CloneInto(t.w)
+		if err != nil {
+			return err
+		}
+		defer clone.Abort()
+		if err := clone.Commit(); err != nil {
+			return err
+		}
+	}
 	if err := snap.Commit(); err != nil {
 		return err
 	}
 	p.log.Debug("snapshot committed", "snapshot", name, "sockets", pulled,
-		"bytes", snap.Bytes(), "took", time.Since(started))
+		"bytes", snap.Bytes(), "spools", len(targets), "took", time.Since(started))
 	return nil
+}
+
+// withRoom returns the spools below QueueSize (creating a spool directory
+// again if it disappeared), warning about each full one; it fails with
+// ErrQueueFull when every spool is full.
+func (p *Puller) withRoom() ([]target, error) {
+	var room []target
+	var full []string
+	for _, t := range p.spools {
+		if err := t.w.Ensure(); err != nil {
+			return nil, err
+		}
+		n, err := t.w.Count()
+		if err != nil {
+			return nil, err
+		}
+		if n >= p.cfg.QueueSize {
+			full = append(full, fmt.Sprintf("%s %s holds %d snapshots", t.option, t.w.Dir(), n))
+			continue
+		}
+		room = append(room, t)
+	}
+	if len(room) == 0 {
+		return nil, fmt.Errorf("%s, queue-size is %d: %w", strings.Join(full, ", "), p.cfg.QueueSize, ErrQueueFull)
+	}
+	if len(full) > 0 {
+		p.log.Warn("spool full: this round goes only to the other one", "full", strings.Join(full, ", "), "queue_size", p.cfg.QueueSize)
+	}
+	return room, nil
 }
 
 func (p *Puller) roundContext(ctx context.Context) (context.Context, context.CancelFunc) {

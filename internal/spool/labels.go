@@ -38,8 +38,10 @@ type Process struct {
 //	                               then PID, descending)
 //
 // so that after a reload the new worker takes over <master>.worker and the
-// old one becomes <master>.leaving1 (the label adds one level to the path:
-// P.daemon.process.haproxy-master_sock.worker.CpuUsagePct). Plain stats
+// old one becomes <master>.leaving1. The metric path writer escapes a
+// process label as one name, so the label stays one level of the path,
+// its dot turned into '_' like the master's own:
+// P.daemon.process.haproxy-master_sock_worker.CpuUsagePct. Plain stats
 // sockets keep the original's rule among themselves: their Process_num
 // when every plain socket has one and no two are equal, else their socket
 // name. Two masters whose names escape to the same string get the same

@@ -42,6 +42,21 @@ func ValidPlainSocketName(name string) error {
 	return nil
 }
 
+// CheckFileName returns nil when file may be a file of a snapshot
+// directory that carries statistics: a file name ([Pending.Write]'s rule:
+// not empty, not "." or "..", without "/" or NUL) of the form
+// <socket>_info or <socket>_stat ([SplitFileName]). Otherwise the error
+// names the file.
+func CheckFileName(file string) error {
+	if !validFileName(file) {
+		return fmt.Errorf("snapshot file name %q is not a file name", file)
+	}
+	if _, _, ok := SplitFileName(file); !ok {
+		return fmt.Errorf("snapshot file name %q is not <socket>%s or <socket>%s", file, InfoSuffix, StatSuffix)
+	}
+	return nil
+}
+
 // validFileName reports whether name can be a file of a snapshot directory:
 // not empty, not "." or "..", without "/" or NUL.
 func validFileName(name string) bool {

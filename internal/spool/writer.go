@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 )
 
 // ErrSnapshotExists is returned (wrapped) by [Writer.Begin] and
@@ -211,6 +212,70 @@ func (p *Pending) Commit() error {
 		p.w.log.Warn("cannot fsync the spool directory", "dir", p.w.dir, "err", err)
 	}
 	return nil
+}
+
+// CloneInto begins the same snapshot in another spool, w, and fills it with
+// hard links to this snapshot's files, or with fsynced copies when w's
+// temporary directory is on another file system: one round committed into
+// two spools (haproxystats-pull's destination = both) is written once. Call
+// it after the last Write and before Commit or Abort; the clone is then
+// committed or aborted on its own. It fails with [ErrSnapshotExists] as
+// Begin does. The files of a committed snapshot are never written again, so
+// the two spools sharing them is safe: each consumer removes its own
+// directory.
+func (p *Pending) CloneInto(w *Writer) (*Pending, error) {
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return nil, fmt.Errorf("spool: snapshot %s: clone after commit or abort", p.name)
+	}
+	c, err := w.Begin(p.name)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(p.tmp)
+	if err != nil {
+		c.Abort()
+		return nil, fmt.Errorf("spool: clone snapshot %s: %w", p.name, err)
+	}
+	for _, e := range entries {
+		src, dst := filepath.Join(p.tmp, e.Name()), filepath.Join(c.tmp, e.Name())
+		err := os.Link(src, dst)
+		if errors.Is(err, syscall.EXDEV) {
+			err = copyFile(src, dst)
+		}
+		if err != nil {
+			c.Abort()
+			return nil, fmt.Errorf("spool: clone snapshot %s into %s: %w", p.name, w.dir, err)
+		}
+	}
+	c.bytes.Store(p.bytes.Load())
+	return c, nil
+}
+
+// copyFile copies src into a new file dst and fsyncs it.
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, in)
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(dst)
+	}
+	return err
 }
 
 // Abort removes the temporary directory of a snapshot not committed. It

@@ -249,3 +249,89 @@ func TestWriterCountIsWhatTheWatcherSees(t *testing.T) {
 		t.Errorf("Count = %d, the watcher handed out %v", n, seen)
 	}
 }
+
+// CloneInto gives another spool the same files, hard links on one file
+// system and copies across two (/dev/shm is a tmpfs when it exists), each
+// committed on its own; it refuses an existing snapshot and a snapshot
+// already committed.
+func TestWriterCloneInto(t *testing.T) {
+	otherFS := ""
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		otherFS = "/dev/shm"
+	}
+	for _, tt := range []struct {
+		name string
+		base string // where the second spool lives
+		link bool
+	}{
+		{"same file system", "", true},
+		{"another file system", otherFS, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.name == "another file system" && otherFS == "" {
+				t.Skip("no /dev/shm: cannot test a copy across file systems")
+			}
+			w, dir, _ := newWriter(t)
+			base := tt.base
+			if base == "" {
+				base = t.TempDir()
+			} else {
+				d, err := os.MkdirTemp(base, "spool-test-")
+				if err != nil {
+					t.Skipf("cannot use %s: %v", base, err)
+				}
+				t.Cleanup(func() { os.RemoveAll(d) })
+				base = d
+			}
+			w2, err := NewWriter(filepath.Join(base, "kafka"), filepath.Join(base, "kafka.tmp"), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := w.Begin("1700000000")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range []string{"a_info", "a_stat"} {
+				if _, err := p.Write(f, func(w io.Writer) error { _, err := io.WriteString(w, f+" content"); return err }); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c, err := p.CloneInto(w2)
+			if err != nil {
+				t.Fatalf("CloneInto = %v", err)
+			}
+			if c.Bytes() != p.Bytes() || c.Name() != "1700000000" {
+				t.Errorf("clone %s of %d bytes, want %s of %d", c.Name(), c.Bytes(), p.Name(), p.Bytes())
+			}
+			if err := c.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range []string{"a_info", "a_stat"} {
+				a, _ := os.Stat(filepath.Join(dir, "1700000000", f))
+				b, err := os.Stat(filepath.Join(w2.Dir(), "1700000000", f))
+				if err != nil {
+					t.Fatal(err)
+				}
+				data, _ := os.ReadFile(filepath.Join(w2.Dir(), "1700000000", f))
+				if string(data) != f+" content" || os.SameFile(a, b) != tt.link {
+					t.Errorf("%s in the second spool: %q, same file as the first's: %v, want %v", f, data, os.SameFile(a, b), tt.link)
+				}
+			}
+			if _, err := p.CloneInto(w2); err == nil {
+				t.Error("CloneInto after Commit succeeded")
+			}
+			q, err := w.Begin("1700000001")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer q.Abort()
+			os.Mkdir(filepath.Join(w2.Dir(), "1700000001"), 0o755)
+			if _, err := q.CloneInto(w2); !errors.Is(err, ErrSnapshotExists) {
+				t.Errorf("CloneInto over an existing snapshot = %v, want ErrSnapshotExists", err)
+			}
+		})
+	}
+}

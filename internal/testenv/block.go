@@ -111,3 +111,41 @@ func SlowStage(t testing.TB) string {
 	}
 	return "[process]\nstages = slow\nstage-cache-dir = " + t.TempDir() + "\n[stage.slow]\nmodule = " + path + "\ntimeout = 1\n"
 }
+
+// Running is a Run(ctx) function running in a goroutine of the test: see
+// Background.
+type Running struct {
+	what   string
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
+}
+
+// Background runs run in a goroutine with a context of its own until Stop,
+// which the end of the test calls too (run is then expected to return).
+func Background(t testing.TB, what string, run func(context.Context) error) *Running {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &Running{what: what, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		r.err = run(ctx)
+	}()
+	t.Cleanup(func() { r.Stop(t) })
+	return r
+}
+
+// Stop cancels run's context and returns run's error once it returned,
+// failing t if it has not after a minute (a bound for a hang, not a
+// timing). Safe to call more than once.
+func (r *Running) Stop(t testing.TB) error {
+	t.Helper()
+	r.cancel()
+	select {
+	case <-r.done:
+		return r.err
+	case <-time.After(time.Minute):
+		t.Fatalf("%s has not returned a minute after its context ended: it blocks", r.what)
+		return nil
+	}
+}

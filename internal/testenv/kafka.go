@@ -24,6 +24,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
 	"github.com/haproxystats-go/haproxystats/engine/enginetest"
 )
 
@@ -58,6 +62,9 @@ type KafkaConfig struct {
 	TLS, ClientCert bool
 	// SASL requires authentication by one of these users.
 	SASL []KafkaUser
+	// BrokerConfigs are broker configurations, e.g. message.max.bytes
+	// (Kafka's default 1048588 applies without it, as in kfake).
+	BrokerConfigs map[string]string
 }
 
 // KafkaUser is a SASL user of the broker.
@@ -161,6 +168,9 @@ func (k *Kafka) args() []string {
 	}
 	for _, u := range k.conf.SASL {
 		args = append(args, "-sasl", u.Mechanism+":"+u.User+":"+u.Password)
+	}
+	for key, v := range k.conf.BrokerConfigs {
+		args = append(args, "-broker-config", key+"="+v)
 	}
 	return args
 }
@@ -501,4 +511,107 @@ func sameValue(a, b string) bool {
 		return math.IsNaN(x) && math.IsNaN(y)
 	}
 	return math.Abs(x-y) <= 1e-9*math.Max(math.Abs(x), math.Abs(y))
+}
+
+// KafkaRecords reads every record of topic with a franz-go client, from
+// the start of each partition to its end at the time of the call (the
+// high watermarks are listed first), in partition then offset order. It
+// keeps values byte for byte (kcat's JSON output does not, for binary
+// values such as snapshot records). opts are more client options (TLS,
+// SASL). It fails the test on any error or after KcatTimeout.
+func KafkaRecords(t testing.TB, addr, topic string, opts ...kgo.Opt) []*kgo.Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), KcatTimeout)
+	defer cancel()
+	base := append([]kgo.Opt{kgo.SeedBrokers(addr), kgo.DisableClientMetrics()}, opts...)
+	admin, err := kgo.NewClient(base...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends, err := partitionEnds(ctx, admin, topic)
+	admin.Close()
+	if err != nil {
+		t.Fatalf("list the ends of topic %s: %v", topic, err)
+	}
+	from := map[int32]kgo.Offset{}
+	left := 0
+	for p, end := range ends {
+		if end > 0 {
+			from[p] = kgo.NewOffset().AtStart()
+			left++
+		}
+	}
+	if left == 0 {
+		return nil
+	}
+	cl, err := kgo.NewClient(append(base, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: from}),
+		kgo.FetchMaxBytes(256<<20), kgo.BrokerMaxReadBytes(512<<20))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	byPartition := map[int32][]*kgo.Record{}
+	for left > 0 {
+		fetches := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("read topic %s: %d partitions not read to their end within %v", topic, left, KcatTimeout)
+		}
+		fetches.EachError(func(topic string, p int32, err error) { t.Fatalf("read topic %s partition %d: %v", topic, p, err) })
+		fetches.EachRecord(func(r *kgo.Record) {
+			if r.Offset >= ends[r.Partition] {
+				return
+			}
+			byPartition[r.Partition] = append(byPartition[r.Partition], r)
+			if r.Offset == ends[r.Partition]-1 {
+				left--
+			}
+		})
+	}
+	var out []*kgo.Record
+	for p := range int32(len(ends)) {
+		out = append(out, byPartition[p]...)
+	}
+	return out
+}
+
+// partitionEnds returns the high watermark of every partition of topic.
+func partitionEnds(ctx context.Context, cl *kgo.Client, topic string) (map[int32]int64, error) {
+	meta := kmsg.NewPtrMetadataRequest()
+	mt := kmsg.NewMetadataRequestTopic()
+	mt.Topic = kmsg.StringPtr(topic)
+	meta.Topics = append(meta.Topics, mt)
+	mresp, err := meta.RequestWith(ctx, cl)
+	if err != nil {
+		return nil, err
+	}
+	if len(mresp.Topics) != 1 {
+		return nil, fmt.Errorf("metadata of %d topics", len(mresp.Topics))
+	}
+	if err := kerr.ErrorForCode(mresp.Topics[0].ErrorCode); err != nil {
+		return nil, err
+	}
+	lo := kmsg.NewPtrListOffsetsRequest()
+	lt := kmsg.NewListOffsetsRequestTopic()
+	lt.Topic = topic
+	for _, p := range mresp.Topics[0].Partitions {
+		lp := kmsg.NewListOffsetsRequestTopicPartition()
+		lp.Partition = p.Partition
+		lp.Timestamp = -1 // the end
+		lt.Partitions = append(lt.Partitions, lp)
+	}
+	lo.Topics = append(lo.Topics, lt)
+	lresp, err := lo.RequestWith(ctx, cl)
+	if err != nil {
+		return nil, err
+	}
+	ends := map[int32]int64{}
+	for _, rt := range lresp.Topics {
+		for _, rp := range rt.Partitions {
+			if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
+				return nil, fmt.Errorf("partition %d: %w", rp.Partition, err)
+			}
+			ends[rp.Partition] = rp.Offset
+		}
+	}
+	return ends, nil
 }

@@ -7,7 +7,7 @@
 //
 //	kafkabroker -port N [-data-dir DIR] [-topic NAME]... [-partitions N]
 //	    [-auto-create-topics] [-tls-cert FILE -tls-key FILE [-tls-client-ca FILE]]
-//	    [-sasl MECHANISM:USER:PASSWORD]...
+//	    [-sasl MECHANISM:USER:PASSWORD]... [-broker-config KEY=VALUE]...
 //
 // It listens on 127.0.0.1:N, prints "listening 127.0.0.1:N" on stdout
 // once it accepts connections, and runs until SIGTERM or SIGINT, when it
@@ -46,8 +46,9 @@ func run(args []string) int {
 	tlsCert := fs.String("tls-cert", "", "TLS certificate (PEM) of the listener; with -tls-key")
 	tlsKey := fs.String("tls-key", "", "TLS private key (PEM)")
 	clientCA := fs.String("tls-client-ca", "", "require client certificates signed by this CA (PEM)")
-	var topics, sasls list
+	var topics, sasls, brokerConfigs list
 	fs.Var(&topics, "topic", "topic to create at start (repeatable)")
+	fs.Var(&brokerConfigs, "broker-config", "KEY=VALUE: a broker configuration, e.g. message.max.bytes=2000000 (repeatable)")
 	fs.Var(&sasls, "sasl", "MECHANISM:USER:PASSWORD: require SASL, with this user (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -58,6 +59,18 @@ func run(args []string) int {
 	}
 	if len(topics) > 0 {
 		opts = append(opts, kfake.SeedTopics(int32(*partitions), topics...))
+	}
+	if len(brokerConfigs) > 0 {
+		bc := map[string]string{}
+		for _, kv := range brokerConfigs {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok {
+				fmt.Fprintf(os.Stderr, "kafkabroker: -broker-config %q: want KEY=VALUE\n", kv)
+				return 2
+			}
+			bc[k] = v
+		}
+		opts = append(opts, kfake.BrokerConfigs(bc))
 	}
 	if *autoCreate {
 		opts = append(opts, kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(*partitions))

@@ -1,0 +1,4 @@
+package counters
+
+// DepartedGrace is departedGrace for the external tests.
+const DepartedGrace = departedGrace
