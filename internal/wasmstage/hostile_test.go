@@ -112,6 +112,7 @@ func TestHostile(t *testing.T) {
 		{12, "unknown scope", ErrMalformed, "unknown scope 9"},
 		{13, "empty path segment", ErrMalformed, "empty segment"},
 		{15, "truncated", ErrMalformed, "2 metrics do not fit in 33 bytes"},
+		{19, "reserved header field", ErrMalformed, "reserved header field 1 is not 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
