@@ -22,6 +22,7 @@ import (
 	"github.com/haproxystats-go/haproxystats/internal/graphite"
 	"github.com/haproxystats-go/haproxystats/internal/pipeline"
 	"github.com/haproxystats-go/haproxystats/internal/process"
+	"github.com/haproxystats-go/haproxystats/internal/wasmstage"
 )
 
 const usage = `Usage:
@@ -47,6 +48,11 @@ Commands:
 `
 
 func main() {
+	// A WASM stage runs its module in a child process: this program,
+	// started again with a hidden argument.
+	if wasmstage.IsChild() {
+		os.Exit(wasmstage.ChildMain())
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

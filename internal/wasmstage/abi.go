@@ -72,6 +72,12 @@ var (
 	ErrGuest = errors.New("module reported an error")
 	// ErrClosed: the stage was closed.
 	ErrClosed = errors.New("stage closed")
+	// ErrCrashed: the child process running the module died (other than
+	// out of memory or time) or broke the protocol.
+	ErrCrashed = errors.New("child process failed")
+	// ErrModuleTooLarge: the module file is larger than
+	// Options.ModuleSizeLimitMiB.
+	ErrModuleTooLarge = errors.New("module too large")
 )
 
 var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1

@@ -2,8 +2,10 @@ package wasmstage
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
+	"flag"
 	"fmt"
 	"math"
 	"os"
@@ -11,8 +13,13 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
+
+	"github.com/haproxystats-go/haproxystats/engine"
 )
+
+var updateSeeds = flag.Bool("update-seeds", false, "rewrite testdata/fuzz/FuzzDecode from the examples' outputs")
 
 // output builds an output buffer: the header, then one record per name
 // (daemon scope, value 1), then tail.
@@ -143,9 +150,31 @@ func FuzzDecode(f *testing.F) {
 }
 
 // TestFuzzDecodeSeeds checks that the seeds of FuzzDecode are what the
-// examples return: they decode without error, with metrics.
+// examples return (decode without error, with metrics) and, with
+// -update-seeds, writes them again from the examples' outputs on the
+// dev4-two-snapshots snapshots.
 func TestFuzzDecodeSeeds(t *testing.T) {
 	dir := filepath.Join("testdata", "fuzz", "FuzzDecode")
+	if *updateSeeds {
+		snaps := []*engine.Snapshot{
+			loadSnapshot(t, conformance+"/dev4-two-snapshots/incoming/1795507783"),
+			loadSnapshot(t, conformance+"/dev4-two-snapshots/incoming/1795507784"),
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range goExamples {
+			s := newStage(t, Options{Name: name, Module: example(t, name), Timeout: 10 * time.Second})
+			var out []byte
+			for _, snap := range snaps {
+				out = rawOutput(t, s, snap)
+			}
+			seed := fmt.Sprintf("go test fuzz v1\n[]byte(%s)\n", strconv.Quote(string(out)))
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(seed), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -172,4 +201,28 @@ func TestFuzzDecodeSeeds(t *testing.T) {
 			t.Errorf("%s: decode = %v with %d metrics, want a real output", e.Name(), err, len(r.metrics))
 		}
 	}
+}
+
+// rawOutput runs snap through s as Process does and returns a copy of the
+// output buffer before it is decoded.
+func rawOutput(t *testing.T, s *Stage, snap *engine.Snapshot) []byte {
+	t.Helper()
+	ctx := context.Background()
+	s.sem <- struct{}{}
+	defer func() { <-s.sem }()
+	s.run.beginCall()
+	size, err := s.enc.plan(snap, s.columns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ptr, buf, err := s.run.input(ctx, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.enc.write(buf, snap)
+	out, err := s.run.process(ctx, ptr, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append([]byte(nil), out...)
 }

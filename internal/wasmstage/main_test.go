@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -24,6 +25,9 @@ var buildDir string
 const examplesDir = "../../wasm-examples"
 
 func TestMain(m *testing.M) {
+	if IsChild() {
+		os.Exit(ChildMain())
+	}
 	dir, err := os.MkdirTemp("", "wasmstage-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -182,4 +186,20 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// procStatus returns a field of /proc/<pid>/status in bytes, 0 when the
+// process is gone.
+func procStatus(pid int, field string) uint64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			n, _ := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return n << 10
+		}
+	}
+	return 0
 }
