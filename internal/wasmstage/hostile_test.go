@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,6 +21,10 @@ func TestNewRejects(t *testing.T) {
 	if err := os.WriteFile(notWasm, []byte("#!/bin/sh\necho hi\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	fifo := filepath.Join(t.TempDir(), "fifo.wasm")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name   string
 		module func(t *testing.T) string
@@ -28,6 +33,7 @@ func TestNewRejects(t *testing.T) {
 	}{
 		{"missing file", func(*testing.T) string { return filepath.Join(t.TempDir(), "nothere.wasm") }, Options{}, "no such file"},
 		{"not wasm", func(*testing.T) string { return notWasm }, Options{}, "not a WebAssembly module"},
+		{"a FIFO", func(*testing.T) string { return fifo }, Options{}, "not a regular file"},
 		{"wrong ABI version", func(t *testing.T) string { return wat(t, "abi2") }, Options{}, "ABI version 2"},
 		{"missing export", func(t *testing.T) string { return wat(t, "noprocess") }, Options{}, "missing export hs_process"},
 		{"wrong signature", func(t *testing.T) string { return wat(t, "badsig") }, Options{}, "hs_process has signature (i32, i32) -> (i32)"},

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"syscall"
 )
 
 // The checks of this file run in the daemon before a module is handed to
@@ -17,7 +18,9 @@ import (
 // readModule reads the module file, refusing one larger than limit bytes
 // before reading it (and while reading it, should it grow).
 func readModule(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
+	// O_NONBLOCK: opening a FIFO put in the module's place must not wait
+	// for a writer; it is refused below like any file that is not regular.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
