@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -35,21 +34,7 @@ func containedChild(t testing.TB) string {
 	if !raceEnabled {
 		return ""
 	}
-	out := filepath.Join(buildDir, "child", "child")
-	return build(t, out, func() (string, error) {
-		gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-		if _, err := os.Stat(gobin); err != nil {
-			if gobin, err = exec.LookPath("go"); err != nil {
-				return "SKIPPED: no go command to build the child program without -race", nil
-			}
-		}
-		cmd := exec.Command(gobin, "build", "-o", out, "./testdata/child")
-		cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local", "CGO_ENABLED=0")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("go build ./testdata/child: %v\n%s", err, b)
-		}
-		return "", nil
-	})
+	return goBuild(t, filepath.Join(buildDir, "child", "child"), "", []string{"CGO_ENABLED=0"}, "./testdata/child")
 }
 
 // leb encodes v as unsigned LEB128.
@@ -455,21 +440,7 @@ func TestPipelineContainsHostile(t *testing.T) {
 // timeout one hour) and checks that SIGTERM ends it at once, its child
 // process with it. Before the isolation it ran on forever, SIGTERM or not.
 func TestProgramStopsDuringRunaway(t *testing.T) {
-	engineBin := filepath.Join(buildDir, "haproxystats-engine")
-	build(t, engineBin, func() (string, error) {
-		gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-		if _, err := os.Stat(gobin); err != nil {
-			if gobin, err = exec.LookPath("go"); err != nil {
-				return "SKIPPED: no go command to build haproxystats-engine", nil
-			}
-		}
-		cmd := exec.Command(gobin, "build", "-o", engineBin, "../../cmd/haproxystats-engine")
-		cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("go build haproxystats-engine: %v\n%s", err, b)
-		}
-		return "", nil
-	})
+	engineBin := goBuild(t, filepath.Join(buildDir, "haproxystats-engine"), "", nil, "../../cmd/haproxystats-engine")
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "haproxystats.conf")
 	text := "[graphite]\nprefix-hostname = false\n[process]\nstages = hostile\n[stage.hostile]\nmodule = " + wat(t, "hostile") + "\ntimeout = 3600\n"
