@@ -101,8 +101,14 @@ func newIsolated(opts Options, bin []byte, logf func(slog.Level, string, bool), 
 	}()
 	if c.exe == "" {
 		// The running program's file, even when the package manager has
-		// replaced it on disk since it started.
+		// replaced it on disk since it started; its path when /proc is
+		// not mounted.
 		c.exe = "/proc/self/exe"
+		if _, err := os.Stat(c.exe); err != nil {
+			if c.exe, err = os.Executable(); err != nil {
+				return nil, fmt.Errorf("the program's own file, to start the child process: %w", err)
+			}
+		}
 	}
 	if c.cacheDir == "" {
 		// A restart after a kill compiles the module again: without a
