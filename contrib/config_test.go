@@ -327,12 +327,14 @@ func TestContribConfigMatchesDefaults(t *testing.T) {
 		t.Fatalf("%s uncommented: [stage.example]: %v", exampleConf, err)
 	}
 	if opts.Timeout != wasmstage.DefaultTimeout || opts.MemoryLimitMiB != wasmstage.DefaultMemoryLimitMiB ||
-		opts.MaxMetrics != wasmstage.DefaultMaxMetrics {
-		t.Errorf("%s: [stage.example] timeout, memory-limit, max-metrics = %v, %d, %d; the defaults are %v, %d, %d",
-			exampleConf, opts.Timeout, opts.MemoryLimitMiB, opts.MaxMetrics,
-			wasmstage.DefaultTimeout, wasmstage.DefaultMemoryLimitMiB, wasmstage.DefaultMaxMetrics)
+		opts.MaxMetrics != wasmstage.DefaultMaxMetrics || opts.ModuleSizeLimitMiB != wasmstage.DefaultModuleSizeLimitMiB ||
+		opts.CompileTimeout != wasmstage.DefaultCompileTimeout {
+		t.Errorf("%s: [stage.example] timeout, memory-limit, max-metrics, module-size-limit, compile-timeout = %v, %d, %d, %d, %v; the defaults are %v, %d, %d, %d, %v",
+			exampleConf, opts.Timeout, opts.MemoryLimitMiB, opts.MaxMetrics, opts.ModuleSizeLimitMiB, opts.CompileTimeout,
+			wasmstage.DefaultTimeout, wasmstage.DefaultMemoryLimitMiB, wasmstage.DefaultMaxMetrics,
+			wasmstage.DefaultModuleSizeLimitMiB, wasmstage.DefaultCompileTimeout)
 	}
-	for _, k := range []string{"module", "timeout", "memory-limit", "max-metrics"} {
+	for _, k := range wasmstage.OptionNames() {
 		if _, ok := raw[k]; !ok {
 			t.Errorf("%s: [stage.example] does not show %s", exampleConf, k)
 		}
@@ -379,7 +381,7 @@ func knownOption(code map[string]map[string]codeOption, section, key string) boo
 	case section == config.SectionFrontendGroups || section == config.SectionBackendGroups || section == config.SectionServerGroups:
 		return true // group = regex
 	case section == config.StageSection("example"):
-		return slices.Contains([]string{"module", "timeout", "memory-limit", "max-metrics"}, key) ||
+		return slices.Contains(wasmstage.OptionNames(), key) ||
 			slices.Contains(stageExampleParams, key)
 	}
 	if _, ok := code[section]; !ok {
@@ -485,6 +487,9 @@ func TestContribConfigurationReference(t *testing.T) {
 		"timeout":      strconv.FormatFloat(wasmstage.DefaultTimeout.Seconds(), 'f', 1, 64),
 		"memory-limit": strconv.Itoa(wasmstage.DefaultMemoryLimitMiB),
 		"max-metrics":  strconv.Itoa(wasmstage.DefaultMaxMetrics),
+
+		"module-size-limit": strconv.Itoa(wasmstage.DefaultModuleSizeLimitMiB),
+		"compile-timeout":   strconv.FormatFloat(wasmstage.DefaultCompileTimeout.Seconds(), 'f', -1, 64),
 	} {
 		if stage[key] != want {
 			t.Errorf("%s: [stage.<name>] %s: documented %q, want %q", doc, key, stage[key], want)

@@ -26,6 +26,7 @@ import (
 	"github.com/haproxystats-go/haproxystats/internal/graphite"
 	"github.com/haproxystats-go/haproxystats/internal/process"
 	"github.com/haproxystats-go/haproxystats/internal/startup"
+	"github.com/haproxystats-go/haproxystats/internal/wasmstage"
 )
 
 const usage = `Usage:
@@ -52,6 +53,11 @@ Commands:
 `
 
 func main() {
+	// A WASM stage runs its module in a child process: this program,
+	// started again with a hidden argument.
+	if wasmstage.IsChild() {
+		os.Exit(wasmstage.ChildMain())
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

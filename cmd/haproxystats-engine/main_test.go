@@ -10,9 +10,20 @@ import (
 	"time"
 
 	"github.com/haproxystats-go/haproxystats/internal/testenv"
+	"github.com/haproxystats-go/haproxystats/internal/wasmstage"
 )
 
 const corpus = "../../testdata/conformance"
+
+// TestMain lets this test binary run the WASM stages of its tests: a stage
+// with a timeout runs its module in a child process, the running program
+// started again.
+func TestMain(m *testing.M) {
+	if wasmstage.IsChild() {
+		os.Exit(wasmstage.ChildMain())
+	}
+	os.Exit(m.Run())
+}
 
 func TestTestCommand(t *testing.T) {
 	var out, errb bytes.Buffer

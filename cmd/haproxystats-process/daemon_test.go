@@ -13,6 +13,7 @@ import (
 
 	"github.com/haproxystats-go/haproxystats/engine/enginetest"
 	"github.com/haproxystats-go/haproxystats/internal/testenv"
+	"github.com/haproxystats-go/haproxystats/internal/wasmstage"
 )
 
 // binary is the haproxystats-process binary built once for the black-box
@@ -20,6 +21,11 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	// The WASM stages of these tests (a stage with a timeout) run their
+	// modules in a child process: this test binary, started again.
+	if wasmstage.IsChild() {
+		os.Exit(wasmstage.ChildMain())
+	}
 	dir, err := os.MkdirTemp("", "haproxystats-process-test")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

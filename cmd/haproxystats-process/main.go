@@ -17,6 +17,7 @@ import (
 	processd "github.com/haproxystats-go/haproxystats/daemon"
 	"github.com/haproxystats-go/haproxystats/internal/buildinfo"
 	"github.com/haproxystats-go/haproxystats/internal/config"
+	"github.com/haproxystats-go/haproxystats/internal/wasmstage"
 )
 
 const usage = `Processes statistics from HAProxy and pushes them to Graphite
@@ -35,6 +36,11 @@ Options:
 `
 
 func main() {
+	// A WASM stage runs its module in a child process: this program,
+	// started again with a hidden argument.
+	if wasmstage.IsChild() {
+		os.Exit(wasmstage.ChildMain())
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGHUP, syscall.SIGINT)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

@@ -171,7 +171,8 @@ func wasmStage(cfg *config.Config, name string, opts Options, cacheDir string, l
 		}
 	}
 	so.CacheDir = cacheDir
-	return wasmstage.New(context.Background(), so, logger.With("stage", name))
+	// New adds the stage attribute to the stage's log lines itself.
+	return wasmstage.New(context.Background(), so, logger)
 }
 
 // Prefix returns `namespace[.host].haproxy`: namespace as written, its dots

@@ -72,6 +72,12 @@ var (
 	ErrGuest = errors.New("module reported an error")
 	// ErrClosed: the stage was closed.
 	ErrClosed = errors.New("stage closed")
+	// ErrCrashed: the child process running the module died (other than
+	// out of memory or time) or broke the protocol.
+	ErrCrashed = errors.New("child process failed")
+	// ErrModuleTooLarge: the module file is larger than
+	// Options.ModuleSizeLimitMiB.
+	ErrModuleTooLarge = errors.New("module too large")
 )
 
 var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
@@ -389,31 +395,63 @@ func encodeParams(keys []string, params map[string]string) []byte {
 	return b
 }
 
-// decoder turns an output buffer into metrics. Its string cache lets
+// decoder turns an output buffer into metrics. Its name cache lets
 // consecutive snapshots share the metric and object names instead of
-// allocating them again; it is bounded.
+// allocating them again. The cache is bounded in entries and bytes (when
+// full it starts again), and keeps nothing of a call that fails: the names
+// a failed decode added are removed, so that a module cannot fill the
+// daemon's memory with names from outputs that are then rejected.
 type decoder struct {
 	names map[string]string
+	bytes int      // bytes of the cached names
+	added []string // names added by the decode in progress
 }
 
-const maxCachedNames = 1 << 16
+// Bounds of the decoder's name cache.
+const (
+	maxCachedNames     = 1 << 16
+	maxCachedNameBytes = 4 << 20
+)
 
 func (d *decoder) str(b []byte) string {
 	if s, ok := d.names[string(b)]; ok {
 		return s
 	}
-	if d.names == nil || len(d.names) >= maxCachedNames {
-		d.names = make(map[string]string)
+	if d.names == nil || len(d.names) >= maxCachedNames || d.bytes+len(b) > maxCachedNameBytes {
+		d.names, d.bytes, d.added = make(map[string]string), 0, d.added[:0]
 	}
 	s := string(b)
 	d.names[s] = s
+	d.bytes += len(s)
+	d.added = append(d.added, s)
 	return s
+}
+
+// forget removes the names the decode in progress added.
+func (d *decoder) forget() {
+	for _, s := range d.added {
+		if _, ok := d.names[s]; ok {
+			delete(d.names, s)
+			d.bytes -= len(s)
+		}
+	}
+	d.added = d.added[:0]
 }
 
 // decode validates the output buffer b and emits its metrics. It stops at
 // the first problem; what it emitted before is discarded by the pipeline
 // because the stage then returns an error.
 func (d *decoder) decode(b []byte, maxMetrics int, emit engine.Emitter) (int, error) {
+	d.added = d.added[:0]
+	n, err := d.records(b, maxMetrics, emit)
+	if err != nil {
+		d.forget()
+	}
+	d.added = d.added[:0]
+	return n, err
+}
+
+func (d *decoder) records(b []byte, maxMetrics int, emit engine.Emitter) (int, error) {
 	le := binary.LittleEndian
 	if len(b) < outputHeaderSize {
 		return 0, fmt.Errorf("%d bytes, shorter than the %d-byte header: %w", len(b), outputHeaderSize, ErrMalformed)
@@ -422,6 +460,9 @@ func (d *decoder) decode(b []byte, maxMetrics int, emit engine.Emitter) (int, er
 		return 0, fmt.Errorf("magic %#08x, want %#08x: %w", m, outputMagic, ErrMalformed)
 	}
 	status, count := le.Uint32(b[4:]), le.Uint32(b[8:])
+	if r := le.Uint32(b[12:]); r != 0 {
+		return 0, fmt.Errorf("reserved header field %d is not 0: %w", r, ErrMalformed)
+	}
 	switch status {
 	case statusOK:
 	case statusError:

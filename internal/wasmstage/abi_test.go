@@ -7,7 +7,6 @@ import (
 	"math"
 	"strings"
 	"testing"
-	"unicode/utf8"
 
 	"github.com/haproxystats-go/haproxystats/engine"
 )
@@ -309,33 +308,6 @@ func TestDecode(t *testing.T) {
 			}
 		})
 	}
-}
-
-// FuzzDecode: no output, however malformed, panics the decoder or gets a
-// name that could break a Graphite line past it.
-func FuzzDecode(f *testing.F) {
-	f.Add((&out{}).rec(1, "", "", "x", 1).bytes())
-	f.Add((&out{}).rec(5, "app", "srv", "x", 1).rec(7, "", "", "a.b", 2).bytes())
-	f.Add((&out{}).rec(1, "", "", "a\nb", 1).bytes())
-	f.Add([]byte("HSO1\x01\x00\x00\x00\x05\x00\x00\x00\x00\x00\x00\x00boom!"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var r recorder
-		var d decoder
-		n, err := d.decode(b, 50, &r)
-		if err == nil && n != len(r.metrics) {
-			t.Fatalf("decode = %d, emitted %d", n, len(r.metrics))
-		}
-		for _, m := range r.metrics {
-			for _, s := range []string{m.Object, m.Server, m.Name} {
-				if strings.ContainsAny(s, " \n\r\t\x00") || !utf8.ValidString(s) {
-					t.Fatalf("emitted unsafe name %q", s)
-				}
-			}
-			if m.Name == "" {
-				t.Fatal("emitted an empty name")
-			}
-		}
-	})
 }
 
 func TestEncodeParams(t *testing.T) {

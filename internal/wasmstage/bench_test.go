@@ -74,9 +74,9 @@ var goExamples = []string{"errratio", "reqrate", "headroom", "rowcount"}
 // BenchmarkProcess times one call of each example stage on the large
 // snapshot (already parsed with every column): input encoding, the
 // module's work, output decoding. "limits" is the default configuration
-// (a timeout, so wazero checks for cancellation in every loop, 64 MiB;
-// 10 s rather than the default 1 s so that a loaded machine does not fail
-// the benchmark, the checks cost the same), "trusted" is timeout = 0.
+// (a timeout, so the module runs in a child process, 64 MiB; 10 s rather
+// than the default 1 s so that a loaded machine does not fail the
+// benchmark), "trusted" is timeout = 0 (in this process).
 func BenchmarkProcess(b *testing.B) {
 	files := largeSnapshot(b)
 	snap := engine.NewParser(nil).Parse("1795507862", files)
@@ -144,9 +144,9 @@ func BenchmarkEncode(b *testing.B) {
 // Graphite lines), with the built-in stages alone and with one example
 // stage added, alternating the two in the same loop so that noise from
 // other processes hits both alike. It reports both times and the stage's
-// overhead in percent. "limits" has a 10 s timeout (the checks wazero
-// inserts are the same whatever the timeout; 10 s keeps a loaded machine
-// from failing the benchmark), "trusted" is timeout = 0.
+// overhead in percent. "limits" has a 10 s timeout (the module runs in a
+// child process; 10 s keeps a loaded machine from failing the benchmark),
+// "trusted" is timeout = 0 (in this process).
 func BenchmarkPipeline(b *testing.B) {
 	files := largeSnapshot(b)
 	for _, name := range goExamples {
@@ -162,47 +162,96 @@ func BenchmarkPipeline(b *testing.B) {
 	}
 }
 
-// BenchmarkNew times start-up (read, compile, check, instantiate,
-// _initialize, hs_init) of the Go error-ratio example without a
-// compilation cache, with a warm cache directory (a restart), and the
-// re-creation of an instance after a failed call.
+// BenchmarkNew times start-up (read, check, compile, check the ABI,
+// instantiate, _initialize, hs_init) of the Go error-ratio example, with
+// its limits (in a child process) and trusted (timeout = 0, in this
+// process): without a compilation cache, with a warm cache directory (a
+// restart of the daemon); then the re-creation of an instance after a
+// failed call, and the replacement of a killed child process (a new
+// process loading the compiled module from the cache, instantiation).
 func BenchmarkNew(b *testing.B) {
 	module := example(b, "errratio")
-	b.Run("nocache", func(b *testing.B) {
-		for range b.N {
-			s, err := New(context.Background(), Options{Name: "x", Module: module}, nil)
+	for _, mode := range []struct {
+		name    string
+		timeout time.Duration
+	}{{"limits", time.Second}, {"trusted", 0}} {
+		b.Run(mode.name+"/nocache", func(b *testing.B) {
+			for range b.N {
+				s, err := New(context.Background(), Options{Name: "x", Module: module, Timeout: mode.timeout}, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				s.Close()
+			}
+		})
+		b.Run(mode.name+"/cache", func(b *testing.B) {
+			dir := b.TempDir()
+			s, err := New(context.Background(), Options{Name: "x", Module: module, Timeout: mode.timeout, CacheDir: dir}, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
 			s.Close()
-		}
-	})
-	b.Run("cache", func(b *testing.B) {
-		dir := b.TempDir()
-		s, err := New(context.Background(), Options{Name: "x", Module: module, CacheDir: dir}, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		s.Close()
+			b.ResetTimer()
+			for range b.N {
+				s, err := New(context.Background(), Options{Name: "x", Module: module, Timeout: mode.timeout, CacheDir: dir}, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				s.Close()
+			}
+		})
+		b.Run(mode.name+"/reinstantiate", func(b *testing.B) {
+			s := newStage(b, Options{Name: "x", Module: module, Timeout: mode.timeout})
+			b.ResetTimer()
+			for range b.N {
+				if _, err := s.run.instantiate(context.Background(), false); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("limits/replace-child", func(b *testing.B) {
+		s := newStage(b, Options{Name: "x", Module: module, Timeout: time.Second})
+		iso := s.run.(*isolated)
 		b.ResetTimer()
 		for range b.N {
-			s, err := New(context.Background(), Options{Name: "x", Module: module, CacheDir: dir}, nil)
-			if err != nil {
+			iso.stopChild()
+			if _, err := iso.start(context.Background()); err != nil {
 				b.Fatal(err)
 			}
-			s.Close()
-		}
-	})
-	b.Run("reinstantiate", func(b *testing.B) {
-		s := newStage(b, Options{Name: "x", Module: module})
-		ctx := context.WithValue(context.Background(), callKey{}, &callState{})
-		b.ResetTimer()
-		for range b.N {
-			inst, err := s.instantiate(ctx, false)
-			if err != nil {
+			if _, err := iso.instantiate(context.Background(), false); err != nil {
 				b.Fatal(err)
 			}
-			inst.close()
 		}
 	})
+}
+
+// BenchmarkChildMemory runs each example stage (with its limits, so in a
+// child process) on the large snapshot and reports what its child process
+// holds afterwards, from /proc/<pid>/status: peak RSS (VmHWM), private
+// memory (RssAnon: Go runtime, wazero, compiled code) and the module's
+// memory (RssShmem: the shared memfd), in MiB. These are the figures of
+// docs/ABI.md's memory bound.
+//
+//	go test -run '^$' -bench ChildMemory -benchtime 5x ./internal/wasmstage/
+func BenchmarkChildMemory(b *testing.B) {
+	files := largeSnapshot(b)
+	snap := engine.NewParser(nil).Parse("1795507862", files)
+	for _, name := range goExamples {
+		b.Run(name, func(b *testing.B) {
+			s := newStage(b, Options{Name: name, Module: example(b, name), Timeout: 10 * time.Second})
+			ts := 1795507862
+			for range b.N {
+				ts++
+				snap.Name = strconv.Itoa(ts)
+				if err := s.Process(context.Background(), snap, &discard{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			pid := s.run.(*isolated).proc.cmd.Process.Pid
+			for _, f := range []struct{ field, unit string }{{"VmHWM", "peak-MiB"}, {"RssAnon", "private-MiB"}, {"RssShmem", "module-MiB"}} {
+				b.ReportMetric(float64(procStatus(pid, f.field))/(1<<20), f.unit)
+			}
+		})
+	}
 }

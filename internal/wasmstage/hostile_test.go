@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,6 +22,10 @@ func TestNewRejects(t *testing.T) {
 	if err := os.WriteFile(notWasm, []byte("#!/bin/sh\necho hi\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	fifo := filepath.Join(t.TempDir(), "fifo.wasm")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name   string
 		module func(t *testing.T) string
@@ -29,6 +34,7 @@ func TestNewRejects(t *testing.T) {
 	}{
 		{"missing file", func(*testing.T) string { return filepath.Join(t.TempDir(), "nothere.wasm") }, Options{}, "no such file"},
 		{"not wasm", func(*testing.T) string { return notWasm }, Options{}, "not a WebAssembly module"},
+		{"a FIFO", func(*testing.T) string { return fifo }, Options{}, "not a regular file"},
 		{"wrong ABI version", func(t *testing.T) string { return wat(t, "abi2") }, Options{}, "ABI version 2"},
 		{"missing export", func(t *testing.T) string { return wat(t, "noprocess") }, Options{}, "missing export hs_process"},
 		{"wrong signature", func(t *testing.T) string { return wat(t, "badsig") }, Options{}, "hs_process has signature (i32, i32) -> (i32)"},
@@ -113,6 +119,7 @@ func TestHostile(t *testing.T) {
 		{12, "unknown scope", ErrMalformed, "unknown scope 9"},
 		{13, "empty path segment", ErrMalformed, "empty segment"},
 		{15, "truncated", ErrMalformed, "2 metrics do not fit in 33 bytes"},
+		{19, "reserved header field", ErrMalformed, "reserved header field 1 is not 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -24,6 +25,9 @@ var buildDir string
 const examplesDir = "../../wasm-examples"
 
 func TestMain(m *testing.M) {
+	if IsChild() {
+		os.Exit(ChildMain())
+	}
 	dir, err := os.MkdirTemp("", "wasmstage-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -87,18 +91,25 @@ func watFile(t testing.TB, src, out string) string {
 // goExample builds wasm-examples/<name> for wasip1 and returns the path.
 func goExample(t testing.TB, name string) string {
 	out := filepath.Join(buildDir, name, name+".wasm")
+	return goBuild(t, out, examplesDir, []string{"GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0"}, "-buildmode=c-shared", "-trimpath", "./"+name)
+}
+
+// goBuild runs `go build -o out args...` in dir with env added, once per
+// out, and returns out; without a go command it skips t.
+func goBuild(t testing.TB, out, dir string, env []string, args ...string) string {
+	t.Helper()
 	return build(t, out, func() (string, error) {
 		gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
 		if _, err := os.Stat(gobin); err != nil {
 			if gobin, err = exec.LookPath("go"); err != nil {
-				return "SKIPPED: no go command to build the examples", nil
+				return "SKIPPED: no go command to build " + out, nil
 			}
 		}
-		cmd := exec.Command(gobin, "build", "-buildmode=c-shared", "-trimpath", "-o", out, "./"+name)
-		cmd.Dir = examplesDir
-		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "GOTOOLCHAIN=local", "CGO_ENABLED=0")
+		cmd := exec.Command(gobin, append([]string{"build", "-o", out}, args...)...)
+		cmd.Dir = dir
+		cmd.Env = append(append(os.Environ(), "GOTOOLCHAIN=local"), env...)
 		if b, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("go build %s: %v\n%s", name, err, b)
+			return "", fmt.Errorf("go build %s: %v\n%s", strings.Join(args, " "), err, b)
 		}
 		return "", nil
 	})
@@ -182,4 +193,20 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// procStatus returns a field of /proc/<pid>/status in bytes, 0 when the
+// process is gone.
+func procStatus(pid int, field string) uint64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			n, _ := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return n << 10
+		}
+	}
+	return 0
 }

@@ -16,6 +16,13 @@ const (
 	DefaultTimeout        = time.Second
 	DefaultMemoryLimitMiB = 64
 	DefaultMaxMetrics     = 100000
+	// DefaultModuleSizeLimitMiB bounds the module file: a Go module is
+	// about 3 MB, a C or Rust one far less.
+	DefaultModuleSizeLimitMiB = 32
+	// DefaultCompileTimeout bounds the compilation of the module in the
+	// child process: a 3 MB Go module takes 1-10 s on a busy 2-core
+	// machine, a module with a compilation cache hit milliseconds.
+	DefaultCompileTimeout = time.Minute
 )
 
 // Bounds of the [stage.<name>] options.
@@ -23,6 +30,8 @@ const (
 	maxTimeout        = time.Hour
 	maxMemoryLimitMiB = 4096 // the 32-bit address space
 	maxMaxMetrics     = math.MaxInt32
+	// maxModuleSizeLimit bounds module-size-limit, in bytes.
+	maxModuleSizeLimit = 1 << 30
 )
 
 // Options configures one WASM stage: a `[stage.<name>]` section.
@@ -34,7 +43,8 @@ type Options struct {
 	// Module is the path of the .wasm file.
 	Module string
 	// Timeout bounds each call into the module (instantiation included);
-	// 0 means a trusted module without time limit.
+	// 0 means a trusted module without time limit, run in the daemon
+	// itself instead of a child process.
 	Timeout time.Duration
 	// MemoryLimitMiB bounds the module's linear memory; 0 means
 	// DefaultMemoryLimitMiB.
@@ -45,18 +55,38 @@ type Options struct {
 	// Params are the other options of the section, handed to the module's
 	// hs_init.
 	Params map[string]string
+	// ModuleSizeLimitMiB bounds the size of the module file; 0 means
+	// DefaultModuleSizeLimitMiB.
+	ModuleSizeLimitMiB int
+	// CompileTimeout bounds the compilation of the module in the child
+	// process (at start-up, and again when a killed child is replaced);
+	// 0 means DefaultCompileTimeout. A trusted module (Timeout 0) is
+	// compiled in the daemon, without a limit.
+	CompileTimeout time.Duration
 	// CacheDir is the directory of wazero's compilation cache, so that a
 	// restart does not compile the module again; "" keeps compiled code in
-	// memory only.
+	// memory only (with a timeout: in a temporary directory removed by
+	// Close, which a replaced child process reads).
 	CacheDir string
+
+	// childExec is the program started as the child process; "" is the
+	// running program (/proc/self/exe). Tests set it.
+	childExec string
+}
+
+// OptionNames lists the options of a `[stage.<name>]` section that the
+// host reads itself; every other option is a parameter of the module.
+func OptionNames() []string {
+	return []string{"module", "timeout", "memory-limit", "max-metrics", "module-size-limit", "compile-timeout"}
 }
 
 // ParseOptions validates the raw options of the `[stage.<name>]` section
 // (option names lower-case, as the configuration loader delivers them).
 // module is required and resolved against configDir when relative;
 // timeout (float seconds, default 1, 0 = no limit), memory-limit (MiB,
-// default 64) and max-metrics (default 100000) are checked; every other
-// option becomes a parameter. All problems are returned at once, each
+// default 64), max-metrics (default 100000), module-size-limit (MiB,
+// default 32) and compile-timeout (float seconds, default 60) are checked;
+// every other option becomes a parameter. All problems are returned at once, each
 // naming the section, the option and its value.
 func ParseOptions(name string, section map[string]string, configDir string) (Options, error) {
 	o := Options{
@@ -65,6 +95,9 @@ func ParseOptions(name string, section map[string]string, configDir string) (Opt
 		MemoryLimitMiB: DefaultMemoryLimitMiB,
 		MaxMetrics:     DefaultMaxMetrics,
 		Params:         map[string]string{},
+
+		ModuleSizeLimitMiB: DefaultModuleSizeLimitMiB,
+		CompileTimeout:     DefaultCompileTimeout,
 	}
 	var errs []error
 	if err := checkStageName(name); err != nil {
@@ -117,6 +150,20 @@ func ParseOptions(name string, section map[string]string, configDir string) (Opt
 				continue
 			}
 			o.MaxMetrics = n
+		case "module-size-limit":
+			n, err := strconv.Atoi(tv)
+			if err != nil || n < 1 || n > maxModuleSizeLimit>>20 {
+				bad(k, v, "want MiB between 1 and %d", maxModuleSizeLimit>>20)
+				continue
+			}
+			o.ModuleSizeLimitMiB = n
+		case "compile-timeout":
+			f, err := strconv.ParseFloat(tv, 64)
+			if err != nil || math.IsNaN(f) || f < 0.001 || f > maxTimeout.Seconds() {
+				bad(k, v, "want seconds between 0.001 and %g", maxTimeout.Seconds())
+				continue
+			}
+			o.CompileTimeout = time.Duration(f * float64(time.Second))
 		default:
 			o.Params[k] = v
 		}
@@ -148,6 +195,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxMetrics <= 0 {
 		o.MaxMetrics = DefaultMaxMetrics
+	}
+	if o.ModuleSizeLimitMiB <= 0 {
+		o.ModuleSizeLimitMiB = DefaultModuleSizeLimitMiB
+	}
+	if o.CompileTimeout <= 0 {
+		o.CompileTimeout = DefaultCompileTimeout
 	}
 	return o
 }

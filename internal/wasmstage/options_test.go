@@ -22,22 +22,25 @@ func TestParseOptions(t *testing.T) {
 			stage:   "errratio",
 			section: map[string]string{"module": "stages/errratio.wasm"},
 			want: Options{Name: "errratio", Module: filepath.Join("/etc/haproxystats", "stages/errratio.wasm"),
-				Timeout: time.Second, MemoryLimitMiB: 64, MaxMetrics: 100000, Params: map[string]string{}},
+				Timeout: time.Second, MemoryLimitMiB: 64, MaxMetrics: 100000, Params: map[string]string{},
+				ModuleSizeLimitMiB: 32, CompileTimeout: time.Minute},
 		},
 		{
 			name:  "everything",
 			stage: "top-5",
 			section: map[string]string{"module": abs, "timeout": "0.25", "memory-limit": "16",
-				"max-metrics": "10", "top": "5", "label": " a b "},
+				"max-metrics": "10", "top": "5", "label": " a b ", "module-size-limit": "2", "compile-timeout": "2.5"},
 			want: Options{Name: "top-5", Module: abs, Timeout: 250 * time.Millisecond, MemoryLimitMiB: 16,
-				MaxMetrics: 10, Params: map[string]string{"top": "5", "label": " a b "}},
+				MaxMetrics: 10, Params: map[string]string{"top": "5", "label": " a b "},
+				ModuleSizeLimitMiB: 2, CompileTimeout: 2500 * time.Millisecond},
 		},
 		{
 			name:    "trusted",
 			stage:   "t",
 			section: map[string]string{"module": "t.wasm", "timeout": "0"},
 			want: Options{Name: "t", Module: filepath.Join("/etc/haproxystats", "t.wasm"), Timeout: 0,
-				MemoryLimitMiB: 64, MaxMetrics: 100000, Params: map[string]string{}},
+				MemoryLimitMiB: 64, MaxMetrics: 100000, Params: map[string]string{},
+				ModuleSizeLimitMiB: 32, CompileTimeout: time.Minute},
 		},
 		{
 			name:    "missing module",
@@ -49,9 +52,11 @@ func TestParseOptions(t *testing.T) {
 			name:  "all wrong at once",
 			stage: "x",
 			section: map[string]string{"module": " ", "timeout": "-1", "memory-limit": "64MB",
-				"max-metrics": "0"},
+				"max-metrics": "0", "module-size-limit": "0", "compile-timeout": "0"},
 			errs: []string{
 				`[stage.x] module = " ": empty path`,
+				`[stage.x] module-size-limit = "0": want MiB between 1 and 1024`,
+				`[stage.x] compile-timeout = "0": want seconds between 0.001 and 3600`,
 				`[stage.x] timeout = "-1": want seconds between 0 (no limit) and 3600`,
 				`[stage.x] memory-limit = "64MB": want MiB between 1 and 4096`,
 				`[stage.x] max-metrics = "0": want a number of metrics between 1 and 2147483647`,
@@ -80,5 +85,26 @@ func TestParseOptions(t *testing.T) {
 				t.Errorf("ParseOptions(%v) = %+v, %v; want %+v", tt.section, got, err, tt.want)
 			}
 		})
+	}
+}
+
+// TestOptionNames: every name OptionNames lists is one ParseOptions reads
+// itself (not a parameter), and every other option is a parameter.
+func TestOptionNames(t *testing.T) {
+	section := map[string]string{"module": "m", "other": "x"}
+	values := map[string]string{"timeout": "1", "memory-limit": "1", "max-metrics": "1", "module-size-limit": "1", "compile-timeout": "1"}
+	for _, name := range OptionNames() {
+		if v, ok := values[name]; ok {
+			section[name] = v
+		} else if name != "module" {
+			t.Errorf("OptionNames() lists %q, which this test does not know", name)
+		}
+	}
+	o, err := ParseOptions("x", section, "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(o.Params) != 1 || o.Params["other"] != "x" {
+		t.Errorf("ParseOptions(%v).Params = %v, want only other", section, o.Params)
 	}
 }

@@ -18,9 +18,9 @@ import (
 // alike: one call of the stage alone on the parsed snapshot (input
 // encoding, the module's work, output decoding), and the whole pipeline
 // (parse, built-in stages, lines) without and with the stage, which runs
-// concurrently with the built-in stages. "limits" has a 10 s timeout
-// (wazero's checks in every loop cost the same whatever the timeout),
-// "trusted" is timeout = 0.
+// concurrently with the built-in stages. "limits" has a 10 s timeout (the
+// module runs in a child process), "trusted" is timeout = 0 (in this
+// process).
 //
 //	go test -run '^$' -bench . -benchtime 20x ./wasm-examples/ctest/
 func BenchmarkPipeline(b *testing.B) {

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/haproxystats-go/haproxystats/internal/testenv"
+	"github.com/haproxystats-go/haproxystats/internal/wasmstage"
 )
 
 // examplesDir is wasm-examples/, where build-c-rust.sh and the examples are.
@@ -21,6 +22,11 @@ const conformance = "../../testdata/conformance"
 var buildDir string
 
 func TestMain(m *testing.M) {
+	// The WASM stages of these tests run their modules in a child process:
+	// this test binary, started again.
+	if wasmstage.IsChild() {
+		os.Exit(wasmstage.ChildMain())
+	}
 	dir, err := os.MkdirTemp("", "ctest-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

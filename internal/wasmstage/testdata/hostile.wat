@@ -1,11 +1,13 @@
 ;; hostile.wat: a module for the host tests. hs_process behaves according
 ;; to the snapshot time (the i64 at offset 16 of the input header, i.e. the
-;; snapshot name): 0 (or any unknown mode) answers correctly with one metric
-;; P.daemon.calls = number of calls since instantiation, the others
-;; misbehave in one way each.
+;; snapshot name): its low 16 bits are the mode, the rest a variant. Mode 0
+;; (or any unknown mode) answers correctly with one metric P.daemon.calls =
+;; number of calls since instantiation, the others misbehave in one way
+;; each.
 (module
   (import "hs" "log" (func $log (param i32 i32 i32)))
   (memory (export "memory") 1)
+  (table $t 1 funcref)
   (global $calls (mut i32) (i32.const 0))
   (global $inits (mut i32) (i32.const 0))
 
@@ -37,6 +39,8 @@
                          "\01\00\00\00\00\00\01\00" "\00\00\00\00\00\00\f0\3f" "x")
   ;; 2000: the column list.
   (data (i32.const 2000) "scur stot")
+  ;; 2100: no metrics, but the reserved header field is not 0.
+  (data (i32.const 2100) "HSO1\00\00\00\00\00\00\00\00\01\00\00\00")
 
   (func (export "hs_abi_version") (result i32) (i32.const 1))
 
@@ -61,11 +65,55 @@
     (i64.or (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32))
             (i64.extend_i32_u (local.get $len))))
 
+  ;; Exponential recursion without a loop: never ends, and wazero's
+  ;; cancellation checks (at loop headers) never see it.
+  (func $fib (param $n i32) (result i32)
+    (if (result i32) (i32.lt_u (local.get $n) (i32.const 2))
+      (then (local.get $n))
+      (else (i32.add (call $fib (i32.sub (local.get $n) (i32.const 1)))
+                     (call $fib (i32.sub (local.get $n) (i32.const 2)))))))
+
+  ;; An output of 60 daemon metrics with distinct 65,000-byte names (from
+  ;; the record number and $variant) at 1 MiB, followed when $bad by a
+  ;; record of unknown scope, which fails the whole output.
+  (func $names (param $variant i32) (param $bad i32) (result i64)
+    (local $i i32) (local $p i32)
+    (if (i32.lt_u (memory.size) (i32.const 80))
+      (then (drop (memory.grow (i32.sub (i32.const 80) (memory.size))))))
+    (i32.store (i32.const 0x100000) (i32.const 0x314F5348))
+    (i32.store (i32.const 0x100004) (i32.const 0))
+    (i32.store (i32.const 0x100008) (i32.add (i32.const 60) (local.get $bad)))
+    (i32.store (i32.const 0x10000c) (i32.const 0))
+    (local.set $p (i32.const 0x100010))
+    (loop $rec
+      ;; scope 1, reserved 0, no object, no server, a 65,000-byte name
+      (i32.store (local.get $p) (i32.const 1))
+      (i32.store offset=4 (local.get $p) (i32.const 0xFDE80000))
+      (f64.store offset=8 (local.get $p) (f64.const 1))
+      (memory.fill (i32.add (local.get $p) (i32.const 16)) (i32.const 0x61) (i32.const 65000))
+      (i32.store8 offset=16 (local.get $p) (i32.add (i32.const 0x61) (i32.rem_u (local.get $i) (i32.const 26))))
+      (i32.store8 offset=17 (local.get $p) (i32.add (i32.const 0x61) (i32.div_u (local.get $i) (i32.const 26))))
+      (i32.store8 offset=18 (local.get $p) (i32.add (i32.const 0x61) (i32.rem_u (local.get $variant) (i32.const 26))))
+      (i32.store8 offset=19 (local.get $p) (i32.add (i32.const 0x61) (i32.rem_u (i32.div_u (local.get $variant) (i32.const 26)) (i32.const 26))))
+      (local.set $p (i32.add (local.get $p) (i32.const 65016)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $rec (i32.lt_u (local.get $i) (i32.const 60))))
+    (if (local.get $bad)
+      (then
+        (i32.store (local.get $p) (i32.const 9))
+        (i32.store offset=4 (local.get $p) (i32.const 0x10000))
+        (f64.store offset=8 (local.get $p) (f64.const 1))
+        (i32.store8 offset=16 (local.get $p) (i32.const 0x78))
+        (local.set $p (i32.add (local.get $p) (i32.const 17)))))
+    (call $packed (i32.const 0x100000) (i32.sub (local.get $p) (i32.const 0x100000))))
+
   (func (export "hs_process") (param $ptr i32) (param $len i32) (result i64)
     (local $mode i64)
+    (local $variant i32)
     (local $i i32)
     (global.set $calls (i32.add (global.get $calls) (i32.const 1)))
-    (local.set $mode (i64.load offset=16 (local.get $ptr)))
+    (local.set $mode (i64.and (i64.load offset=16 (local.get $ptr)) (i64.const 0xffff)))
+    (local.set $variant (i32.wrap_i64 (i64.shr_u (i64.load offset=16 (local.get $ptr)) (i64.const 16))))
     ;; 1: infinite loop.
     (if (i64.eq (local.get $mode) (i64.const 1))
       (then (loop $forever (br $forever))))
@@ -125,6 +173,26 @@
     ;; 17: no metrics.
     (if (i64.eq (local.get $mode) (i64.const 17))
       (then (return (i64.const 0))))
+    ;; 18: loop-free exponential recursion.
+    (if (i64.eq (local.get $mode) (i64.const 18))
+      (then (return (i64.extend_i32_u (call $fib (i32.const 100))))))
+    ;; 19: the output header's reserved field is not 0.
+    (if (i64.eq (local.get $mode) (i64.const 19))
+      (then (return (call $packed (i32.const 2100) (i32.const 16)))))
+    ;; 20: 60 long distinct names, then a malformed record.
+    (if (i64.eq (local.get $mode) (i64.const 20))
+      (then (return (call $names (local.get $variant) (i32.const 1)))))
+    ;; 21: 60 long distinct names.
+    (if (i64.eq (local.get $mode) (i64.const 21))
+      (then (return (call $names (local.get $variant) (i32.const 0)))))
+    ;; 22: the table grows without end (table.grow is not bounded by the
+    ;; memory limit); trap when the host refuses.
+    (if (i64.eq (local.get $mode) (i64.const 22))
+      (then
+        (loop $tgrow
+          (if (i32.eq (table.grow $t (ref.null func) (i32.const 1048576)) (i32.const -1))
+            (then unreachable))
+          (br $tgrow))))
     (f64.store (i32.const 1048) (f64.convert_i32_u (global.get $calls)))
     (call $packed (i32.const 1024) (i32.const 37)))
 )

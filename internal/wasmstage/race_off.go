@@ -1,0 +1,5 @@
+//go:build !race
+
+package wasmstage
+
+const raceEnabled = false
