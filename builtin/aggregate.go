@@ -89,6 +89,13 @@ type aggregator struct {
 	dense  []int32
 	sparse map[uint64]int32
 	epoch  uint64 // NameEpoch of the keys in the index
+	// For pairs, the slot of the n-th row folded in the last snapshot
+	// (or -1), and per slot its key: the rows of a load balancer come in
+	// the same order from one snapshot to the next, so the slot of the
+	// n-th row is checked before the map is looked up.
+	hint []int32
+	keys []uint64
+	pos  int // rows folded in this snapshot
 
 	names  []objectName // per slot
 	stamp  []uint32     // per slot, the snapshot that last used it
@@ -152,6 +159,7 @@ func (a *aggregator) reset(name string) {
 	}
 	a.order = a.order[:0]
 	a.gen++
+	a.pos = 0
 	clear(a.seen)
 }
 
@@ -159,6 +167,10 @@ func (a *aggregator) reset(name string) {
 func (a *aggregator) forget() {
 	if a.sparse != nil {
 		clear(a.sparse)
+		a.keys = a.keys[:0]
+		for i := range a.hint {
+			a.hint[i] = -1
+		}
 	} else {
 		for i := range a.dense {
 			a.dense[i] = -1
@@ -177,8 +189,15 @@ func (a *aggregator) forget() {
 func (a *aggregator) object(k uint64, name func() objectName) int32 {
 	var o int32 = -1
 	if a.sparse != nil {
-		if i, ok := a.sparse[k]; ok {
-			o = i
+		if a.pos < len(a.hint) {
+			if h := a.hint[a.pos]; h >= 0 && a.keys[h] == k {
+				o = h
+			}
+		}
+		if o < 0 {
+			if i, ok := a.sparse[k]; ok {
+				o = i
+			}
 		}
 	} else {
 		if k >= uint64(len(a.dense)) {
@@ -194,6 +213,7 @@ func (a *aggregator) object(k uint64, name func() objectName) int32 {
 		o = int32(len(a.names))
 		if a.sparse != nil {
 			a.sparse[k] = o
+			a.keys = append(a.keys, k)
 		} else {
 			a.dense[k] = o
 		}
@@ -207,6 +227,14 @@ func (a *aggregator) object(k uint64, name func() objectName) int32 {
 		if a.ctr != nil {
 			a.sobj = append(a.sobj, -1)
 		}
+	}
+	if a.sparse != nil {
+		if a.pos < len(a.hint) {
+			a.hint[a.pos] = o
+		} else {
+			a.hint = append(a.hint, o)
+		}
+		a.pos++
 	}
 	if a.stamp[o] != a.gen {
 		a.stamp[o] = a.gen
@@ -382,7 +410,7 @@ func (a *aggregator) emit(emit engine.Emitter, m func(o int) engine.Metric) {
 
 // Size reports the bytes the aggregator holds.
 func (a *aggregator) Size() int64 {
-	n := int64(cap(a.stamp)+cap(a.order))*4 + int64(cap(a.names))*32 + int64(len(a.sparse))*16 + int64(cap(a.dense))*4 + int64(cap(a.rows)+cap(a.served))*8
+	n := int64(cap(a.stamp)+cap(a.order)+cap(a.hint))*4 + int64(cap(a.keys))*8 + int64(cap(a.names))*32 + int64(len(a.sparse))*16 + int64(cap(a.dense))*4 + int64(cap(a.rows)+cap(a.served))*8
 	for _, s := range a.sums {
 		n += int64(cap(s)) * 8
 	}
