@@ -236,9 +236,12 @@ func (p *Publisher) loop(ctx context.Context, w *spool.Watcher) {
 			return // ctx ended, or the watcher stopped
 		}
 		switch p.publish(ctx, name) {
-		case published, vanished:
+		case published:
 			fails = 0
-			w.Done(name)
+			w.Done(name, true) // removes the directory
+		case vanished:
+			fails = 0
+			w.Done(name, false)
 		case failed:
 			p.failures.Add(1)
 			fails++
@@ -246,13 +249,13 @@ func (p *Publisher) loop(ctx context.Context, w *spool.Watcher) {
 			select {
 			case <-ctx.Done():
 				wait.Stop()
-				w.Done(name)
+				w.Done(name, false)
 				return
 			case <-wait.C:
 			}
 			w.Retry(name)
 		case stopped:
-			w.Done(name)
+			w.Done(name, false)
 			return
 		}
 	}
@@ -267,7 +270,8 @@ func backoff(first, most time.Duration, fails int) time.Duration {
 	return min(d, most)
 }
 
-// publish encodes, produces and, once acknowledged, removes snapshot name.
+// publish encodes and produces snapshot name, and waits for its
+// acknowledgement; the caller's Done(name, true) then removes it.
 func (p *Publisher) publish(ctx context.Context, name string) outcome {
 	dir := filepath.Join(p.cfg.Dir, name)
 	value, err := snaprecord.EncodeDir(dir, snaprecord.Origin{Host: p.cfg.Host, Cluster: p.cfg.Cluster}, p.cfg.MaxSnapshotBytes)
@@ -311,9 +315,6 @@ func (p *Publisher) publish(ctx context.Context, name string) outcome {
 	p.published.Add(1)
 	p.bytes.Add(uint64(len(value)))
 	p.log.Debug("snapshot published", "snapshot", name, "bytes", len(value))
-	if err := os.RemoveAll(dir); err != nil {
-		p.log.Error("snapshot published but not removed from the spool: it will be published again", "snapshot", name, "err", err)
-	}
 	return published
 }
 
