@@ -125,6 +125,10 @@ const (
 	// Failed: the bucket cannot be processed; it is set aside and counts
 	// as delivered, so that its hosts' offsets move on.
 	Failed
+	// Moved: the partition of the bucket's hosts moved to another
+	// processor, which computes the bucket: it is not sent, and is
+	// forgotten; its hosts are released not delivered.
+	Moved
 )
 
 // Release says that the source may report member ID: Delivered when its
@@ -139,7 +143,8 @@ type Release struct {
 type Stats struct {
 	Joined, Late, TooLate, Replaced uint64 // members by verdict; replaced by a newer one of the same host and bucket
 	Complete, Waited, Forced, Again uint64 // emissions by what made them due
-	Delivered, Failed, Forgotten    uint64 // bucket outcomes, buckets forgotten
+	Delivered, Failed, Moved        uint64 // bucket outcomes
+	Forgotten                       uint64 // buckets forgotten
 	Buckets, Held                   int    // buckets kept, members not released
 }
 
@@ -198,6 +203,7 @@ type member struct {
 	b           *bucket // nil: counts in no bucket
 	hostDone    bool    // its own metrics delivered (or set aside)
 	inDelivered bool    // counted in a delivered emission of b
+	moved       bool    // its bucket moved to another processor
 	released    bool
 }
 
@@ -321,8 +327,8 @@ func (a *Aggregator) tryRelease(m *member, out *[]Release) {
 	if m.released || !m.hostDone {
 		return
 	}
-	delivered := m.b == nil || m.inDelivered
-	if !delivered {
+	delivered := (m.b == nil && !m.moved) || m.inDelivered
+	if !delivered && !m.moved {
 		if !a.stopped || (m.b.flight != nil && slices.Contains(m.b.flight.members, m)) {
 			return
 		}
@@ -355,7 +361,7 @@ func (a *Aggregator) complete(b *bucket) bool {
 // due says why b is to be sent now, or "".
 func (a *Aggregator) due(now time.Time, b *bucket) string {
 	switch {
-	case b.flight != nil || b.parked:
+	case b.flight != nil || b.parked || len(b.members) == 0:
 		return ""
 	case b.delivered:
 		if b.gen != b.deliveredGen {
@@ -469,6 +475,13 @@ func (a *Aggregator) End(now time.Time, k Key, o Outcome) []Release {
 	a.inFlight--
 	var out []Release
 	switch o {
+	case Moved:
+		a.st.Moved++
+		delete(b.cs.buckets, b.epoch)
+		for _, m := range b.members {
+			m.b, m.moved = nil, true
+			a.tryRelease(m, &out)
+		}
 	case Delivered, Failed:
 		if o == Failed {
 			a.st.Failed++
@@ -493,6 +506,41 @@ func (a *Aggregator) End(now time.Time, k Key, o Outcome) []Release {
 	return out
 }
 
+// Exclude takes member id out of its bucket (its files could not be
+// kept): it counts in none, and is released once its own metrics are
+// delivered (at once if they are: the releases returned).
+func (a *Aggregator) Exclude(id ID) []Release {
+	m := a.members[id]
+	if m == nil {
+		return nil
+	}
+	a.leave(m)
+	var out []Release
+	a.tryRelease(m, &out)
+	return out
+}
+
+// Drop forgets member id, whose own metrics will not be delivered (the
+// stop): it is not released; the caller reports it not delivered.
+func (a *Aggregator) Drop(id ID) {
+	m := a.members[id]
+	if m == nil {
+		return
+	}
+	a.leave(m)
+	m.released = true
+	delete(a.members, id)
+}
+
+// leave takes m out of its bucket.
+func (a *Aggregator) leave(m *member) {
+	if b := m.b; b != nil && b.members[m.Host] == m {
+		delete(b.members, m.Host)
+		b.gen++
+	}
+	m.b = nil
+}
+
 // Retry makes bucket k, not delivered, due again.
 func (a *Aggregator) Retry(k Key) {
 	if b := a.lookup(k); b != nil && b.parked {
@@ -510,17 +558,19 @@ func (a *Aggregator) lookup(k Key) *bucket {
 // Forget drops, at now, what is no longer needed, and returns the
 // buckets forgotten (the caller removes their files): a delivered bucket
 // once Late passed since its delivery, or once a bucket Late newer was
-// sent (a host of it arriving later is then too late); a host not seen
+// sent (a host of it arriving later is then too late); a bucket left
+// without members (Drop, Exclude); a host not seen
 // for HostsExpiry and Wait; a cluster left with neither.
 func (a *Aggregator) Forget(now time.Time) []Key {
 	var out []Key
 	late := int64((a.cfg.Late + time.Second - 1) / time.Second)
 	for name, cs := range a.clusters {
 		for epoch, b := range cs.buckets {
-			if !b.delivered || b.flight != nil || b.parked || b.gen != b.deliveredGen {
+			empty := len(b.members) == 0 && b.flight == nil // its members dropped or excluded
+			if !empty && (!b.delivered || b.flight != nil || b.parked || b.gen != b.deliveredGen) {
 				continue
 			}
-			if now.Before(b.deliveredAt.Add(a.cfg.Late)) && epoch > cs.head-late {
+			if !empty && now.Before(b.deliveredAt.Add(a.cfg.Late)) && epoch > cs.head-late {
 				continue
 			}
 			delete(cs.buckets, epoch)

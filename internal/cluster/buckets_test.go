@@ -374,3 +374,38 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestExcludeDropMoved: a member excluded from its bucket (its files could
+// not be kept) counts in none and is released once its own metrics are
+// delivered; a bucket left without members is never sent and is
+// forgotten; a bucket whose partition moved is not sent, is forgotten,
+// and releases its members not delivered.
+func TestExcludeDropMoved(t *testing.T) {
+	a := newAgg(t, 16)
+	var i ids
+	now := learn(t, a, &i)
+	x, _ := i.add(t, a, now, "lb1", 1_800_000_011)
+	released(t, a.Exclude(x))
+	released(t, a.HostDone(x), Release{x, true})
+	nothing(t, a, now.Add(time.Hour))
+	if f := a.Forget(now.Add(time.Minute)); len(f) != 2 {
+		t.Errorf("Forget = %v, want the first bucket and the empty one", f)
+	}
+
+	y, _ := i.add(t, a, now, "lb1", 1_800_000_021)
+	z, _ := i.add(t, a, now, "lb2", 1_800_000_021)
+	a.HostDone(y)
+	e := next(t, a, now.Add(time.Minute), "complete", "lb1", "lb2")
+	released(t, a.End(now, e.Key, Moved), Release{y, false})
+	released(t, a.HostDone(z), Release{z, false})
+	if a.lookup(e.Key) != nil {
+		t.Errorf("bucket %v kept after it moved", e.Key)
+	}
+
+	w, _ := i.add(t, a, now, "lb1", 1_800_000_031)
+	a.Drop(w)
+	released(t, a.HostDone(w))
+	if st := a.Stats(); st.Held != 0 || st.Moved != 1 {
+		t.Errorf("Stats() = %+v", st)
+	}
+}
