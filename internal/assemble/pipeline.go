@@ -40,6 +40,10 @@ type Options struct {
 // Built is an assembled pipeline and the settings it was built from.
 type Built struct {
 	Pipeline *engine.Pipeline
+	// Paths are the pipeline's metric paths: a central processor makes
+	// views of the pipeline with other prefixes from them
+	// (engine.Paths.WithPrefix, engine.Pipeline.WithPaths).
+	Paths    *engine.Paths
 	Settings *config.ProcessSettings
 	closers  []io.Closer
 }
@@ -92,7 +96,7 @@ func New(cfg *config.Config, opts Options) (*Built, error) {
 		bopts.ExcludeBackends = builtin.NewExclusions(resolve(opts.Dir, p.ExcludeBackends), logger)
 	}
 	var errs []error
-	r := &Built{Settings: settings}
+	r := &Built{Settings: settings, Paths: paths}
 	stages := builtin.Stages(bopts)
 	for _, name := range p.Stages {
 		st, err := wasmStage(cfg, name, opts, p.StageCacheDir, logger)
@@ -179,6 +183,13 @@ func Prefix(g config.Graphite, hostname string) (string, error) {
 	}
 	parts = append(parts, "haproxy")
 	return strings.Join(parts, "."), nil
+}
+
+// ClusterPrefix returns `namespace.cluster.haproxy`, the prefix of the
+// metrics aggregated over the hosts of a cluster (central processing);
+// cluster passes snaprecord.CheckCluster, one part of a path.
+func ClusterPrefix(g config.Graphite, cluster string) string {
+	return g.Namespace + "." + cluster + ".haproxy"
 }
 
 func groups(gs []config.Group) []engine.Group {
