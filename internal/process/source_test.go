@@ -340,3 +340,186 @@ func TestClusterEqualsProcesses(t *testing.T) {
 		t.Errorf("Stats() = %+v", st)
 	}
 }
+
+// corpusSnapshot is the snapshot directory of a one-snapshot corpus case.
+func corpusSnapshot(t *testing.T, caseName string) string {
+	t.Helper()
+	dirs, err := filepath.Glob(filepath.Join("..", "..", "testdata", "conformance", caseName, "incoming", "*"))
+	if err != nil || len(dirs) != 1 {
+		t.Fatalf("case %s: %v, %v", caseName, dirs, err)
+	}
+	return dirs[0]
+}
+
+// TestLateAndTooLate: a host arriving after its bucket was sent makes it
+// sent again with every host, until cluster-late; later, only its own
+// lines are sent, and it is reported delivered once they are.
+func TestLateAndTooLate(t *testing.T) {
+	r := startSource(t, "dev4-defaults", "[graphite]\nprefix-hostname = true\n[process]\ncluster-name = web\ncluster-interval = 10\ncluster-wait = 5\ncluster-late = 20\n", nil, 16)
+	src := corpusSnapshot(t, "dev4-defaults")
+	a := hostSnapshot(t, r.dir, "lb1", "", 1800000001, src)
+	r.fc.put(a)
+	waitFor(t, "lb1's lines", func() bool { return strings.Contains(r.output("lb1/1800000001"), "TotalWallClockTime") })
+	r.clock.add(5 * time.Second)
+	bucket := bucketName("web", 1800000000)
+	waitFor(t, "the bucket of lb1", func() bool { return r.fc.outcome(a) == "delivered" })
+	if !strings.Contains(r.output(bucket), "loadbalancers.web.haproxy.haproxystats.ClusterHosts 1 1800000000\n") {
+		t.Fatalf("bucket sent without ClusterHosts 1:\n%.300s", r.output(bucket))
+	}
+	first := r.output(bucket)
+
+	b := hostSnapshot(t, r.dir, "lb2", "", 1800000002, src)
+	r.fc.put(b)
+	waitFor(t, "the bucket sent again with lb2", func() bool {
+		return strings.Contains(r.output(bucket), "ClusterHosts 2 1800000000") && r.fc.outcome(b) == "delivered"
+	})
+	// Two equal hosts: every sum doubles.
+	for _, metric := range []string{"frontend.frontend_proc1.stot", "backend.backend1_proc34.server.bck1_proc34_srv1.bin", "backend.backend1_proc34.stot", "daemon.CurrConns"} {
+		v1, v2 := lineValue(t, first, "loadbalancers.web.haproxy."+metric), lineValue(t, r.output(bucket), "loadbalancers.web.haproxy."+metric)
+		if v2 != 2*v1 || v1 == 0 {
+			t.Errorf("%s: %v with lb1, %v with lb1 and lb2; want twice", metric, v1, v2)
+		}
+	}
+
+	r.clock.add(21 * time.Second)
+	waitFor(t, "the bucket forgotten", func() bool { return r.src.Stats().Cluster.Forgotten == 1 })
+	c := hostSnapshot(t, r.dir, "lb3", "", 1800000003, src)
+	r.fc.put(c)
+	waitFor(t, "lb3 reported", func() bool { return r.fc.outcome(c) == "delivered" })
+	if !strings.Contains(r.output("lb3/1800000003"), "loadbalancers.lb3.haproxy.") || strings.Contains(r.output(bucket), "ClusterHosts 3") {
+		t.Errorf("too late: lb3's own lines %d bytes, bucket %q", len(r.output("lb3/1800000003")), r.output(bucket)[:80])
+	}
+	if st := r.src.Stats().Cluster; st.Late != 1 || st.TooLate != 1 || st.Again != 1 {
+		t.Errorf("Stats().Cluster = %+v", st)
+	}
+	if !strings.Contains(r.logs.String(), "too late for its cluster bucket") {
+		t.Error("too late snapshot not logged")
+	}
+}
+
+// lineValue returns the value of path in lines.
+func lineValue(t *testing.T, lines, path string) float64 {
+	t.Helper()
+	for _, l := range strings.Split(lines, "\n") {
+		if f := strings.Split(l, " "); len(f) == 3 && f[0] == path {
+			v, err := strconv.ParseFloat(f[1], 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v
+		}
+	}
+	t.Fatalf("no line of %s", path)
+	return 0
+}
+
+// TestFailedSetAside: a snapshot the pipeline cannot process (a stage
+// panics on it) is moved to _failed/<host>/<epoch> and reported
+// delivered, so that its partition moves on; so is a bucket counting it.
+// The next snapshots are processed.
+func TestFailedSetAside(t *testing.T) {
+	poison := engine.StageFunc(func(_ context.Context, s *engine.Snapshot, _ engine.Emitter) error {
+		if s.Name == "1800000001" || s.Name == "1800000000" {
+			panic("poisonous snapshot")
+		}
+		return nil
+	})
+	r := startSource(t, "single-defaults", "[process]\ncluster-wait = 1\n", []engine.StageSpec{{Name: "poison", Stage: poison}}, 16)
+	src := corpusSnapshot(t, "single-defaults")
+	bad := hostSnapshot(t, r.dir, "lb1", "web", 1800000001, src)
+	good := hostSnapshot(t, r.dir, "lb2", "", 1800000012, src)
+	r.fc.put(bad, good)
+	waitFor(t, "lb2's lines", func() bool { return r.fc.outcome(good) == "delivered" })
+	r.clock.add(time.Second)
+	waitFor(t, "lb1 reported", func() bool { return r.fc.outcome(bad) == "delivered" })
+	for _, dir := range []string{"lb1/1800000001", "_cluster_web/1800000000"} {
+		if entries, err := os.ReadDir(filepath.Join(r.dir, failedDirName, dir)); err != nil || len(entries) == 0 {
+			t.Errorf("%s not set aside: %v, %v", dir, entries, err)
+		}
+	}
+	if st := r.src.Stats(); st.Failed != 2 {
+		t.Errorf("Stats() = %+v, want 2 failed", st)
+	}
+}
+
+// TestPruneFailed: at most MaxFailed snapshots are kept aside, the newest.
+func TestPruneFailed(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 105 {
+		host := fmt.Sprintf("lb%d", i%3)
+		if err := os.MkdirAll(filepath.Join(dir, host, strconv.Itoa(1_800_000_000+i)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pruneFailed(dir, 100, slog.New(slog.DiscardHandler))
+	var left []int
+	for _, h := range []string{"lb0", "lb1", "lb2"} {
+		entries, _ := os.ReadDir(filepath.Join(dir, h))
+		for _, e := range entries {
+			n, _ := strconv.Atoi(e.Name())
+			left = append(left, n-1_800_000_000)
+		}
+	}
+	slices.Sort(left)
+	if len(left) != 100 || left[0] != 5 {
+		t.Errorf("kept %d snapshots from %v, want the newest 100 (5..104)", len(left), left[:1])
+	}
+}
+
+// TestMovedNotSent: a bucket whose hosts' partition moved to another
+// processor is not sent; its hosts are reported not delivered (the new
+// owner consumes them again).
+func TestMovedNotSent(t *testing.T) {
+	r := startSource(t, "single-defaults", "[process]\ncluster-name = web\ncluster-wait = 1\n", nil, 16)
+	src := corpusSnapshot(t, "single-defaults")
+	a := hostSnapshot(t, r.dir, "lb1", "", 1800000001, src)
+	a.Partition = 3
+	r.fc.put(a)
+	waitFor(t, "lb1's lines", func() bool { return strings.Contains(r.output("lb1/1800000001"), "TotalWallClockTime") })
+	r.fc.mu.Lock()
+	r.fc.dead[3] = true
+	r.fc.mu.Unlock()
+	r.clock.add(time.Second)
+	waitFor(t, "lb1 reported", func() bool { return r.fc.outcome(a) != "" })
+	if o := r.fc.outcome(a); o != "not delivered" || r.output(bucketName("web", 1800000000)) != "" {
+		t.Errorf("lb1 %s, bucket %q; want not delivered, not sent", o, r.output(bucketName("web", 1800000000)))
+	}
+}
+
+// TestStopReleasesHeld: at the stop, a host snapshot held for a bucket
+// that is not due is reported not delivered (its offset stays; it is
+// consumed again after the restart).
+func TestStopReleasesHeld(t *testing.T) {
+	r := startSource(t, "single-defaults", "[process]\ncluster-name = web\n", nil, 16)
+	a := hostSnapshot(t, r.dir, "lb1", "", 1800000001, corpusSnapshot(t, "single-defaults"))
+	r.fc.put(a)
+	waitFor(t, "lb1's lines", func() bool { return strings.Contains(r.output("lb1/1800000001"), "TotalWallClockTime") })
+	if o := r.fc.outcome(a); o != "" {
+		t.Fatalf("lb1 reported %s before its bucket", o)
+	}
+	r.stop()
+	if o := r.fc.outcome(a); o != "not delivered" {
+		t.Errorf("after the stop lb1 is %q, want not delivered", o)
+	}
+}
+
+// TestRetryHostSnapshot: a host snapshot whose delivery failed is handed
+// out again by the source, and reported once, delivered.
+func TestRetryHostSnapshot(t *testing.T) {
+	r := startSource(t, "single-defaults", "", nil, 16)
+	r.dest.settle = make(chan error, 2)
+	r.dest.settle <- fmt.Errorf("connection reset")
+	r.dest.settle <- nil
+	a := hostSnapshot(t, r.dir, "lb1", "", 1800000001, corpusSnapshot(t, "single-defaults"))
+	r.fc.put(a)
+	waitFor(t, "lb1 reported", func() bool { return r.fc.outcome(a) != "" })
+	if o := r.fc.outcome(a); o != "delivered" {
+		t.Errorf("lb1 %s, want delivered", o)
+	}
+	r.dest.mu.Lock()
+	opens := r.dest.opens
+	r.dest.mu.Unlock()
+	if opens != 2 {
+		t.Errorf("destination opened %d times, want 2 (a retry)", opens)
+	}
+}
