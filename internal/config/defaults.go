@@ -130,6 +130,7 @@ var table = []option{
 	{section: SectionKafka, name: "group", value: "haproxystats-process"},
 	{section: SectionKafka, name: "consumer-dir", value: "${paths:base-dir}/kafka-incoming"},
 	{section: SectionKafka, name: "consumer-queue-size", value: "16"},
+	{section: SectionKafka, name: "session-timeout", value: "45"},
 }
 
 // defaults holds the table's values by section and option; known holds every

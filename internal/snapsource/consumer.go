@@ -223,8 +223,9 @@ func New(cfg Config, logger *slog.Logger) (*Consumer, error) {
 
 // FromSettings builds the consumer of a validated [kafka] section:
 // snapshot-topic, group, consumer-dir, consumer-queue-size,
-// max-snapshot-bytes and the connection options; stopTimeout is the
-// daemon's stop timeout. It reads the TLS files now (errors name the
+// max-snapshot-bytes, session-timeout (the heartbeat every fifteenth of
+// it, as Kafka's defaults of 45 s and 3 s) and the connection options;
+// stopTimeout is the daemon's stop timeout. It reads the TLS files now (errors name the
 // option); it starts nothing.
 func FromSettings(s config.Kafka, stopTimeout time.Duration, logger *slog.Logger) (*Consumer, error) {
 	conn, err := kafka.ConfigFromSettings(s)
@@ -232,13 +233,15 @@ func FromSettings(s config.Kafka, stopTimeout time.Duration, logger *slog.Logger
 		return nil, err
 	}
 	return New(Config{
-		Conn:             conn,
-		Topic:            s.SnapshotTopic,
-		Group:            s.Group,
-		Dir:              s.ConsumerDir,
-		QueueSize:        s.ConsumerQueueSize,
-		MaxSnapshotBytes: int64(s.MaxSnapshotBytes),
-		StopTimeout:      stopTimeout,
+		Conn:              conn,
+		Topic:             s.SnapshotTopic,
+		Group:             s.Group,
+		Dir:               s.ConsumerDir,
+		QueueSize:         s.ConsumerQueueSize,
+		MaxSnapshotBytes:  int64(s.MaxSnapshotBytes),
+		StopTimeout:       stopTimeout,
+		SessionTimeout:    s.SessionTimeout,
+		HeartbeatInterval: max(s.SessionTimeout/15, 100*time.Millisecond),
 	}, logger)
 }
 
