@@ -17,6 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/haproxystats-go/haproxystats/internal/snaprecord"
 	"github.com/haproxystats-go/haproxystats/internal/testenv"
 )
 
@@ -313,4 +316,134 @@ func TestCentralCluster(t *testing.T) {
 	}
 	t.Logf("%d host snapshots, %d buckets, %d sums checked; %d duplicate host snapshots, %d bucket computations again (late hosts or the takeover), %d partial",
 		len(want[hosts[0]])+len(want[hosts[1]]), len(buckets), checked, dups, again, partial)
+}
+
+var deliveredRe = regexp.MustCompile(`msg="snapshot delivered" snapshot=lb`)
+
+// TestThroughputFromKafka measures the snapshots per second one processor
+// sustains from Kafka: n snapshot records of 4 hosts wait in a kfake topic
+// (compressed as a load balancer would send them: snappy for the medium
+// snapshot, zstd for the large one), and haproxystats-process (source =
+// kafka, one partition, a Graphite stand-in that reads as fast as it can)
+// consumes, processes and delivers them; "sustained" is the rate between
+// 10% and 90% of the host snapshots delivered. With a cluster, the records
+// carry cluster "web" and every bucket of 4 hosts is computed too (one
+// bucket per 4 host snapshots; cluster-wait 1 s for the first, which knows
+// no host yet), and the run lasts until every bucket is delivered. The
+// processor's CPU time, buckets included, is reported. It
+// runs only with HAPROXYSTATS_THROUGHPUT=1, without -race:
+//
+//	HAPROXYSTATS_THROUGHPUT=1 go test -count=1 -run TestThroughputFromKafka -v ./cmd/haproxystats-process/
+func TestThroughputFromKafka(t *testing.T) {
+	if os.Getenv("HAPROXYSTATS_THROUGHPUT") != "1" {
+		t.Skip("set HAPROXYSTATS_THROUGHPUT=1 to measure sustained snapshots per second from Kafka")
+	}
+	large := filepath.Join(t.TempDir(), "large")
+	if err := testenv.GenerateLarge(caseSnapshot(t, "medium-defaults"), large); err != nil {
+		t.Fatal(err)
+	}
+	loadavg, _ := os.ReadFile("/proc/loadavg")
+	t.Logf("load average before: %s", strings.TrimSpace(string(loadavg)))
+	for _, c := range []struct {
+		name, src, codec string
+		n                int
+	}{
+		{"medium", caseSnapshot(t, "medium-defaults"), "snappy", 400},
+		{"large", large, "zstd", 32},
+	} {
+		for _, clusterName := range []string{"", "web"} {
+			t.Run(fmt.Sprintf("%s/cluster=%q", c.name, clusterName), func(t *testing.T) {
+				k := testenv.StartKafkaWith(t, testenv.KafkaConfig{Topics: []string{"haproxystats-snapshots"},
+					BrokerConfigs: map[string]string{"message.max.bytes": strconv.Itoa(64 << 20)}})
+				produceSnapshots(t, k.Addr(), c.src, c.codec, clusterName, c.n)
+				sink := testenv.StartRecorder(t, testenv.RecorderOptions{Discard: true, ReadSize: 1 << 20})
+				dir := t.TempDir()
+				conf := filepath.Join(dir, "haproxystats.conf")
+				text := fmt.Sprintf("[paths]\nbase-dir = %s\n[process]\nsource = kafka\nloglevel = debug\nworkers = 2\ncluster-wait = 1\n[graphite]\nserver = 127.0.0.1\nport = %d\n[kafka]\nbrokers = %s\nconsumer-queue-size = 16\n",
+					dir, sink.Port(), k.Addr())
+				if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				start := time.Now()
+				p := startDaemon(t, dir, "-f", conf)
+				lo, hi := c.n/10, c.n-c.n/10
+				var tLo, tHi time.Time
+				deadline := start.Add(10 * time.Minute)
+				for {
+					done := len(deliveredRe.FindAllStringIndex(p.log.String(), -1))
+					if done >= lo && tLo.IsZero() {
+						tLo = time.Now()
+					}
+					if done >= hi && tHi.IsZero() {
+						tHi = time.Now()
+					}
+					if done >= c.n && (clusterName == "" || strings.Count(p.log.String(), `snapshot delivered" snapshot=_cluster/`) >= c.n/4) {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("%d of %d snapshots delivered after 10 minutes", done, c.n)
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+				last := time.Now()
+				b, lines, _ := sink.Counts()
+				hwm := vmHWM(t, p.cmd.Process.Pid)
+				p.term(t, 30*time.Second)
+				total := last.Sub(start)
+				cpu := p.cmd.ProcessState.UserTime() + p.cmd.ProcessState.SystemTime()
+				buckets := strings.Count(p.log.String(), `snapshot delivered" snapshot=_cluster/`)
+				t.Logf("%s cluster=%q: %d host snapshots and %d buckets (%d lines, %.1f MB) in %v from start: %.1f host snapshots/s sustained, %.1f overall; CPU %v (%v per host snapshot); peak RSS %.1f MiB",
+					c.name, clusterName, c.n, buckets, lines, float64(b)/1e6, total.Round(time.Millisecond),
+					float64(hi-lo)/tHi.Sub(tLo).Seconds(), float64(c.n)/total.Seconds(),
+					cpu.Round(time.Millisecond), (cpu / time.Duration(c.n)).Round(10*time.Microsecond), float64(hwm)/(1<<20))
+			})
+		}
+	}
+	loadavg, _ = os.ReadFile("/proc/loadavg")
+	t.Logf("load average after: %s", strings.TrimSpace(string(loadavg)))
+}
+
+// produceSnapshots produces n records of the snapshot src: hosts lb1..lb4
+// in turn, each host's epochs 10 s apart, compressed with codec.
+func produceSnapshots(t *testing.T, addr, src, codec, clusterName string, n int) {
+	t.Helper()
+	stage := t.TempDir()
+	src, err := filepath.Abs(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var comp kgo.CompressionCodec
+	switch codec {
+	case "zstd":
+		comp = kgo.ZstdCompression()
+	default:
+		comp = kgo.SnappyCompression()
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic("haproxystats-snapshots"), kgo.DisableClientMetrics(),
+		kgo.ProducerBatchCompression(comp), kgo.ProducerBatchMaxBytes(32<<20), kgo.MaxBufferedBytes(256<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	for i := range n {
+		host := fmt.Sprintf("lb%d.example.com", i%4+1)
+		epoch := strconv.FormatInt(1_795_000_000+int64(i/4)*10+int64(i%4), 10)
+		dir := filepath.Join(stage, epoch)
+		if err := os.Symlink(src, dir); err != nil {
+			t.Fatal(err)
+		}
+		v, err := snaprecord.EncodeDir(dir, snaprecord.Origin{Host: host, Cluster: clusterName}, 1<<30)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := host
+		if clusterName != "" {
+			key = clusterName
+		}
+		if err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte(key), Value: v}).FirstErr(); err != nil {
+			t.Fatalf("produce: %v", err)
+		}
+	}
 }
