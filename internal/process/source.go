@@ -386,10 +386,21 @@ func (s *kafkaSource) nextBucketLocked() (name string, rel []cluster.Release, ok
 		return "", nil, false
 	}
 	known, live := false, false
+	partitions := map[int32]bool{}
 	for _, h := range e.Hosts {
 		if it := s.byID[h.ID]; it != nil {
 			known = true
 			live = live || s.c.Live(it.snap)
+			partitions[it.snap.Partition] = true
+		}
+	}
+	if len(partitions) > 1 {
+		// Records keyed by host (version 1, or pullers without
+		// cluster-name): the cluster's hosts spread over partitions,
+		// which several processors may own.
+		if ok, dropped := s.warn.Allow("partitions " + e.Cluster); ok {
+			s.log.Warn("the hosts of a cluster come from several partitions: with several processors each may send the bucket with only its hosts; set [process] cluster-name on the load balancers, whose records are then keyed by the cluster",
+				"cluster", e.Cluster, "bucket", e.Bucket, "partitions", len(partitions), "repeated", dropped)
 		}
 	}
 	if known && !live {
