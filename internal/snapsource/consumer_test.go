@@ -188,14 +188,14 @@ func TestRejected(t *testing.T) {
 	t.Parallel()
 	k := testenv.StartKafkaWith(t, testenv.KafkaConfig{Topics: []string{testTopic}})
 	good := encode(t, "lb1", 1800000000)
-	v2 := append([]byte(nil), good...)
-	v2[4] = 2
+	v3 := append([]byte(nil), good...)
+	v3[4] = 3
 	corrupt := append([]byte(nil), good...)
 	corrupt[len(corrupt)-10] ^= 1
 	big := encode(t, "lb1", 1800000001)
 	produce(t, k.Addr(),
 		record{0, "lb1", []byte("a.b.c 1 1800000000\n")},
-		record{0, "lb1", v2},
+		record{0, "lb1", v3},
 		record{0, "lb1", corrupt},
 		record{0, "lb1", append(big, make([]byte, 4096)...)},
 		record{0, "lb1", good})
@@ -209,7 +209,7 @@ func TestRejected(t *testing.T) {
 	r.c.Done(s, true)
 	waitCommitted(t, k.Addr(), map[int32]int64{0: 5}, r)
 	logs := r.logs.String()
-	for _, want := range []string{"not a snapshot record", "version 2 is not supported", "checksum", "larger than max-snapshot-bytes"} {
+	for _, want := range []string{"not a snapshot record", "version 3 is not supported", "checksum", "larger than max-snapshot-bytes"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("no log line about %q:\n%s", want, logs)
 		}
