@@ -752,35 +752,31 @@ type viewCache struct {
 // host returns the view of host: the prefix the local setup of that host
 // would use (prefix-hostname with the host's name).
 func (v *viewCache) host(host string) (*engine.Pipeline, error) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if p := v.hosts[host]; p != nil {
-		return p, nil
-	}
 	prefix, err := assemble.Prefix(v.g, host)
 	if err != nil {
 		return nil, err
 	}
-	if v.hosts == nil || len(v.hosts) >= MaxHostViews {
-		v.hosts = map[string]*engine.Pipeline{}
-	}
-	p := v.base.WithPaths(v.paths.WithPrefix(prefix))
-	v.hosts[host] = p
-	return p, nil
+	return v.view(&v.hosts, host, prefix), nil
 }
 
 // cluster returns the view of a cluster and its prefix.
 func (v *viewCache) cluster(name string) (*engine.Pipeline, string) {
 	prefix := assemble.ClusterPrefix(v.g, name)
+	return v.view(&v.clusters, name, prefix), prefix
+}
+
+// view returns the view of key in *m, made with prefix if missing; *m is
+// emptied when it holds MaxHostViews.
+func (v *viewCache) view(m *map[string]*engine.Pipeline, key, prefix string) *engine.Pipeline {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if p := v.clusters[name]; p != nil {
-		return p, prefix
+	if p := (*m)[key]; p != nil {
+		return p
 	}
-	if v.clusters == nil || len(v.clusters) >= MaxHostViews {
-		v.clusters = map[string]*engine.Pipeline{}
+	if *m == nil || len(*m) >= MaxHostViews {
+		*m = map[string]*engine.Pipeline{}
 	}
 	p := v.base.WithPaths(v.paths.WithPrefix(prefix))
-	v.clusters[name] = p
-	return p, prefix
+	(*m)[key] = p
+	return p
 }

@@ -523,3 +523,33 @@ func TestRetryHostSnapshot(t *testing.T) {
 		t.Errorf("destination opened %d times, want 2 (a retry)", opens)
 	}
 }
+
+// TestViewCacheBounded: one view per host, the same one while cached, at
+// most MaxHostViews of them; each with its host's prefix.
+func TestViewCacheBounded(t *testing.T) {
+	v := viewCache{base: builtinPipeline(t), paths: &engine.Paths{Prefix: "p"},
+		g: config.Graphite{Namespace: "lb", PrefixHostname: true, FQDN: true}}
+	first, err := v.host("lb1.example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := v.host("lb1.example.com"); again != first {
+		t.Error("a second view of the same host")
+	}
+	for i := range MaxHostViews + 10 {
+		if _, err := v.host(fmt.Sprintf("h%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(v.hosts); n > MaxHostViews || n == 0 {
+		t.Errorf("%d host views cached, want 1..%d", n, MaxHostViews)
+	}
+	var out bytes.Buffer
+	p, _ := v.host("lb2.fra1")
+	if _, err := p.ProcessFiles(context.Background(), "100", []engine.File{{Name: "a_stat", Data: []byte("# pxname,svname,scur,type\nfe,FRONTEND,3,0\n")}}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "lb.lb2_fra1.haproxy.frontend.fe.scur 3 100\n") {
+		t.Errorf("view of lb2.fra1 wrote:\n%s", out.String())
+	}
+}
