@@ -233,7 +233,12 @@ func (s *kafkaSource) Run(ctx context.Context) error {
 		}
 	}
 	s.stop()
-	return <-done
+	err = <-done
+	st := s.Stats()
+	s.log.Info("kafka source stopped", "host_snapshots", st.Snapshots, "buckets_sent", st.Buckets, "set_aside", st.Failed,
+		"moved", st.Moved, "late", st.Cluster.Late, "too_late", st.Cluster.TooLate, "replaced", st.Cluster.Replaced,
+		"queue_full", st.Cluster.Forced)
+	return err
 }
 
 // tick forgets what is no longer needed and wakes Next when a bucket is
