@@ -81,9 +81,14 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	logger.Info("haproxystats-process started", "version", buildinfo.String(), "config", opts.File,
-		"src_dir", settings.Process.SrcDir, "workers", settings.Process.Workers,
-		"memory_budget", settings.Process.MemoryBudget, "memory_limit", process.LimitMemory(settings))
+	from := []any{"src_dir", settings.Process.SrcDir}
+	if settings.Process.FromKafka() {
+		from = []any{"source", settings.Process.Source, "topic", settings.Kafka.SnapshotTopic, "group", settings.Kafka.Group,
+			"consumer_dir", settings.Kafka.ConsumerDir, "cluster", settings.Process.Cluster}
+	}
+	logger.Info("haproxystats-process started", append([]any{"version", buildinfo.String(), "config", opts.File}, append(from,
+		"workers", settings.Process.Workers,
+		"memory_budget", settings.Process.MemoryBudget, "memory_limit", process.LimitMemory(settings))...)...)
 	if err := d.Run(ctx); err != nil {
 		logger.Error("haproxystats-process stopped", "error", err)
 		return err

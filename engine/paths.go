@@ -30,6 +30,33 @@ type Paths struct {
 
 	mu    sync.RWMutex
 	cache [3]map[string]string
+	// shared, when set, holds the group cache (a Paths of WithPrefix).
+	shared *Paths
+}
+
+// WithPrefix returns paths with another prefix and the same group rules,
+// sharing p's cache of the groups of names (a central processor makes one
+// per load balancer host and cluster: the cache, up to a few MB for a
+// large installation with groups, is then held once). Safe for concurrent
+// use with p; p's group fields must not change afterwards.
+func (p *Paths) WithPrefix(prefix string) *Paths {
+	return &Paths{
+		Prefix:         prefix,
+		GroupNamespace: p.GroupNamespace,
+		DoubleWrites:   p.DoubleWrites,
+		FrontendGroups: p.FrontendGroups,
+		BackendGroups:  p.BackendGroups,
+		ServerGroups:   p.ServerGroups,
+		shared:         p.cacheOwner(),
+	}
+}
+
+// cacheOwner is the Paths whose group cache p uses.
+func (p *Paths) cacheOwner() *Paths {
+	if p.shared != nil {
+		return p.shared
+	}
+	return p
 }
 
 // maxGroupCache bounds each group cache; it is emptied when it grows past.
@@ -41,9 +68,10 @@ func (p *Paths) groupOf(kind int, groups []Group, name string) string {
 	if p.GroupNamespace == "" || len(groups) == 0 {
 		return ""
 	}
-	p.mu.RLock()
-	g, ok := p.cache[kind][name]
-	p.mu.RUnlock()
+	c := p.cacheOwner()
+	c.mu.RLock()
+	g, ok := c.cache[kind][name]
+	c.mu.RUnlock()
 	if ok {
 		return g
 	}
@@ -53,12 +81,12 @@ func (p *Paths) groupOf(kind int, groups []Group, name string) string {
 			break
 		}
 	}
-	p.mu.Lock()
-	if p.cache[kind] == nil || len(p.cache[kind]) > maxGroupCache {
-		p.cache[kind] = make(map[string]string)
+	c.mu.Lock()
+	if c.cache[kind] == nil || len(c.cache[kind]) > maxGroupCache {
+		c.cache[kind] = make(map[string]string)
 	}
-	p.cache[kind][name] = g
-	p.mu.Unlock()
+	c.cache[kind][name] = g
+	c.mu.Unlock()
 	return g
 }
 

@@ -31,6 +31,10 @@ func oneDaemon(ctx context.Context, cfg *config.Config, configDir string, logger
 		return &config.Error{Section: config.SectionPull, Option: "destination", Value: ps.Destination,
 			Err: errors.New("the one daemon processes what it pulls, from dst-dir: use spool or both (both also publishes to Kafka), or haproxystats-pull for a load balancer that only publishes")}
 	}
+	if s, err := cfg.ProcessSettings(); err == nil && s.Process.FromKafka() {
+		return &config.Error{Section: config.SectionProcess, Option: "source", Value: s.Process.Source,
+			Err: errors.New("the one daemon processes what it pulls, from dst-dir: run haproxystats-process for the Kafka source")}
+	}
 	puller, err := pull.New(pull.ConfigFrom(ps), logger.With("component", "pull"))
 	if err != nil {
 		return err

@@ -187,3 +187,16 @@ func TestOneDaemonRefusesKafkaOnly(t *testing.T) {
 		t.Errorf("run --pull with destination = kafka: exit %d\n%s", code, stderr.String())
 	}
 }
+
+// TestOneDaemonRefusesKafkaSource: [process] source = kafka is for
+// haproxystats-process: the one daemon processes what it pulls.
+func TestOneDaemonRefusesKafkaSource(t *testing.T) {
+	base := t.TempDir()
+	conf := filepath.Join(base, "haproxystats.conf")
+	os.WriteFile(conf, []byte(fmt.Sprintf("[paths]\nbase-dir = %s\n[pull]\nsocket-dir = %s\n[process]\nsource = kafka\n[kafka]\nbrokers = 127.0.0.1:1\n", base, t.TempDir())), 0o644)
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"run", "--pull", "-f", conf}, &stdout, &stderr)
+	if code == 0 || !strings.Contains(stderr.String(), `[process] source = "kafka": the one daemon processes what it pulls`) {
+		t.Errorf("run --pull with source = kafka: exit %d\n%s", code, stderr.String())
+	}
+}

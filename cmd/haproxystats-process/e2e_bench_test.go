@@ -197,7 +197,7 @@ func runE2E(b *testing.B, conf, snapshot string, n int, sink *sink, lines int64)
 }
 
 // vmHWM returns the peak resident set size of process pid, in bytes.
-func vmHWM(b *testing.B, pid int) int64 {
+func vmHWM(b testing.TB, pid int) int64 {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		b.Fatal(err)

@@ -129,7 +129,14 @@ type daemon struct {
 // startDaemon starts the binary in workdir with args.
 func startDaemon(t *testing.T, workdir string, args ...string) *daemon {
 	t.Helper()
-	d := &daemon{cmd: exec.Command(binary, args...), log: &testenv.Buffer{}, done: make(chan error, 1)}
+	return startProgram(t, binary, workdir, args...)
+}
+
+// startProgram starts the program bin (haproxystats-process, or another
+// one the test built) in workdir with args, stopped as startDaemon's.
+func startProgram(t *testing.T, bin, workdir string, args ...string) *daemon {
+	t.Helper()
+	d := &daemon{cmd: exec.Command(bin, args...), log: &testenv.Buffer{}, done: make(chan error, 1)}
 	d.cmd.Dir = workdir
 	d.cmd.Stderr = d.log
 	if err := d.cmd.Start(); err != nil {

@@ -49,6 +49,10 @@ type Options struct {
 // Built is an assembled pipeline and the settings it was built from.
 type Built struct {
 	Pipeline *engine.Pipeline
+	// Paths are the pipeline's metric paths: a central processor makes
+	// views of the pipeline with other prefixes from them
+	// (engine.Paths.WithPrefix, engine.Pipeline.WithPaths).
+	Paths    *engine.Paths
 	Settings *config.ProcessSettings
 	// Counters is the state of [process] monotonic-counters, nil when they
 	// are off. Whoever runs the pipeline calls its Pending and Done around
@@ -105,7 +109,7 @@ func New(cfg *config.Config, opts Options) (*Built, error) {
 	if p.ExcludeBackends != "" {
 		bopts.ExcludeBackends = builtin.NewExclusions(resolve(opts.Dir, p.ExcludeBackends), logger)
 	}
-	r := &Built{Settings: settings}
+	r := &Built{Settings: settings, Paths: paths}
 	if p.MonotonicCounters {
 		copts := counters.Options{Dir: p.CountersDir, Expiry: int64(p.CountersExpiry / time.Second), Logger: logger.With("component", "counters")}
 		if opts.CountersInMemory {
@@ -206,6 +210,13 @@ func Prefix(g config.Graphite, hostname string) (string, error) {
 	}
 	parts = append(parts, "haproxy")
 	return strings.Join(parts, "."), nil
+}
+
+// ClusterPrefix returns `namespace.cluster.haproxy`, the prefix of the
+// metrics aggregated over the hosts of a cluster (central processing);
+// cluster passes snaprecord.CheckCluster, one part of a path.
+func ClusterPrefix(g config.Graphite, cluster string) string {
+	return g.Namespace + "." + cluster + ".haproxy"
 }
 
 func groups(gs []config.Group) []engine.Group {

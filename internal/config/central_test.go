@@ -4,6 +4,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/haproxystats-go/haproxystats/internal/snaprecord"
 )
@@ -110,5 +111,82 @@ func TestResolveHostname(t *testing.T) {
 		}
 	case err == nil || !strings.Contains(err.Error(), "[graphite] hostname"):
 		t.Errorf("ResolveHostname(\"\") with the system's %q (%v) = %q, %v, want an error naming [graphite] hostname", sys, oserr, h, err)
+	}
+}
+
+// TestProcessSource: [process] source and the cluster options, their
+// defaults tied to [pull] pull-interval, and the [kafka] metric rule.
+func TestProcessSource(t *testing.T) {
+	const kafka = "[kafka]\nbrokers = k:9092\n"
+	for _, tt := range []struct {
+		text                         string
+		source, cluster              string
+		interval, wait, late, expiry time.Duration
+		metrics                      bool
+	}{
+		{"", "spool", "", 10 * time.Second, 10 * time.Second, 30 * time.Second, 50 * time.Second, false},
+		{kafka, "spool", "", 10 * time.Second, 10 * time.Second, 30 * time.Second, 50 * time.Second, true},
+		{"[pull]\npull-interval = 30\n[process]\nsource = KAFKA\n" + kafka, "kafka", "", 30 * time.Second, 30 * time.Second, 90 * time.Second, 150 * time.Second, false},
+		{"[process]\nsource = kafka\ncluster-name = web-fra1\n" + kafka + "topic = lines\n", "kafka", "web-fra1", 10 * time.Second, 10 * time.Second, 30 * time.Second, 50 * time.Second, true},
+		{"[process]\nsource = kafka\ncluster-interval = 60\ncluster-wait = 2.5\ncluster-late = 0\ncluster-hosts-expiry = 600\n" + kafka,
+			"kafka", "", time.Minute, 2500 * time.Millisecond, 0, 10 * time.Minute, false},
+		{"[process]\ncluster-name = web\n", "spool", "web", 10 * time.Second, 10 * time.Second, 30 * time.Second, 50 * time.Second, false},
+	} {
+		ps, err := load(t, tt.text).ProcessSettings()
+		if err != nil {
+			t.Errorf("ProcessSettings(%q): %v", tt.text, err)
+			continue
+		}
+		p := ps.Process
+		if p.Source != tt.source || p.FromKafka() != (tt.source == "kafka") || p.Cluster != tt.cluster || p.ClusterInterval != tt.interval ||
+			p.ClusterWait != tt.wait || p.ClusterLate != tt.late || p.ClusterHostsExpiry != tt.expiry || ps.KafkaMetrics != tt.metrics {
+			t.Errorf("ProcessSettings(%q) = source %q cluster %q interval %v wait %v late %v expiry %v kafka metrics %v; want %q %q %v %v %v %v %v",
+				tt.text, p.Source, p.Cluster, p.ClusterInterval, p.ClusterWait, p.ClusterLate, p.ClusterHostsExpiry, ps.KafkaMetrics,
+				tt.source, tt.cluster, tt.interval, tt.wait, tt.late, tt.expiry, tt.metrics)
+		}
+	}
+	// The puller reads cluster-name only when it publishes.
+	pull := "[pull]\nsocket-dir = /run/haproxy\ndestination = kafka\n[process]\ncluster-name = web\n[kafka]\nbrokers = k:1\n"
+	if p, err := load(t, pull).PullSettings(); err != nil || p.Cluster != "web" {
+		t.Errorf("PullSettings().Cluster = %+v, %v; want web", p, err)
+	}
+	if p, err := load(t, strings.Replace(pull, "destination = kafka", "destination = spool", 1)).PullSettings(); err != nil || p.Cluster != "" {
+		t.Errorf("PullSettings().Cluster with destination = spool = %q, %v; want none", p.Cluster, err)
+	}
+}
+
+// TestProcessSourceErrors: what the Kafka source and the cluster options
+// refuse, each error naming the section, the option and the value.
+func TestProcessSourceErrors(t *testing.T) {
+	const kafka = "[kafka]\nbrokers = k:9092\n"
+	for _, tt := range []struct {
+		text string
+		want []string
+	}{
+		{"[process]\nsource = spoool\n", []string{`[process] source = "spoool": unknown source (want one of spool, kafka)`}},
+		{"[process]\nsource = kafka\n", []string{`[process] source = "kafka": needs a [kafka] section`}},
+		{"[process]\nsource = kafka\nmonotonic-counters = yes\n" + kafka, []string{`[process] monotonic-counters = "true": not supported with source = kafka`}},
+		{"[process]\nsource = kafka\n[local-store]\n" + kafka, []string{`[local-store]: not supported with [process] source = kafka`}},
+		{"[process]\ncluster-name = web.fra1\n", []string{`[process] cluster-name = "web.fra1": cluster name "web.fra1": byte "."`}},
+		{"[process]\ncluster-name =\n", []string{`[process] cluster-name = "": empty cluster name`}},
+		{"[process]\ncluster-interval = 0\ncluster-wait = -1\ncluster-late = x\n", []string{`[process] cluster-interval = "0": must be >= 1`,
+			`[process] cluster-wait = "-1": must be > 0`, `[process] cluster-late = "x"`}},
+		{"[process]\ncluster-interval = 10\ncluster-hosts-expiry = 5\n", []string{`[process] cluster-hosts-expiry = "5": must be >= cluster-interval (10)`}},
+		{"[pull]\npull-interval = 0\n", []string{`[process] cluster-interval = "0": must be >= 1`}},
+	} {
+		_, err := load(t, tt.text).ProcessSettings()
+		if err == nil {
+			t.Errorf("ProcessSettings(%q): no error", tt.text)
+			continue
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("ProcessSettings(%q): error\n%v\nwant one containing %q", tt.text, err, w)
+			}
+		}
+	}
+	pull := "[pull]\nsocket-dir = /run/haproxy\ndestination = kafka\n[process]\ncluster-name = a b\n[kafka]\nbrokers = k:1\n"
+	if _, err := load(t, pull).PullSettings(); err == nil || !strings.Contains(err.Error(), `[process] cluster-name = "a b"`) {
+		t.Errorf("PullSettings with cluster-name = a b: %v, want an error naming it", err)
 	}
 }

@@ -81,6 +81,12 @@ var table = []option{
 	{section: SectionProcess, name: "monotonic-counters", value: "false"},
 	{section: SectionProcess, name: "counters-dir", value: "${paths:base-dir}/counters"},
 	{section: SectionProcess, name: "counters-expiry", value: "3600"},
+	{section: SectionProcess, name: "source", value: "spool"},
+	{section: SectionProcess, name: "cluster-name", unset: true},
+	{section: SectionProcess, name: "cluster-interval", value: "${pull:pull-interval}"},
+	{section: SectionProcess, name: "cluster-wait", value: "${cluster-interval}"},
+	{section: SectionProcess, name: "cluster-late", unset: true},
+	{section: SectionProcess, name: "cluster-hosts-expiry", unset: true},
 
 	{section: SectionGraphite, name: "server", value: "127.0.0.1"},
 	{section: SectionGraphite, name: "port", value: "3002"},
@@ -124,6 +130,7 @@ var table = []option{
 	{section: SectionKafka, name: "group", value: "haproxystats-process"},
 	{section: SectionKafka, name: "consumer-dir", value: "${paths:base-dir}/kafka-incoming"},
 	{section: SectionKafka, name: "consumer-queue-size", value: "16"},
+	{section: SectionKafka, name: "session-timeout", value: "45"},
 }
 
 // defaults holds the table's values by section and option; known holds every

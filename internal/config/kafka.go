@@ -67,6 +67,9 @@ type Kafka struct {
 	// ConsumerQueueSize bounds the snapshots consumed and not yet
 	// processed; the consumer stops fetching at this many.
 	ConsumerQueueSize int
+	// SessionTimeout is how long a processor of the group may be silent
+	// (a crash) before its partitions move to the others.
+	SessionTimeout time.Duration
 }
 
 // Compressions are the valid values of [kafka] compression.
@@ -87,6 +90,10 @@ const MaxKafkaSnapshotBytes = 1<<30 - 1024
 
 // MaxKafkaConsumerQueueSize is the largest [kafka] consumer-queue-size.
 const MaxKafkaConsumerQueueSize = 1024
+
+// MaxKafkaSessionTimeout is the largest [kafka] session-timeout (the
+// brokers' default group.max.session.timeout.ms is 30 minutes).
+const MaxKafkaSessionTimeout = 30 * time.Minute
 
 // KafkaSettings validates and returns the [kafka] section; Enabled is false,
 // and nothing is checked, when the user's files do not have it. Every
@@ -124,6 +131,7 @@ func (k *checker) kafka() Kafka {
 		Group:                 k.nonEmpty(s, "group"),
 		ConsumerDir:           k.nonEmpty(s, "consumer-dir"),
 		ConsumerQueueSize:     k.integer(s, "consumer-queue-size", 1, MaxKafkaConsumerQueueSize),
+		SessionTimeout:        k.timeout(s, "session-timeout", MaxKafkaSessionTimeout),
 	}
 	if kf.SnapshotTopic != "" && kf.SnapshotTopic == kf.Topic {
 		k.fail(s, "snapshot-topic", kf.SnapshotTopic, errors.New("must differ from topic (metric lines and snapshot records do not share a topic)"))

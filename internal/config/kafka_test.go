@@ -52,6 +52,7 @@ func TestKafkaSettingsDefaults(t *testing.T) {
 		Group:             "haproxystats-process",
 		ConsumerDir:       "/var/lib/haproxystats/kafka-incoming",
 		ConsumerQueueSize: 16,
+		SessionTimeout:    45 * time.Second,
 	}
 	if !reflect.DeepEqual(*got, want) {
 		t.Errorf("KafkaSettings() =\n%+v\nwant\n%+v", *got, want)
@@ -90,6 +91,7 @@ max-snapshot-bytes = 1024
 group = central-1
 consumer-dir = /srv/from-kafka
 consumer-queue-size = 1
+session-timeout = 6.5
 `)
 	got, err := c.KafkaSettings()
 	if err != nil {
@@ -121,6 +123,7 @@ consumer-queue-size = 1
 		Group:             "central-1",
 		ConsumerDir:       "/srv/from-kafka",
 		ConsumerQueueSize: 1,
+		SessionTimeout:    6500 * time.Millisecond,
 	}
 	if !reflect.DeepEqual(*got, want) {
 		t.Errorf("KafkaSettings() =\n%+v\nwant\n%+v", *got, want)

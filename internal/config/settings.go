@@ -75,6 +75,9 @@ type Pull struct {
 	// Hostname is [graphite] hostname, "" when unset: see
 	// ResolveHostname.
 	Hostname string
+	// Cluster is [process] cluster-name when Destination sends to Kafka,
+	// "" when unset: the snapshot records carry it and are keyed by it.
+	Cluster string
 }
 
 // Values of [pull] destination.
@@ -132,7 +135,36 @@ type Process struct {
 	MonotonicCounters bool
 	CountersDir       string
 	CountersExpiry    time.Duration
+	// Source is where the snapshots come from: SourceSpool (SrcDir) or
+	// SourceKafka ([kafka] snapshot-topic in consumer group [kafka]
+	// group; Kafka is then enabled).
+	Source string
+	// Cluster is cluster-name, "" when unset: on a load balancer, the
+	// cluster its snapshot records carry (and are keyed by); on a
+	// processor with SourceKafka, the cluster of records that carry
+	// none. It passes snaprecord.CheckCluster.
+	Cluster string
+	// ClusterInterval is the width of a cluster bucket (whole seconds,
+	// default [pull] pull-interval); ClusterWait how long a bucket waits
+	// for its hosts after its first snapshot arrived (> 0, default
+	// ClusterInterval); ClusterLate how long after its delivery a bucket
+	// is recomputed for a late host (>= 0, default 3 x ClusterInterval);
+	// ClusterHostsExpiry how long a host that stopped reporting is still
+	// waited for (>= ClusterInterval, default 5 x ClusterInterval).
+	ClusterInterval, ClusterWait, ClusterLate, ClusterHostsExpiry time.Duration
 }
+
+// Values of [process] source.
+const (
+	SourceSpool = "spool"
+	SourceKafka = "kafka"
+)
+
+// Sources are the valid values of [process] source.
+var Sources = []string{SourceSpool, SourceKafka}
+
+// FromKafka reports whether the snapshots come from Kafka.
+func (p *Process) FromKafka() bool { return p.Source == SourceKafka }
 
 // Graphite is the validated [graphite] section.
 type Graphite struct {
@@ -184,6 +216,10 @@ type ProcessSettings struct {
 	Groups     Groups
 	LocalStore LocalStore
 	Kafka      Kafka
+	// KafkaMetrics is true when the metric lines also go to [kafka]
+	// topic: the [kafka] section is present and, with the Kafka source
+	// (which needs the section to consume), topic is written in it.
+	KafkaMetrics bool
 }
 
 // PullSettings validates and returns the [pull] section. Every problem is
@@ -226,6 +262,7 @@ func (c *Config) PullSettings() (*Pull, error) {
 			k.fail(s, "destination", p.Destination, errors.New("needs a [kafka] section with brokers"))
 		}
 		p.Hostname = k.hostname()
+		p.Cluster = k.clusterName()
 	}
 	if err := k.err(); err != nil {
 		return nil, err
@@ -301,10 +338,68 @@ func (c *Config) ProcessSettings() (*ProcessSettings, error) {
 		ps.LocalStore.Dir, _ = k.str(SectionLocalStore, "dir")
 	}
 	ps.Kafka = k.kafka()
+	k.source(ps)
+	ps.KafkaMetrics = ps.Kafka.Enabled && (!ps.Process.FromKafka() || slices.Contains(k.c.OwnOptions(SectionKafka), "topic"))
 	if err := k.err(); err != nil {
 		return nil, err
 	}
 	return ps, nil
+}
+
+// source reads [process] source and the cluster options, and checks what
+// the Kafka source cannot be combined with.
+func (k *checker) source(ps *ProcessSettings) {
+	const p = SectionProcess
+	pr := &ps.Process
+	pr.Source = SourceSpool
+	if v, ok := k.str(p, "source"); ok {
+		if src := strings.ToLower(v); slices.Contains(Sources, src) {
+			pr.Source = src
+		} else {
+			k.fail(p, "source", v, fmt.Errorf("unknown source (want one of %s)", strings.Join(Sources, ", ")))
+		}
+	}
+	pr.Cluster = k.clusterName()
+	pr.ClusterInterval = k.wholeSeconds(p, "cluster-interval")
+	pr.ClusterWait = k.seconds(p, "cluster-wait", true)
+	pr.ClusterLate = 3 * pr.ClusterInterval
+	if k.c.Has(p, "cluster-late") {
+		pr.ClusterLate = k.seconds(p, "cluster-late", false)
+	}
+	pr.ClusterHostsExpiry = 5 * pr.ClusterInterval
+	if k.c.Has(p, "cluster-hosts-expiry") {
+		pr.ClusterHostsExpiry = k.seconds(p, "cluster-hosts-expiry", true)
+		if v, _ := k.str(p, "cluster-hosts-expiry"); pr.ClusterInterval > 0 && pr.ClusterHostsExpiry > 0 && pr.ClusterHostsExpiry < pr.ClusterInterval {
+			k.fail(p, "cluster-hosts-expiry", v, fmt.Errorf("must be >= cluster-interval (%v)", pr.ClusterInterval.Seconds()))
+		}
+	}
+	if !pr.FromKafka() {
+		return
+	}
+	src, _ := k.str(p, "source")
+	if !ps.Kafka.Enabled {
+		k.fail(p, "source", src, errors.New("needs a [kafka] section with brokers (the snapshots are consumed from its snapshot-topic)"))
+	}
+	if pr.MonotonicCounters {
+		k.fail(p, "monotonic-counters", "true", errors.New("not supported with source = kafka yet: one processor handles many hosts' snapshots and the clusters', whose counters would share one state"))
+	}
+	if ps.LocalStore.Enabled {
+		k.errs = append(k.errs, &Error{Section: SectionLocalStore,
+			Err: errors.New("not supported with [process] source = kafka: the store is one directory per epoch, which the hosts of a processing tier share")})
+	}
+}
+
+// clusterName reads [process] cluster-name, "" when unset.
+func (k *checker) clusterName() string {
+	const p = SectionProcess
+	if !k.c.Has(p, "cluster-name") {
+		return ""
+	}
+	v, _ := k.str(p, "cluster-name")
+	if err := snaprecord.CheckCluster(v); err != nil {
+		k.fail(p, "cluster-name", v, err)
+	}
+	return v
 }
 
 // destination reads [pull] destination and kafka-dst-dir; the directory is

@@ -142,6 +142,11 @@ func TestProcessSettingsDefaults(t *testing.T) {
 			MemoryBudget:          16777216,
 			CountersDir:           "/var/lib/haproxystats/counters",
 			CountersExpiry:        time.Hour,
+			Source:                SourceSpool,
+			ClusterInterval:       10 * time.Second,
+			ClusterWait:           10 * time.Second,
+			ClusterLate:           30 * time.Second,
+			ClusterHostsExpiry:    50 * time.Second,
 		},
 		Graphite: Graphite{
 			Server:         "127.0.0.1",
@@ -232,6 +237,11 @@ dir = local-store
 		MonotonicCounters:     true,
 		CountersDir:           "/srv/hs/counters",
 		CountersExpiry:        24 * time.Hour,
+		Source:                SourceSpool,
+		ClusterInterval:       10 * time.Second,
+		ClusterWait:           10 * time.Second,
+		ClusterLate:           30 * time.Second,
+		ClusterHostsExpiry:    50 * time.Second,
 	}
 	if !reflect.DeepEqual(got.Process, wantProcess) {
 		t.Errorf("ProcessSettings().Process = %+v, want %+v", got.Process, wantProcess)

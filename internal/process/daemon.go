@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -17,15 +18,39 @@ import (
 	"github.com/haproxystats-go/haproxystats/engine"
 )
 
-// Queue hands out snapshot names; spool.Watcher implements it.
+// Queue hands out snapshot names, each the path of its directory relative
+// to Dir (its base name is the snapshot's epoch); spool.Watcher and the
+// Kafka source implement it.
 type Queue interface {
 	Run(ctx context.Context) error
 	Next(ctx context.Context) (string, error)
-	Done(name string)
+	// Done reports what became of a snapshot handed out by Next:
+	// delivered = true once every destination has its lines (the queue
+	// removes it), false when it was not delivered (a stop, a failure to
+	// be retried with Retry after Done): the queue keeps it.
+	Done(name string, delivered bool)
+	// Retry hands a snapshot out again, after Done(name, false).
 	Retry(name string)
 	Dir() string
 	// Queued reports how many snapshots wait to be handed out.
 	Queued() int
+}
+
+// Failer is implemented by a Queue that must not keep a snapshot the
+// pipeline cannot process (the Kafka source: it would hold its partition
+// back forever): the daemon calls Failed instead of Done(name, false), and
+// the queue sets the snapshot aside and moves on. The spool keeps such a
+// snapshot until the next start.
+type Failer interface {
+	Failed(name string, err error)
+}
+
+// Processor is implemented by a Queue whose snapshots are not all
+// processed alike (the Kafka source: each load balancer's with its own
+// prefix, a cluster's with the cluster's): the daemon calls Process
+// instead of Config.Pipeline.ProcessDir. It is called concurrently.
+type Processor interface {
+	Process(ctx context.Context, name, dir string, w io.Writer) (*engine.Result, error)
 }
 
 // Destination is where the lines of every snapshot go: Graphite, Kafka,
@@ -389,7 +414,7 @@ func (d *Daemon) snapshot(take, work context.Context, name string, tn *turn, inf
 				d.retryLater(work, name)
 				return
 			}
-			d.cfg.Queue.Done(name) // stopping: left in the spool
+			d.cfg.Queue.Done(name, false) // stopping: left in the spool
 			return
 		}
 		streams = append(streams, s)
@@ -405,6 +430,9 @@ func (d *Daemon) snapshot(take, work context.Context, name string, tn *turn, inf
 		}
 		if _, err := os.Stat(dir); err != nil {
 			return nil, err
+		}
+		if p, ok := d.cfg.Queue.(Processor); ok {
+			return p.Process(work, name, dir, fanout(streams))
 		}
 		return d.cfg.Pipeline.ProcessDir(work, dir, fanout(streams))
 	})
@@ -425,12 +453,12 @@ func (d *Daemon) snapshot(take, work context.Context, name string, tn *turn, inf
 	case errors.Is(err, fs.ErrNotExist):
 		abort()
 		log.Warn("snapshot vanished before it was processed")
-		d.cfg.Queue.Done(name)
+		d.failed(name, err)
 		return
 	case take.Err() != nil:
 		abort()
 		log.Info("snapshot not delivered before the stop; left in the spool", "error", err)
-		d.cfg.Queue.Done(name)
+		d.cfg.Queue.Done(name, false)
 		return
 	case errors.As(err, &werr):
 		abort()
@@ -441,7 +469,7 @@ func (d *Daemon) snapshot(take, work context.Context, name string, tn *turn, inf
 		abort()
 		d.stats.failed.Add(1)
 		log.Error("snapshot not processed; left in the spool until the next start", "error", err)
-		d.cfg.Queue.Done(name)
+		d.failed(name, err)
 		return
 	}
 	d.stats.processed.Add(1)
@@ -463,15 +491,12 @@ func (d *Daemon) snapshot(take, work context.Context, name string, tn *turn, inf
 		}
 		switch err := errors.Join(errs...); {
 		case err == nil:
-			if err := os.RemoveAll(dir); err != nil {
-				log.Error("remove delivered snapshot", "error", err)
-			}
 			d.stats.delivered.Add(1)
 			log.Debug("snapshot delivered", "lines", res.Lines)
-			d.cfg.Queue.Done(name)
+			d.cfg.Queue.Done(name, true) // removes it
 		case take.Err() != nil:
 			log.Info("snapshot not delivered before the stop; left in the spool", "error", err)
-			d.cfg.Queue.Done(name)
+			d.cfg.Queue.Done(name, false)
 		default:
 			log.Warn("snapshot not delivered; it will be sent again", "error", err, "retry_in", d.cfg.RetryDelay)
 			d.retryLater(work, name)
@@ -483,7 +508,7 @@ func (d *Daemon) snapshot(take, work context.Context, name string, tn *turn, inf
 // (then it stays in the spool for the next start).
 func (d *Daemon) retryLater(work context.Context, name string) {
 	d.stats.retried.Add(1)
-	d.cfg.Queue.Done(name)
+	d.cfg.Queue.Done(name, false)
 	t := time.AfterFunc(d.cfg.RetryDelay, func() {
 		if work.Err() == nil {
 			d.cfg.Queue.Retry(name)
@@ -494,6 +519,16 @@ func (d *Daemon) retryLater(work context.Context, name string) {
 			d.log.Info("snapshot not delivered before the stop; left in the spool", "snapshot", name)
 		}
 	})
+}
+
+// failed gives up a snapshot the pipeline cannot process: the queue's
+// Failed when it has one (Failer), else Done(name, false).
+func (d *Daemon) failed(name string, err error) {
+	if f, ok := d.cfg.Queue.(Failer); ok {
+		f.Failed(name, err)
+		return
+	}
+	d.cfg.Queue.Done(name, false)
 }
 
 // writeError is the error of a destination's Write: the snapshot could not

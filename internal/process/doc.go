@@ -16,6 +16,21 @@
 // processed again; replay is harmless because Graphite overwrites a point
 // with the same path and timestamp, and Kafka consumers absorb duplicates.
 //
+// The Queue owns the snapshots: the daemon reports each one with
+// Done(name, delivered), and the queue removes a delivered one. With
+// [process] source = spool the queue is the spool watcher (spool.Watcher):
+// a snapshot the pipeline cannot process stays in the spool until the next
+// start. With source = kafka it is the Kafka source (source.go): the
+// snapshots of internal/snapsource's consumer, <consumer-dir>/<host>/<epoch>,
+// each processed with the prefix its own host would use (a view of the
+// pipeline per host, engine.Pipeline.WithPaths), and the cluster buckets of
+// internal/cluster, <consumer-dir>/_cluster/<cluster>/<bucket>/view/<bucket>,
+// processed with the cluster's prefix; a host snapshot is reported to the
+// consumer (which commits its offset) only once its own metrics and the
+// bucket counting it were delivered, and one the pipeline cannot process
+// is moved to <consumer-dir>/_failed/ (Failer) and reported delivered, so
+// that its partition moves on.
+//
 // Lifecycle: New validates and starts nothing; Run(ctx) starts the spool
 // watcher, the destinations and the workers, and returns after ctx is
 // cancelled: it stops taking snapshots, gives the ones in flight
@@ -35,6 +50,6 @@
 //
 // A panic while processing one snapshot is recovered, logged with the
 // snapshot name and counted; the snapshot stays in the spool and is not
-// retried until the next start, so one poisonous snapshot cannot stop the
-// program or spin a worker.
+// retried until the next start (from Kafka: it is set aside), so one
+// poisonous snapshot cannot stop the program or spin a worker.
 package process

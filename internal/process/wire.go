@@ -63,20 +63,26 @@ func FromConfig(cfg *config.Config, logger *slog.Logger, opts Options) (*Daemon,
 	if err != nil {
 		return nil, nil, err
 	}
-	src := s.Process.SrcDir
-	if opts.SrcDir != "" {
-		src = opts.SrcDir
-	}
 	fail := func(err error) (*Daemon, *config.ProcessSettings, error) {
 		built.Close()
 		return nil, nil, err
 	}
-	if err := config.CheckReadWrite(src); err != nil {
-		return fail(fmt.Errorf("[process] src-dir = %q: %w", src, err))
-	}
-	watcher, err := spool.NewWatcher(src, logger.With("component", "spool"))
-	if err != nil {
-		return fail(err)
+	var queue Queue
+	if s.Process.FromKafka() {
+		if queue, err = kafkaQueue(s, built, logger); err != nil {
+			return fail(err)
+		}
+	} else {
+		src := s.Process.SrcDir
+		if opts.SrcDir != "" {
+			src = opts.SrcDir
+		}
+		if err := config.CheckReadWrite(src); err != nil {
+			return fail(fmt.Errorf("[process] src-dir = %q: %w", src, err))
+		}
+		if queue, err = spool.NewWatcher(src, logger.With("component", "spool")); err != nil {
+			return fail(err)
+		}
 	}
 	var seq Sequencer
 	if built.Counters != nil {
@@ -84,7 +90,7 @@ func FromConfig(cfg *config.Config, logger *slog.Logger, opts Options) (*Daemon,
 	}
 	d, err = New(Config{
 		Pipeline:     built.Pipeline,
-		Queue:        watcher,
+		Queue:        queue,
 		Destinations: dests,
 		Workers:      s.Process.Workers,
 		StopTimeout:  s.Process.StopTimeout,

@@ -11,9 +11,11 @@
 // never share a directory). A [Publisher] watches that spool
 // (spool.Watcher) and takes its snapshots one at a time, oldest first:
 // it encodes the directory into one record (internal/snaprecord, at most
-// MaxSnapshotBytes), produces it to [kafka] snapshot-topic with the host
-// name as key (murmur2 partitioning: one host's snapshots go to one
-// partition, in order), waits for the acknowledgement (acks=all, the
+// MaxSnapshotBytes; with Config.Cluster the record carries the cluster,
+// version 2), produces it to [kafka] snapshot-topic keyed by the cluster
+// name when there is one, else by the host name (murmur2 partitioning:
+// every host of a cluster, or one host's snapshots, go to one partition,
+// in order), waits for the acknowledgement (acks=all, the
 // idempotent producer of internal/kafka) and only then removes the
 // directory. The spool is the durable buffer: nothing is removed before
 // Kafka has it.

@@ -28,16 +28,23 @@ const snapshotTopic = "haproxystats-snapshots"
 // lb is one load balancer: its haproxy instances, its puller and the
 // settings of its publisher.
 type lb struct {
-	host   string
-	ps     *config.Pull
-	puller *pull.Puller
-	mu     sync.Mutex
-	rounds []string // epochs committed
+	host    string
+	cluster string // [process] cluster-name, "" = none
+	ps      *config.Pull
+	puller  *pull.Puller
+	mu      sync.Mutex
+	rounds  []string // epochs committed
 }
 
 // newLB starts two haproxy instances and reads a configuration that pulls
 // them with [pull] destination = both and publishes to k.
 func newLB(t *testing.T, k *testenv.Kafka, host string) *lb {
+	t.Helper()
+	return newClusterLB(t, k, host, "")
+}
+
+// newClusterLB is newLB with [process] cluster-name = cluster when not "".
+func newClusterLB(t *testing.T, k *testenv.Kafka, host, cluster string) *lb {
 	t.Helper()
 	sockets := testenv.ShortDir(t)
 	closed := testenv.FreePort(t)
@@ -49,6 +56,9 @@ func newLB(t *testing.T, k *testenv.Kafka, host string) *lb {
 	}
 	text := fmt.Sprintf("[paths]\nbase-dir = %s\n[pull]\nsocket-dir = %s\ndestination = both\n[graphite]\nhostname = %s\n%ssnapshot-topic = %s\n",
 		t.TempDir(), sockets, host, k.ConfigSection("haproxystats-metrics"), snapshotTopic)
+	if cluster != "" {
+		text += "[process]\ncluster-name = " + cluster + "\n"
+	}
 	c, err := config.LoadSources(nil, config.Source{Name: "haproxystats.conf", Data: []byte(text)})
 	if err != nil {
 		t.Fatal(err)
@@ -64,7 +74,10 @@ func newLB(t *testing.T, k *testenv.Kafka, host string) *lb {
 	if err := p.Prepare(); err != nil {
 		t.Fatal(err)
 	}
-	return &lb{host: host, ps: ps, puller: p}
+	if ps.Cluster != cluster {
+		t.Fatalf("PullSettings().Cluster = %q, want %q", ps.Cluster, cluster)
+	}
+	return &lb{host: host, cluster: cluster, ps: ps, puller: p}
 }
 
 // publisher starts a publisher of the load balancer's Kafka spool.
@@ -97,8 +110,9 @@ func (l *lb) queued(t testing.TB) []string {
 
 // checkArrived reads the snapshot topic and checks the promise for this
 // load balancer: every committed round arrived, as a record keyed by the
-// host holding exactly the files of the round (dst-dir's copy), all in one
-// partition, first occurrences in the order of the rounds, nothing else.
+// cluster (else the host) holding the host, the cluster and exactly the
+// files of the round (dst-dir's copy), all in one partition, first
+// occurrences in the order of the rounds, nothing else.
 // It returns the number of duplicates (a round that arrived more than
 // once).
 func (l *lb) checkArrived(t *testing.T, k *testenv.Kafka) (dups int) {
@@ -106,12 +120,19 @@ func (l *lb) checkArrived(t *testing.T, k *testenv.Kafka) (dups int) {
 	seen := map[string]int{}
 	var first []string
 	partitions := map[int32]bool{}
+	key := l.host
+	if l.cluster != "" {
+		key = l.cluster
+	}
 	for _, rec := range testenv.KafkaRecords(t, k.Addr(), snapshotTopic) {
-		if string(rec.Key) != l.host {
+		r := parseRecord(t, rec.Value)
+		if r.Host != l.host {
 			continue
 		}
+		if string(rec.Key) != key || r.Cluster != l.cluster {
+			t.Errorf("record of %s/%s: key %q, cluster %q; want key %q, cluster %q", r.Host, r.Epoch, rec.Key, r.Cluster, key, l.cluster)
+		}
 		partitions[rec.Partition] = true
-		r := parseRecord(t, rec.Value)
 		if seen[r.Epoch]++; seen[r.Epoch] > 1 {
 			dups++
 			continue
@@ -163,6 +184,37 @@ func TestPullToKafka(t *testing.T) {
 		if n := len(snapshotsIn(t, l.ps.DstDir)); n != 4 {
 			t.Errorf("host %s: dst-dir holds %d snapshots, want its 4 copies", l.host, n)
 		}
+	}
+}
+
+// TestPullToKafkaCluster: with [process] cluster-name, the records of every
+// host of the cluster carry it and are keyed by it: the hosts share one
+// partition, each host's snapshots in the order of its rounds.
+func TestPullToKafkaCluster(t *testing.T) {
+	t.Parallel()
+	k := testenv.StartKafkaWith(t, testenv.KafkaConfig{Topics: []string{snapshotTopic, "haproxystats-metrics"}, Partitions: 8})
+	lbs := []*lb{newClusterLB(t, k, "lb1.test", "web"), newClusterLB(t, k, "lb2.test", "web"), newClusterLB(t, k, "lb3.test", "web")}
+	var pubs []*running
+	for _, l := range lbs {
+		pubs = append(pubs, l.publisher(t))
+	}
+	for i := range int64(3) {
+		for _, l := range lbs {
+			l.round(t, 1_800_000_000+i)
+		}
+	}
+	parts := map[int32]bool{}
+	for i, l := range lbs {
+		waitEmpty(t, l.ps.KafkaDstDir, pubs[i])
+		if dups := l.checkArrived(t, k); dups != 0 {
+			t.Errorf("host %s: %d duplicates without a fault", l.host, dups)
+		}
+	}
+	for _, rec := range testenv.KafkaRecords(t, k.Addr(), snapshotTopic) {
+		parts[rec.Partition] = true
+	}
+	if len(parts) != 1 {
+		t.Errorf("the hosts of cluster web are in partitions %v, want one", parts)
 	}
 }
 

@@ -59,9 +59,14 @@ func (s ProducerSender) Produce(ctx context.Context, snapshot string, value []by
 type Config struct {
 	// Dir is the spool it publishes: [pull] kafka-dst-dir.
 	Dir string
-	// Host is the host name written into every record (and, by the
-	// producer, its key): snaprecord.CheckHost.
+	// Host is the host name written into every record:
+	// snaprecord.CheckHost.
 	Host string
+	// Cluster, when set, is the cluster name written into every record
+	// (version 2): snaprecord.CheckCluster. The producer keys the records
+	// by it instead of the host (FromSettings), so that every host of a
+	// cluster goes to one partition.
+	Cluster string
 	// MaxSnapshotBytes bounds one record before compression ([kafka]
 	// max-snapshot-bytes); a larger snapshot is not published.
 	MaxSnapshotBytes int64
@@ -102,6 +107,11 @@ func New(cfg Config, sender Sender, logger *slog.Logger) (*Publisher, error) {
 	if err := snaprecord.CheckHost(cfg.Host); err != nil {
 		errs = append(errs, fmt.Errorf("publish: %w", err))
 	}
+	if cfg.Cluster != "" {
+		if err := snaprecord.CheckCluster(cfg.Cluster); err != nil {
+			errs = append(errs, fmt.Errorf("publish: %w", err))
+		}
+	}
 	if cfg.MaxSnapshotBytes < 1 {
 		errs = append(errs, fmt.Errorf("publish: max snapshot bytes %d must be > 0", cfg.MaxSnapshotBytes))
 	}
@@ -123,8 +133,10 @@ func New(cfg Config, sender Sender, logger *slog.Logger) (*Publisher, error) {
 // FromSettings builds the publisher of haproxystats-pull from validated
 // [pull] settings whose destination sends to Kafka: the producer of the
 // [kafka] section on snapshot-topic, records of at most max-snapshot-bytes
-// keyed by the host name (config.ResolveHostname of [graphite] hostname),
-// stopping within StopTimeout. It reads the TLS files now (errors name the
+// carrying the host name (config.ResolveHostname of [graphite] hostname)
+// and the cluster ([process] cluster-name, Pull.Cluster), keyed by the
+// cluster when there is one, else by the host, stopping within
+// StopTimeout. It reads the TLS files now (errors name the
 // option); it starts nothing.
 func FromSettings(ps *config.Pull, logger *slog.Logger) (*Publisher, error) {
 	if !ps.ToKafka() {
@@ -143,6 +155,9 @@ func FromSettings(ps *config.Pull, logger *slog.Logger) (*Publisher, error) {
 	// One snapshot in flight at a time: its record is the whole budget.
 	kc.MaxBufferedBytes = ps.Kafka.MaxSnapshotBytes
 	kc.Key = host
+	if ps.Cluster != "" {
+		kc.Key = ps.Cluster
+	}
 	kc.FlushTimeout = StopTimeout
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -155,6 +170,7 @@ func FromSettings(ps *config.Pull, logger *slog.Logger) (*Publisher, error) {
 	return New(Config{
 		Dir:              ps.KafkaDstDir,
 		Host:             host,
+		Cluster:          ps.Cluster,
 		MaxSnapshotBytes: int64(ps.Kafka.MaxSnapshotBytes),
 		RetryBackoff:     ps.Kafka.RetryBackoff,
 		RetryBackoffMax:  max(ps.Kafka.RetryBackoffMax, ps.Kafka.RetryBackoff),
@@ -194,7 +210,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 		serr = p.sender.Run(ctx)
 		cancel()
 	})
-	p.log.Info("publishing snapshots to kafka", "dir", p.cfg.Dir, "topic", p.cfg.Topic, "host", p.cfg.Host)
+	p.log.Info("publishing snapshots to kafka", "dir", p.cfg.Dir, "topic", p.cfg.Topic, "host", p.cfg.Host, "cluster", p.cfg.Cluster)
 	p.loop(ctx, w)
 	cancel()
 	wg.Wait()
@@ -220,9 +236,12 @@ func (p *Publisher) loop(ctx context.Context, w *spool.Watcher) {
 			return // ctx ended, or the watcher stopped
 		}
 		switch p.publish(ctx, name) {
-		case published, vanished:
+		case published:
 			fails = 0
-			w.Done(name)
+			w.Done(name, true) // removes the directory
+		case vanished:
+			fails = 0
+			w.Done(name, false)
 		case failed:
 			p.failures.Add(1)
 			fails++
@@ -230,13 +249,13 @@ func (p *Publisher) loop(ctx context.Context, w *spool.Watcher) {
 			select {
 			case <-ctx.Done():
 				wait.Stop()
-				w.Done(name)
+				w.Done(name, false)
 				return
 			case <-wait.C:
 			}
 			w.Retry(name)
 		case stopped:
-			w.Done(name)
+			w.Done(name, false)
 			return
 		}
 	}
@@ -251,10 +270,11 @@ func backoff(first, most time.Duration, fails int) time.Duration {
 	return min(d, most)
 }
 
-// publish encodes, produces and, once acknowledged, removes snapshot name.
+// publish encodes and produces snapshot name, and waits for its
+// acknowledgement; the caller's Done(name, true) then removes it.
 func (p *Publisher) publish(ctx context.Context, name string) outcome {
 	dir := filepath.Join(p.cfg.Dir, name)
-	value, err := snaprecord.EncodeDir(dir, p.cfg.Host, p.cfg.MaxSnapshotBytes)
+	value, err := snaprecord.EncodeDir(dir, snaprecord.Origin{Host: p.cfg.Host, Cluster: p.cfg.Cluster}, p.cfg.MaxSnapshotBytes)
 	var tooLarge *snaprecord.TooLargeError
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -295,9 +315,6 @@ func (p *Publisher) publish(ctx context.Context, name string) outcome {
 	p.published.Add(1)
 	p.bytes.Add(uint64(len(value)))
 	p.log.Debug("snapshot published", "snapshot", name, "bytes", len(value))
-	if err := os.RemoveAll(dir); err != nil {
-		p.log.Error("snapshot published but not removed from the spool: it will be published again", "snapshot", name, "err", err)
-	}
 	return published
 }
 

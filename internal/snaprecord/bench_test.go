@@ -40,7 +40,7 @@ func BenchmarkRecord(b *testing.B) {
 }
 
 func benchRecord(b *testing.B, dir string) {
-	value, err := EncodeDir(dir, testHost, 1<<30)
+	value, err := EncodeDir(dir, Origin{Host: testHost}, 1<<30)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func benchRecord(b *testing.B, dir string) {
 		b.SetBytes(int64(len(value)))
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := EncodeDir(dir, testHost, 1<<30); err != nil {
+			if _, err := EncodeDir(dir, Origin{Host: testHost}, 1<<30); err != nil {
 				b.Fatal(err)
 			}
 		}

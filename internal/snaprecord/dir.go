@@ -17,7 +17,8 @@ type dirFile struct {
 }
 
 // EncodeDir encodes the snapshot directory dir (a spool snapshot: its base
-// name is the epoch) of host into one record's value. It takes the regular
+// name is the epoch) of origin o into one record's value (version 1
+// without a cluster, 2 with one). It takes the regular
 // files (or links to one) named <socket>_info and <socket>_stat, in name
 // order, and ignores every other entry. It computes the record's exact
 // size from the files' sizes first and fails with a *TooLargeError, before
@@ -25,12 +26,12 @@ type dirFile struct {
 // once and reads each file straight into it. A file that is not a regular
 // file once opened, or whose size changes while it is read, fails the
 // encoding. A FIFO is never waited on (opened non-blocking).
-func EncodeDir(dir, host string, maxBytes int64) ([]byte, error) {
+func EncodeDir(dir string, o Origin, maxBytes int64) ([]byte, error) {
 	epoch := filepath.Base(dir)
 	if err := checkEpoch(epoch); err != nil {
 		return nil, fmt.Errorf("encode snapshot %s: %w", dir, err)
 	}
-	if err := CheckHost(host); err != nil {
+	if err := o.check(); err != nil {
 		return nil, fmt.Errorf("encode snapshot %s: %w", dir, err)
 	}
 	entries, err := os.ReadDir(dir)
@@ -38,7 +39,7 @@ func EncodeDir(dir, host string, maxBytes int64) ([]byte, error) {
 		return nil, fmt.Errorf("encode snapshot: %w", err)
 	}
 	var files []dirFile
-	size := HeaderSize(host, epoch) + TrailerSize
+	size := HeaderSize(o, epoch) + TrailerSize
 	for _, e := range entries {
 		if checkName(e.Name()) != nil {
 			continue
@@ -58,7 +59,7 @@ func EncodeDir(dir, host string, maxBytes int64) ([]byte, error) {
 	}
 	slices.SortFunc(files, func(a, b dirFile) int { return strings.Compare(a.name, b.name) })
 	buf := bytes.NewBuffer(make([]byte, 0, size))
-	enc, err := NewEncoder(buf, host, epoch, len(files))
+	enc, err := NewEncoder(buf, o, epoch, len(files))
 	if err != nil {
 		return nil, err
 	}

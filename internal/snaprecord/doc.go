@@ -5,20 +5,24 @@
 // spool snapshot directory, with their names, the host name of the load
 // balancer that pulled them and the snapshot's epoch (its directory name).
 //
-// # Layout, version 1
+// # Layout, versions 1 and 2
 //
 // Integers are unsigned, big-endian. Offsets are from the start of the
 // record's value.
 //
 //	offset  size  field
 //	0       4     magic: the bytes "HSSN" (0x48 0x53 0x53 0x4e)
-//	4       1     version: 1
+//	4       1     version: 1 or 2
 //	5       1     H, length of the host name, 1..255
 //	6       H     host name: ASCII letters, digits, '.', '-', '_', starting
 //	              with a letter or digit ([CheckHost])
 //	6+H     1     E, length of the epoch, 1..20
 //	7+H     E     epoch: ASCII digits, the snapshot directory's name (the
 //	              timestamp of every metric computed from it)
+//	              version 2 only (the offsets below move by 1+C):
+//	7+H+E   1     C, length of the cluster name, 1..255
+//	8+H+E   C     cluster name: ASCII letters, digits, '-', '_', ':'
+//	              ([CheckCluster]: one part of a metric path)
 //	7+H+E   4     N, number of files
 //	        then N file entries, names in strictly increasing byte order
 //	        (so no name twice):
@@ -29,17 +33,23 @@
 //	          D   the file's content, as pulled
 //	end-4   4     CRC-32C (Castagnoli) of every byte before it
 //
-// Nothing follows the checksum. An empty snapshot (N = 0) is valid. The
-// key of the record is the host name too (so that one host's snapshots go
-// to one partition, in order), but the decoder reads the host from the
-// value only.
+// Nothing follows the checksum. An empty snapshot (N = 0) is valid. A
+// snapshot without a cluster is written in version 1, one with a cluster
+// in version 2 (a version 2 record with an empty cluster is refused, so
+// that every snapshot has exactly one encoding). The key of the record
+// is the cluster name when there is one (so that every host of a cluster
+// goes to one partition, in order), the host name otherwise (one host's
+// snapshots in one partition, in order); the decoder reads the host and
+// the cluster from the value only.
 //
 // # Versions
 //
 // The version byte changes with any change of the layout; a decoder
 // refuses a version it does not know with a [*VersionError] naming it,
 // and a record without the magic with [ErrNotSnapshot]. Upgrade the
-// consumers (the processing tier) before the producers (the pullers).
+// consumers (the processing tier) before the producers (the pullers):
+// version 2 is read by this build and later ones; a puller of this build
+// without a cluster still writes version 1.
 //
 // # Bounds
 //

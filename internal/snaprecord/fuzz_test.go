@@ -12,11 +12,18 @@ func FuzzParse(f *testing.F) {
 	f.Add(validRecord(f))
 	f.Add(resum(append([]byte("HSSN\x01\x01h\x011\x00\x00\x00\x00"), 0, 0, 0, 0)))
 	for _, dir := range corpusSnapshots(f) {
-		if v, err := EncodeDir(dir, testHost, DefaultMaxBytes); err == nil && len(v) < 8<<10 {
+		if v, err := EncodeDir(dir, Origin{Host: testHost}, DefaultMaxBytes); err == nil && len(v) < 8<<10 {
+			f.Add(v)
+		}
+	}
+	f.Add(validClusterRecord(f))
+	for _, dir := range corpusSnapshots(f)[:3] {
+		if v, err := EncodeDir(dir, Origin{Host: testHost, Cluster: "web-fra1"}, DefaultMaxBytes); err == nil && len(v) < 8<<10 {
 			f.Add(v)
 		}
 	}
 	f.Add([]byte("HSSN\x02"))
+	f.Add(resum(append([]byte("HSSN\x02\x01h\x011\x01c\x00\x00\x00\x00"), 0, 0, 0, 0)))
 	f.Add([]byte("HSSN\x01\xff"))
 	lim := Limits{MaxBytes: 1 << 20, MaxFiles: 64}
 	f.Fuzz(func(t *testing.T, value []byte) {
@@ -28,9 +35,9 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Parse accepted %d files, %d bytes beyond %+v", r.Files, r.Size(), lim)
 		}
 		var b bytes.Buffer
-		enc, err := NewEncoder(&b, r.Host, r.Epoch, r.Files)
+		enc, err := NewEncoder(&b, Origin{Host: r.Host, Cluster: r.Cluster}, r.Epoch, r.Files)
 		if err != nil {
-			t.Fatalf("NewEncoder(%q, %q) of a parsed record: %v", r.Host, r.Epoch, err)
+			t.Fatalf("NewEncoder(%q, %q, %q) of a parsed record: %v", r.Host, r.Cluster, r.Epoch, err)
 		}
 		var total int64
 		for name, data := range r.All() {

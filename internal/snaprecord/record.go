@@ -12,19 +12,30 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/haproxystats-go/haproxystats/engine"
 	"github.com/haproxystats-go/haproxystats/internal/spool"
 )
 
 // Magic starts every record's value.
 const Magic = "HSSN"
 
-// Version is the layout this package writes and reads.
-const Version = 1
+// Versions of the layout. The encoder writes Version1 for a snapshot
+// without a cluster and Version2 for one with a cluster (so that a
+// consumer that reads only version 1 still reads what a puller without
+// [process] cluster-name publishes); the decoder reads both.
+const (
+	Version1 = 1
+	Version2 = 2
+	// Version is the newest layout this package reads and writes.
+	Version = Version2
+)
 
 // Limits of the layout.
 const (
 	// MaxHostLen is the longest host name.
 	MaxHostLen = 255
+	// MaxClusterLen is the longest cluster name.
+	MaxClusterLen = 255
 	// MaxEpochLen is the longest epoch (the digits of 2^64-1).
 	MaxEpochLen = 20
 	// MaxNameLen is the longest file name.
@@ -64,7 +75,7 @@ type VersionError struct {
 }
 
 func (e *VersionError) Error() string {
-	return fmt.Sprintf("snapshot record version %d is not supported (this build reads version %d; upgrade the consumers before the producers)", e.Version, Version)
+	return fmt.Sprintf("snapshot record version %d is not supported (this build reads versions %d to %d; upgrade the consumers before the producers)", e.Version, Version1, Version)
 }
 
 // TooLargeError is a snapshot whose record would be, or is, larger than
@@ -100,6 +111,53 @@ func CheckHost(host string) error {
 	return nil
 }
 
+// CheckCluster returns nil when name may be a record's cluster name: 1 to
+// MaxClusterLen bytes that the metric path rule keeps as they are
+// (engine.PathName: ASCII letters, digits, '-', '_' and ':'), so that the
+// name is one part of the cluster's metric paths and a directory name.
+func CheckCluster(name string) error {
+	switch {
+	case name == "":
+		return errors.New("empty cluster name")
+	case len(name) > MaxClusterLen:
+		return fmt.Errorf("cluster name of %d bytes is longer than %d", len(name), MaxClusterLen)
+	}
+	if p := engine.PathName(name); p != name {
+		i := 0
+		for p[i] == name[i] {
+			i++
+		}
+		return fmt.Errorf("cluster name %q: byte %q at offset %d is not allowed (letters, digits, '-', '_' and ':': one part of a metric path)", name, name[i:i+1], i)
+	}
+	return nil
+}
+
+// Origin is where a snapshot comes from: the load balancer that pulled it
+// and, when it belongs to one, its cluster ([process] cluster-name of the
+// puller).
+type Origin struct {
+	Host    string // CheckHost
+	Cluster string // CheckCluster; "" = none
+}
+
+func (o Origin) check() error {
+	if err := CheckHost(o.Host); err != nil {
+		return err
+	}
+	if o.Cluster != "" {
+		return CheckCluster(o.Cluster)
+	}
+	return nil
+}
+
+// version is the layout a record of o is written in.
+func (o Origin) version() byte {
+	if o.Cluster == "" {
+		return Version1
+	}
+	return Version2
+}
+
 // checkEpoch returns nil when epoch may be a record's epoch.
 func checkEpoch(epoch string) error {
 	if len(epoch) > MaxEpochLen || !spool.IsSnapshotName(epoch) {
@@ -117,8 +175,12 @@ func checkName(name string) error {
 }
 
 // HeaderSize is the size of a record's bytes before its first file entry.
-func HeaderSize(host, epoch string) int64 {
-	return int64(fixedHeader + len(host) + len(epoch))
+func HeaderSize(o Origin, epoch string) int64 {
+	n := int64(fixedHeader + len(o.Host) + len(epoch))
+	if o.Cluster != "" {
+		n += 1 + int64(len(o.Cluster))
+	}
+	return n
 }
 
 // EntrySize is what one file of name and size adds to a record.
@@ -142,10 +204,10 @@ type Encoder struct {
 	err   error
 }
 
-// NewEncoder checks host and epoch and writes the header of a record of
-// files files to w.
-func NewEncoder(w io.Writer, host, epoch string, files int) (*Encoder, error) {
-	if err := CheckHost(host); err != nil {
+// NewEncoder checks the origin and the epoch and writes the header of a
+// record of files files to w: version 1 without a cluster, 2 with one.
+func NewEncoder(w io.Writer, o Origin, epoch string, files int) (*Encoder, error) {
+	if err := o.check(); err != nil {
 		return nil, fmt.Errorf("encode snapshot record: %w", err)
 	}
 	if err := checkEpoch(epoch); err != nil {
@@ -159,12 +221,16 @@ func NewEncoder(w io.Writer, host, epoch string, files int) (*Encoder, error) {
 		e.crc = crc32.Update(e.crc, castagnoli, p)
 		return w.Write(p)
 	})
-	h := make([]byte, 0, HeaderSize(host, epoch))
+	h := make([]byte, 0, HeaderSize(o, epoch))
 	h = append(h, Magic...)
-	h = append(h, Version, byte(len(host)))
-	h = append(h, host...)
+	h = append(h, o.version(), byte(len(o.Host)))
+	h = append(h, o.Host...)
 	h = append(h, byte(len(epoch)))
 	h = append(h, epoch...)
+	if o.Cluster != "" {
+		h = append(h, byte(len(o.Cluster)))
+		h = append(h, o.Cluster...)
+	}
 	h = binary.BigEndian.AppendUint32(h, uint32(files))
 	if _, err := e.w.Write(h); err != nil {
 		return nil, fmt.Errorf("encode snapshot record %s: %w", epoch, err)
@@ -251,8 +317,11 @@ type Limits struct {
 
 // Record is a checked record: see Parse. Its fields are read-only.
 type Record struct {
-	Host  string
-	Epoch string
+	Version int // Version1 or Version2
+	Host    string
+	// Cluster is the cluster name of a version 2 record, "" for version 1.
+	Cluster string
+	Epoch   string
 	// Files is the number of files, DataBytes the sum of their sizes.
 	Files     int
 	DataBytes int64
@@ -278,8 +347,9 @@ func Parse(value []byte, lim Limits) (*Record, error) {
 	if len(value) < len(Magic)+1 {
 		return nil, corrupt(len(value), "truncated before the version")
 	}
-	if v := value[len(Magic)]; v != Version {
-		return nil, &VersionError{Version: int(v)}
+	version := value[len(Magic)]
+	if version != Version1 && version != Version2 {
+		return nil, &VersionError{Version: int(version)}
 	}
 	if int64(len(value)) > lim.MaxBytes {
 		return nil, &TooLargeError{Snapshot: "record", Size: int64(len(value)), Limit: lim.MaxBytes}
@@ -288,7 +358,7 @@ func Parse(value []byte, lim Limits) (*Record, error) {
 	if len(value) < fixedHeader+trailer {
 		return nil, corrupt(len(value), "truncated header")
 	}
-	r := &Record{value: value}
+	r := &Record{Version: int(version), value: value}
 	host, ok := d.bytes(int(d.byte()))
 	if !ok {
 		return nil, corrupt(d.off, "host name runs past the end")
@@ -302,6 +372,18 @@ func Parse(value []byte, lim Limits) (*Record, error) {
 	}
 	if err := checkEpoch(string(epoch)); err != nil {
 		return nil, corrupt(d.off-len(epoch), err.Error())
+	}
+	if version == Version2 {
+		cluster, ok := d.bytes(int(d.byte()))
+		if !ok {
+			return nil, corrupt(d.off, "cluster name runs past the end")
+		}
+		// An empty cluster is refused: a record without one is written
+		// in version 1, so that every record has one encoding.
+		if err := CheckCluster(string(cluster)); err != nil {
+			return nil, corrupt(d.off-len(cluster), err.Error())
+		}
+		r.Cluster = string(cluster)
 	}
 	n, ok := d.uint32()
 	if !ok {

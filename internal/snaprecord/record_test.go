@@ -68,7 +68,7 @@ func sameFiles(t *testing.T, dir string, want map[string][]byte) {
 func TestRoundTripCorpus(t *testing.T) {
 	for _, dir := range corpusSnapshots(t) {
 		want := snapshotFiles(t, dir)
-		value, err := EncodeDir(dir, testHost, DefaultMaxBytes)
+		value, err := EncodeDir(dir, Origin{Host: testHost}, DefaultMaxBytes)
 		if err != nil {
 			t.Fatalf("EncodeDir(%s): %v", dir, err)
 		}
@@ -131,17 +131,17 @@ func TestLayout(t *testing.T) {
 	}
 	want = binary.BigEndian.AppendUint32(want, crc32.Checksum(want, crc32.MakeTable(crc32.Castagnoli)))
 
-	got, err := EncodeDir(dir, "lb1", DefaultMaxBytes)
+	got, err := EncodeDir(dir, Origin{Host: "lb1"}, DefaultMaxBytes)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, want) {
 		t.Fatalf("EncodeDir =\n%q\nwant\n%q", got, want)
 	}
-	if _, err := EncodeDir(dir, "lb1", int64(len(want)-1)); !isTooLarge(err, int64(len(want))) {
+	if _, err := EncodeDir(dir, Origin{Host: "lb1"}, int64(len(want)-1)); !isTooLarge(err, int64(len(want))) {
 		t.Errorf("EncodeDir with a limit of %d = %v, want a *TooLargeError of %d bytes", len(want)-1, err, len(want))
 	}
-	if _, err := EncodeDir(dir, "lb1", int64(len(want))); err != nil {
+	if _, err := EncodeDir(dir, Origin{Host: "lb1"}, int64(len(want))); err != nil {
 		t.Errorf("EncodeDir with a limit of exactly %d bytes = %v", len(want), err)
 	}
 }
@@ -155,7 +155,7 @@ func isTooLarge(err error, size int64) bool {
 func validRecord(t testing.TB) []byte {
 	t.Helper()
 	var b bytes.Buffer
-	enc, err := NewEncoder(&b, "lb-2_x.example", "1700000000", 3)
+	enc, err := NewEncoder(&b, Origin{Host: "lb-2_x.example"}, "1700000000", 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +212,8 @@ func TestParseRefuses(t *testing.T) {
 		{"other magic", append([]byte("HSSX"), good[4:]...), Limits{}, `first bytes "HSSX"`, ErrNotSnapshot},
 		{"graphite lines", []byte("a.b 1 1700000000\n"), Limits{}, `first bytes "a.b "`, ErrNotSnapshot},
 		{"magic only", []byte("HSSN"), Limits{}, "truncated before the version", ErrCorrupt},
-		{"version 2", set(4, 2), Limits{}, "version 2 is not supported", nil},
+		{"version 3", set(4, 3), Limits{}, "version 3 is not supported", nil},
+		{"version 2 without its cluster", set(4, 2), Limits{}, "cluster name", ErrCorrupt},
 		{"version 0", set(4, 0), Limits{}, "version 0 is not supported", nil},
 		{"header cut", good[:10], Limits{}, "truncated header", ErrCorrupt},
 		{"checksum", flipped, Limits{}, "checksum", ErrCorrupt},
@@ -256,14 +257,17 @@ func TestParseRefuses(t *testing.T) {
 
 // TestEncoderRefuses: the encoder refuses what the decoder would.
 func TestEncoderRefuses(t *testing.T) {
-	if _, err := NewEncoder(&bytes.Buffer{}, "bad/host", "1", 0); err == nil || !strings.Contains(err.Error(), `byte "/"`) {
+	if _, err := NewEncoder(&bytes.Buffer{}, Origin{Host: "bad/host"}, "1", 0); err == nil || !strings.Contains(err.Error(), `byte "/"`) {
 		t.Errorf("NewEncoder(bad/host) = %v", err)
 	}
-	if _, err := NewEncoder(&bytes.Buffer{}, "h", "12a", 0); err == nil || !strings.Contains(err.Error(), `epoch "12a"`) {
+	if _, err := NewEncoder(&bytes.Buffer{}, Origin{Host: "h"}, "12a", 0); err == nil || !strings.Contains(err.Error(), `epoch "12a"`) {
 		t.Errorf("NewEncoder(epoch 12a) = %v", err)
 	}
-	if _, err := NewEncoder(&bytes.Buffer{}, "h", strings.Repeat("9", 21), 0); err == nil {
+	if _, err := NewEncoder(&bytes.Buffer{}, Origin{Host: "h"}, strings.Repeat("9", 21), 0); err == nil {
 		t.Error("NewEncoder accepts a 21-digit epoch")
+	}
+	if _, err := NewEncoder(&bytes.Buffer{}, Origin{Host: "h", Cluster: "web.fra"}, "1", 0); err == nil || !strings.Contains(err.Error(), `byte "."`) {
+		t.Errorf("NewEncoder(cluster web.fra) = %v, want an error naming the dot", err)
 	}
 	for _, tt := range []struct {
 		name  string
@@ -281,7 +285,7 @@ func TestEncoderRefuses(t *testing.T) {
 		{"one more", func(e *Encoder) error { return e.Add("a_info", 0, strings.NewReader("")) }, 0, "one file more than announced"},
 		{"one less", func(e *Encoder) error { return e.Close() }, 1, "1 announced files not added"},
 	} {
-		e, err := NewEncoder(&bytes.Buffer{}, "h", "1", tt.files)
+		e, err := NewEncoder(&bytes.Buffer{}, Origin{Host: "h"}, "1", tt.files)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -302,11 +306,11 @@ func TestEncodeDirChangedFile(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "5")
 	os.Mkdir(dir, 0o755)
 	os.WriteFile(filepath.Join(dir, "a_stat"), []byte("abc"), 0o644)
-	enc, _ := NewEncoder(&bytes.Buffer{}, "h", "5", 1)
+	enc, _ := NewEncoder(&bytes.Buffer{}, Origin{Host: "h"}, "5", 1)
 	if err := addFile(enc, filepath.Join(dir, "a_stat"), dirFile{name: "a_stat", size: 2}); err == nil || !strings.Contains(err.Error(), "changed size") {
 		t.Errorf("addFile of a grown file = %v, want an error about its size", err)
 	}
-	if _, err := EncodeDir(filepath.Join(t.TempDir(), "not-digits"), "h", DefaultMaxBytes); err == nil {
+	if _, err := EncodeDir(filepath.Join(t.TempDir(), "not-digits"), Origin{Host: "h"}, DefaultMaxBytes); err == nil {
 		t.Error("EncodeDir of a directory not named by digits succeeded")
 	}
 }
@@ -344,6 +348,128 @@ func TestCheckHost(t *testing.T) {
 	for _, bad := range []string{"", ".", "..", ".lb", "-lb", "lb/1", "lb 1", "lb:1", "lé", strings.Repeat("a", 256)} {
 		if err := CheckHost(bad); err == nil {
 			t.Errorf("CheckHost(%q) = nil, want an error", bad)
+		}
+	}
+}
+
+// validClusterRecord is validRecord with a cluster: version 2.
+func validClusterRecord(t testing.TB) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	enc, err := NewEncoder(&b, Origin{Host: "lb-2_x.example", Cluster: "web:fra-1"}, "1700000000", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := enc.Add("a_stat", 3, strings.NewReader("abc")); err != nil {
+		t.Fatal(err)
+	}
+	if err := enc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// TestLayoutVersion2 builds the record of a snapshot with a cluster byte by
+// byte as the package documentation describes version 2, compares it with
+// EncodeDir's, and checks that a snapshot without a cluster is still
+// written, and read, in version 1.
+func TestLayoutVersion2(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "1795507862")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "a.sock_stat"), []byte("# pxname,svname\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var want []byte
+	want = append(want, 'H', 'S', 'S', 'N', 2)
+	want = append(want, 3)
+	want = append(want, "lb1"...)
+	want = append(want, 10)
+	want = append(want, "1795507862"...)
+	want = append(want, 3)
+	want = append(want, "web"...)
+	want = append(want, 0, 0, 0, 1)
+	want = append(want, byte(len("a.sock_stat")))
+	want = append(want, "a.sock_stat"...)
+	want = append(want, 0, 0, 0, 16)
+	want = append(want, "# pxname,svname\n"...)
+	want = binary.BigEndian.AppendUint32(want, crc32.Checksum(want, crc32.MakeTable(crc32.Castagnoli)))
+
+	got, err := EncodeDir(dir, Origin{Host: "lb1", Cluster: "web"}, DefaultMaxBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("EncodeDir with a cluster =\n%q\nwant\n%q", got, want)
+	}
+	if n := HeaderSize(Origin{Host: "lb1", Cluster: "web"}, "1795507862"); n != int64(len(want)-4-1-len("a.sock_stat")-4-16) {
+		t.Errorf("HeaderSize = %d, the header above is %d bytes", n, len(want)-4-1-len("a.sock_stat")-4-16)
+	}
+	r, err := Parse(got, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Version != 2 || r.Host != "lb1" || r.Cluster != "web" || r.Epoch != "1795507862" || r.Files != 1 {
+		t.Errorf("Parse = version %d host %q cluster %q epoch %q %d files, want 2 lb1 web 1795507862 1", r.Version, r.Host, r.Cluster, r.Epoch, r.Files)
+	}
+
+	v1, err := EncodeDir(dir, Origin{Host: "lb1"}, DefaultMaxBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v1[4] != 1 || len(v1) != len(got)-4 {
+		t.Errorf("without a cluster: version %d, %d bytes; want version 1, %d bytes", v1[4], len(v1), len(got)-4)
+	}
+	r, err = Parse(v1, Limits{})
+	if err != nil || r.Version != 1 || r.Cluster != "" || r.Host != "lb1" {
+		t.Errorf("Parse(version 1) = %+v, %v; want version 1, host lb1, no cluster", r, err)
+	}
+}
+
+// TestParseRefusesVersion2: the cluster field is checked like the others.
+func TestParseRefusesVersion2(t *testing.T) {
+	good := validClusterRecord(t)
+	if _, err := Parse(good, Limits{}); err != nil {
+		t.Fatalf("Parse(valid version 2) = %v", err)
+	}
+	clusterAt := bytes.Index(good, []byte("web:fra-1"))
+	set := func(at int, b ...byte) []byte {
+		v := bytes.Clone(good)
+		copy(v[at:], b)
+		return resum(v)
+	}
+	for _, tt := range []struct {
+		name  string
+		value []byte
+		want  string
+	}{
+		{"empty cluster", resum(append(append(bytes.Clone(good[:clusterAt-1]), 0), good[clusterAt+len("web:fra-1"):]...)), "empty cluster name"},
+		{"cluster with a dot", set(clusterAt+3, '.'), `cluster name "web.fra-1": byte "."`},
+		{"cluster with a space", set(clusterAt, ' '), `byte " "`},
+		{"cluster past the end", set(clusterAt-1, 0xff), "cluster name runs past the end"},
+	} {
+		r, err := Parse(tt.value, Limits{})
+		if err == nil || !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: Parse = %+v, %v; want an ErrCorrupt containing %q", tt.name, r, err, tt.want)
+		}
+	}
+	for n := range len(good) {
+		if _, err := Parse(good[:n], Limits{}); err == nil {
+			t.Errorf("Parse of the first %d of %d bytes succeeded", n, len(good))
+		}
+	}
+}
+
+func TestCheckCluster(t *testing.T) {
+	for _, ok := range []string{"web", "WEB-fra1", "a_b:c", "1", strings.Repeat("c", 255)} {
+		if err := CheckCluster(ok); err != nil {
+			t.Errorf("CheckCluster(%q) = %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "web.fra", "a b", "a/b", "é", "a\nb", strings.Repeat("c", 256)} {
+		if err := CheckCluster(bad); err == nil {
+			t.Errorf("CheckCluster(%q) = nil, want an error", bad)
 		}
 	}
 }

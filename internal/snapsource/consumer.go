@@ -96,9 +96,12 @@ func (cfg *Config) validate() error {
 // Snapshot is one snapshot handed out by Next. Its exported fields are
 // read-only; the caller owns Dir until it calls Done.
 type Snapshot struct {
-	Host  string // the load balancer's host name
-	Epoch string // the snapshot's epoch, Dir's base name
-	Dir   string // <Config.Dir>/<Host>/<Epoch>
+	Host string // the load balancer's host name
+	// Cluster is the cluster name the record carries (version 2), "" when
+	// it carries none (version 1).
+	Cluster string
+	Epoch   string // the snapshot's epoch, Dir's base name
+	Dir     string // <Config.Dir>/<Host>/<Epoch>
 	// Partition and Offset are those of the record it came from (the
 	// first one, when a duplicate was attached).
 	Partition int32
@@ -220,8 +223,9 @@ func New(cfg Config, logger *slog.Logger) (*Consumer, error) {
 
 // FromSettings builds the consumer of a validated [kafka] section:
 // snapshot-topic, group, consumer-dir, consumer-queue-size,
-// max-snapshot-bytes and the connection options; stopTimeout is the
-// daemon's stop timeout. It reads the TLS files now (errors name the
+// max-snapshot-bytes, session-timeout (the heartbeat every fifteenth of
+// it, as Kafka's defaults of 45 s and 3 s) and the connection options;
+// stopTimeout is the daemon's stop timeout. It reads the TLS files now (errors name the
 // option); it starts nothing.
 func FromSettings(s config.Kafka, stopTimeout time.Duration, logger *slog.Logger) (*Consumer, error) {
 	conn, err := kafka.ConfigFromSettings(s)
@@ -229,13 +233,15 @@ func FromSettings(s config.Kafka, stopTimeout time.Duration, logger *slog.Logger
 		return nil, err
 	}
 	return New(Config{
-		Conn:             conn,
-		Topic:            s.SnapshotTopic,
-		Group:            s.Group,
-		Dir:              s.ConsumerDir,
-		QueueSize:        s.ConsumerQueueSize,
-		MaxSnapshotBytes: int64(s.MaxSnapshotBytes),
-		StopTimeout:      stopTimeout,
+		Conn:              conn,
+		Topic:             s.SnapshotTopic,
+		Group:             s.Group,
+		Dir:               s.ConsumerDir,
+		QueueSize:         s.ConsumerQueueSize,
+		MaxSnapshotBytes:  int64(s.MaxSnapshotBytes),
+		StopTimeout:       stopTimeout,
+		SessionTimeout:    s.SessionTimeout,
+		HeartbeatInterval: max(s.SessionTimeout/15, 100*time.Millisecond),
 	}, logger)
 }
 
@@ -334,6 +340,16 @@ func (c *Consumer) Done(s *Snapshot, delivered bool) {
 	c.forget(s)
 	c.mu.Unlock()
 	c.remove(s.Dir)
+}
+
+// Live reports whether s, handed out by Next, still stands for a record of
+// a partition assigned to this member: false once every partition of its
+// records was revoked or lost (its Done then commits nothing, and the new
+// owner consumes it again). Safe for concurrent use.
+func (c *Consumer) Live(s *Snapshot) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.live(s)
 }
 
 // live reports whether a record of s still belongs to a partition of this
@@ -580,7 +596,7 @@ func (c *Consumer) handle(ctx context.Context, rec *kgo.Record) {
 	if !ok {
 		return // stopping: the record stays undelivered, not committed
 	}
-	s := &Snapshot{Host: r.Host, Epoch: r.Epoch, Dir: dir, Partition: rec.Partition, Offset: rec.Offset,
+	s := &Snapshot{Host: r.Host, Cluster: r.Cluster, Epoch: r.Epoch, Dir: dir, Partition: rec.Partition, Offset: rec.Offset,
 		key: key, refs: []ref{{p: p, gen: p.gen, e: e}}}
 	c.mu.Lock()
 	c.nSnapshots++

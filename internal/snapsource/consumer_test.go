@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -65,6 +66,37 @@ func TestDeliverThenCommit(t *testing.T) {
 	if d := onDisk(t, r.c.cfg.Dir); len(d) != 0 {
 		t.Errorf("consumer directory holds %v after every Done", d)
 	}
+}
+
+// TestCluster: a version 2 record's cluster is handed out with its
+// snapshot; a version 1 record has none.
+func TestCluster(t *testing.T) {
+	t.Parallel()
+	k := testenv.StartKafkaWith(t, testenv.KafkaConfig{Topics: []string{testTopic}})
+	dir := filepath.Join(t.TempDir(), "1800000000")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range testFiles("lb1", 1800000000) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v2, err := snaprecord.EncodeDir(dir, snaprecord.Origin{Host: "lb1", Cluster: "web"}, snaprecord.DefaultMaxBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	produce(t, k.Addr(), record{partition: 0, host: "web", value: v2}, snap(t, 0, "lb2", 1800000000))
+	r := start(t, testConfig(t, k.Addr()))
+	for _, want := range []struct{ host, cluster string }{{"lb1", "web"}, {"lb2", ""}} {
+		s := r.next(t)
+		checkFiles(t, s)
+		if s.Host != want.host || s.Cluster != want.cluster || !r.c.Live(s) {
+			t.Errorf("snapshot host %q cluster %q live %v, want host %q cluster %q live", s.Host, s.Cluster, r.c.Live(s), want.host, want.cluster)
+		}
+		r.c.Done(s, true)
+	}
+	r.stop(t)
 }
 
 // TestRestartRedeliversUndelivered: a consumer stops with snapshots handed
@@ -156,14 +188,14 @@ func TestRejected(t *testing.T) {
 	t.Parallel()
 	k := testenv.StartKafkaWith(t, testenv.KafkaConfig{Topics: []string{testTopic}})
 	good := encode(t, "lb1", 1800000000)
-	v2 := append([]byte(nil), good...)
-	v2[4] = 2
+	v3 := append([]byte(nil), good...)
+	v3[4] = 3
 	corrupt := append([]byte(nil), good...)
 	corrupt[len(corrupt)-10] ^= 1
 	big := encode(t, "lb1", 1800000001)
 	produce(t, k.Addr(),
 		record{0, "lb1", []byte("a.b.c 1 1800000000\n")},
-		record{0, "lb1", v2},
+		record{0, "lb1", v3},
 		record{0, "lb1", corrupt},
 		record{0, "lb1", append(big, make([]byte, 4096)...)},
 		record{0, "lb1", good})
@@ -177,7 +209,7 @@ func TestRejected(t *testing.T) {
 	r.c.Done(s, true)
 	waitCommitted(t, k.Addr(), map[int32]int64{0: 5}, r)
 	logs := r.logs.String()
-	for _, want := range []string{"not a snapshot record", "version 2 is not supported", "checksum", "larger than max-snapshot-bytes"} {
+	for _, want := range []string{"not a snapshot record", "version 3 is not supported", "checksum", "larger than max-snapshot-bytes"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("no log line about %q:\n%s", want, logs)
 		}

@@ -12,7 +12,9 @@
 // name is the epoch of every line computed from it, the host is the load
 // balancer's). [Consumer.Next] hands the snapshots out in the order they
 // were consumed (one host's in order, since they share a partition), as a
-// [*Snapshot]: Host, Epoch, Dir. The caller processes Dir and calls
+// [*Snapshot]: Host, Cluster (of a version 2 record), Epoch, Dir.
+// [Consumer.Live] tells whether a snapshot handed out still belongs to a
+// partition of this member. The caller processes Dir and calls
 // [Consumer.Done] with delivered = true once every destination has the
 // metrics (the directory is then removed), or false to have the same
 // snapshot handed out again, before newer ones (wait before, if the failure

@@ -320,6 +320,9 @@ func TestRevokeMidProcessing(t *testing.T) {
 	var got []delivery
 	collect := func(d delivery) { mu.Lock(); got = append(got, d); mu.Unlock() }
 	for _, s := range held {
+		if live := a.c.Live(s); live != slices.Contains(a.c.Assigned(), s.Partition) {
+			t.Errorf("Live(%s/%s of partition %d) = %v with partitions %v assigned", s.Host, s.Epoch, s.Partition, live, a.c.Assigned())
+		}
 		a.c.Done(s, true)
 		got = append(got, delivery{s.Host, s.Epoch, s.Partition, "held"})
 	}

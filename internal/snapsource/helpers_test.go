@@ -47,7 +47,7 @@ func encode(t testing.TB, host string, epoch int64) []byte {
 	}
 	slices.Sort(names)
 	var b bytes.Buffer
-	enc, err := snaprecord.NewEncoder(&b, host, strconv.FormatInt(epoch, 10), len(names))
+	enc, err := snaprecord.NewEncoder(&b, snaprecord.Origin{Host: host}, strconv.FormatInt(epoch, 10), len(names))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -214,7 +214,7 @@ func (w *Watcher) stop() {
 
 // Next returns the name of the oldest queued snapshot directory (its base
 // name, e.g. "1700000000"), waiting until there is one, ctx is done, or Run
-// has returned ([ErrClosed]). The caller must call Done or Retry with it.
+// has returned ([ErrClosed]). The caller must call Done (or Retry) with it.
 func (w *Watcher) Next(ctx context.Context) (string, error) {
 	for {
 		w.mu.Lock()
@@ -242,7 +242,7 @@ func (w *Watcher) Next(ctx context.Context) (string, error) {
 
 		if _, err := os.Stat(filepath.Join(w.dir, name)); errors.Is(err, fs.ErrNotExist) {
 			w.logger.Debug("snapshot vanished before processing", "snapshot", name)
-			w.Done(name)
+			w.Done(name, false)
 			continue
 		}
 		if err := ctx.Err(); err != nil {
@@ -253,10 +253,18 @@ func (w *Watcher) Next(ctx context.Context) (string, error) {
 	}
 }
 
-// Done reports that the worker is finished with name, handed out by Next:
-// its directory was removed, or left in the spool for a later attempt (it is
-// queued again when it is seen anew, or at once by Retry).
-func (w *Watcher) Done(name string) {
+// Done reports that the worker is finished with name, handed out by Next.
+// delivered = true: whatever consumes the spool has it all; Done removes
+// its directory (a failure to remove it is logged: the snapshot would be
+// handed out again after a restart). delivered = false: the directory is
+// left in the spool for a later attempt; it is queued again when it is
+// seen anew (the next start), or at once by Retry.
+func (w *Watcher) Done(name string, delivered bool) {
+	if delivered && IsSnapshotName(name) {
+		if err := os.RemoveAll(filepath.Join(w.dir, name)); err != nil {
+			w.logger.Error("delivered snapshot not removed from the spool: it will be handed out again after a restart", "snapshot", name, "err", err)
+		}
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.out[name] {

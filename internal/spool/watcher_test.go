@@ -141,7 +141,7 @@ func TestStartupScanInOrder(t *testing.T) {
 	for range want {
 		name := next(t, w)
 		got = append(got, name)
-		w.Done(name)
+		w.Done(name, false)
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("handed out %d names, out of order or not the expected ones; first %q, want first %q",
@@ -224,14 +224,18 @@ func TestRetryAndDone(t *testing.T) {
 		t.Errorf("Next after Retry = %q, want %q", got, a)
 	}
 	expectNothing(t, w, 50*time.Millisecond)
-	// Processed and removed.
-	if err := os.Remove(filepath.Join(dir, "1700000010")); err != nil {
-		t.Fatal(err)
+	// Delivered: Done removes it.
+	w.Done("1700000010", true)
+	if _, err := os.Stat(filepath.Join(dir, "1700000010")); !os.IsNotExist(err) {
+		t.Errorf("delivered snapshot still in the spool after Done: %v", err)
 	}
-	w.Done("1700000010")
 
-	// Done while the directory stays: eligible again only when seen anew.
-	w.Done(a)
+	// Not delivered: the directory stays, eligible again only when seen
+	// anew.
+	w.Done(a, false)
+	if _, err := os.Stat(filepath.Join(dir, a)); err != nil {
+		t.Errorf("snapshot not delivered is gone after Done: %v", err)
+	}
 	expectNothing(t, w, 50*time.Millisecond)
 	if err := w.scan(); err != nil {
 		t.Fatal(err)
@@ -240,7 +244,7 @@ func TestRetryAndDone(t *testing.T) {
 		t.Errorf("Next after Done and a rescan = %q, want %q", got, a)
 	}
 	// Retry after Done queues it again too.
-	w.Done(a)
+	w.Done(a, false)
 	w.Retry(a)
 	if got := next(t, w); got != a {
 		t.Errorf("Next after Done and Retry = %q, want %q", got, a)
@@ -314,10 +318,10 @@ func TestConcurrentConsumersNoDuplicates(t *testing.T) {
 				seen[name]++
 				total := len(seen)
 				mu.Unlock()
-				if err := os.Remove(filepath.Join(dir, name)); err != nil {
-					errs <- err
+				w.Done(name, true)
+				if _, err := os.Stat(filepath.Join(dir, name)); !os.IsNotExist(err) {
+					errs <- fmt.Errorf("%s still there after Done: %v", name, err)
 				}
-				w.Done(name)
 				if total == before+during {
 					cancel()
 				}
@@ -431,7 +435,7 @@ func TestDirRemovedAndRecreated(t *testing.T) {
 	if got := next(t, w); got != "1700000000" {
 		t.Fatalf("Next = %q, want 1700000000", got)
 	}
-	w.Done("1700000000")
+	w.Done("1700000000", false)
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}

@@ -240,18 +240,23 @@ func (p *Pending) CloneInto(w *Writer) (*Pending, error) {
 		return nil, fmt.Errorf("spool: clone snapshot %s: %w", p.name, err)
 	}
 	for _, e := range entries {
-		src, dst := filepath.Join(p.tmp, e.Name()), filepath.Join(c.tmp, e.Name())
-		err := os.Link(src, dst)
-		if errors.Is(err, syscall.EXDEV) {
-			err = copyFile(src, dst)
-		}
-		if err != nil {
+		if err := LinkOrCopy(filepath.Join(p.tmp, e.Name()), filepath.Join(c.tmp, e.Name())); err != nil {
 			c.Abort()
 			return nil, fmt.Errorf("spool: clone snapshot %s into %s: %w", p.name, w.dir, err)
 		}
 	}
 	c.bytes.Store(p.bytes.Load())
 	return c, nil
+}
+
+// LinkOrCopy makes dst, which must not exist, a hard link to the file src,
+// or an fsynced copy of it when the two are on different file systems.
+func LinkOrCopy(src, dst string) error {
+	err := os.Link(src, dst)
+	if errors.Is(err, syscall.EXDEV) {
+		err = copyFile(src, dst)
+	}
+	return err
 }
 
 // copyFile copies src into a new file dst and fsyncs it.

@@ -242,7 +242,7 @@ func TestWriterCountIsWhatTheWatcherSees(t *testing.T) {
 	for range n {
 		name := next(t, wt)
 		seen = append(seen, name)
-		wt.Done(name)
+		wt.Done(name, false)
 	}
 	expectNothing(t, wt, 100*time.Millisecond)
 	if n != 3 || !slices.Equal(seen, []string{"10", "11", "14"}) {

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/haproxystats-go/haproxystats/internal/config"
 	"github.com/haproxystats-go/haproxystats/internal/assemble"
+	"github.com/haproxystats-go/haproxystats/internal/config"
 	"github.com/haproxystats-go/haproxystats/internal/testenv"
 	"github.com/haproxystats-go/haproxystats/internal/wasmstage"
 )
