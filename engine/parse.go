@@ -61,8 +61,30 @@ func (lr *lineReader) reset(r io.Reader, buf []byte) {
 // read error (lr.err).
 func (lr *lineReader) next() (line []byte, ok bool) {
 	for {
-		if line, ok := lr.buffered(); ok || lr.eof {
-			return line, ok
+		if i := bytes.IndexByte(lr.data, '\n'); i >= 0 {
+			line, lr.data = lr.data[:i], lr.data[i+1:]
+			if lr.skip { // the end of a line too long for the buffer
+				lr.skip = false
+				lr.line++
+				continue
+			}
+			lr.line++
+			if n := len(line); n > 0 && line[n-1] == '\r' {
+				line = line[:n-1]
+			}
+			return line, true
+		}
+		if lr.eof {
+			if len(lr.data) == 0 || lr.skip {
+				lr.data = nil
+				return nil, false
+			}
+			line, lr.data = lr.data, nil
+			lr.line++
+			if n := len(line); n > 0 && line[n-1] == '\r' {
+				line = line[:n-1]
+			}
+			return line, true
 		}
 		if len(lr.data) == len(lr.buf) {
 			// No newline in a full buffer: skip the rest of this line.
@@ -83,40 +105,6 @@ func (lr *lineReader) next() (line []byte, ok bool) {
 			return nil, false
 		}
 	}
-}
-
-// buffered returns the next line if the buffer holds all of it, without
-// reading: the lines it returns stay valid until next reads. At the end of
-// the file it returns the last line, then ok false.
-func (lr *lineReader) buffered() (line []byte, ok bool) {
-	for {
-		i := bytes.IndexByte(lr.data, '\n')
-		if i < 0 {
-			break
-		}
-		line, lr.data = lr.data[:i], lr.data[i+1:]
-		lr.line++
-		if lr.skip { // the end of a line too long for the buffer
-			lr.skip = false
-			continue
-		}
-		if n := len(line); n > 0 && line[n-1] == '\r' {
-			line = line[:n-1]
-		}
-		return line, true
-	}
-	if !lr.eof || len(lr.data) == 0 || lr.skip {
-		if lr.eof {
-			lr.data = nil
-		}
-		return nil, false
-	}
-	line, lr.data = lr.data, nil
-	lr.line++
-	if n := len(line); n > 0 && line[n-1] == '\r' {
-		line = line[:n-1]
-	}
-	return line, true
 }
 
 // infoParser reads `show info` answers into an InfoTable.

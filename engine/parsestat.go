@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
-	"sync"
 )
 
 // batchRows is the number of rows handed to the folds at a time: a batch's
@@ -76,11 +75,11 @@ type statParser struct {
 	all     plan          // every wanted column
 	plans   [classes]plan // per class, when kinds is set and the header starts pxname,svname
 	byClass bool
-	absent  []*Column  // batch columns this file does not have
-	record  int        // records of the file so far
-	svCache *[]uint32  // the file's server name (raw number + 1) per record, from earlier snapshots
-	scratch [2]scratch // per goroutine reading numbers (see rows)
-	pending []pending  // per record of rows, what the serial pass reads
+	absent  []*Column // batch columns this file does not have
+	record  int       // records of the file so far
+	svCache *[]uint32 // the file's server name (raw number + 1) per record, from earlier snapshots
+	cells   []scanned // the fields of the record being read
+	slow    []used    // the cells of the record read after the others
 
 	// Across snapshots.
 	cache  map[string]*[]uint32 // svCache per socket name
@@ -217,146 +216,53 @@ func setNull(c *Column, r int) {
 	c.null[r>>6] |= 1 << (uint(r) & 63)
 }
 
-// csvLine is a record to parse and its line number.
-type csvLine struct {
-	text []byte
-	no   int
-}
-
-// pending is what the parallel pass of rows leaves of a record to the
-// serial pass: its plan, its fields read, and where its names and type
-// are; quoted records are left whole.
-type pending struct {
-	pl     *plan
-	quoted bool
-	nf     int32
-	names  [3]span // the cells of pl.names, in order
-}
-
-type span struct{ start, end int32 }
-
-// scratch is the memory of one goroutine reading records.
-type scratch struct {
-	cells []scanned // the fields of the record being read
-	slow  []used    // the cells of the record read after the others
-}
-
-// minParallelRows is the fewest records rows reads on two goroutines: the
-// numbers of each half are read in parallel when each has a null-bitmap
-// word of its own.
-const minParallelRows = 128
-
-// rows parses records, which fit in the batch, into it. Problems (an
-// unterminated quote, a name with unsafe bytes) are reported to problem.
-//
-// The numbers of the records, most of the work, are read first, on two
-// goroutines when parallel is true and there are enough records (each
-// writes only its rows' cells and null-bitmap words); then the names, the
-// kinds and the quoted records, which use the parser's caches, are read in
-// order on the caller's goroutine.
+// row parses one record into the batch. Problems (an unterminated quote, a
+// name with unsafe bytes) are reported to problem.
 //
 // The null bits of a batch start clear and are set for the cells that are
 // empty, not numbers or not read: most cells hold numbers, and cost no
 // write to the bitmap.
-func (sp *statParser) rows(lines []csvLine, parallel bool, problem func(error)) {
+func (sp *statParser) row(line []byte, lineNo int, problem func(error)) {
 	b := &sp.batch
-	r0 := b.n
-	if r0 == 0 {
+	r := b.n
+	if r == 0 {
 		for _, c := range b.cols {
 			c.Values = c.Values[:batchRows]
 			c.null = c.null[:batchRows/64]
 			clear(c.null)
 		}
 	}
-	n := len(lines)
-	b.n += n
-	proc := int32(len(b.Procs) - 1)
-	for range n {
-		b.Proc = append(b.Proc, proc)
-		b.Kind = append(b.Kind, KindOther)
-		b.Px = append(b.Px, "")
-		b.Sv = append(b.Sv, "")
-		b.PxName = append(b.PxName, "")
-		b.SvName = append(b.SvName, "")
-		b.PxID = append(b.PxID, sp.empty.id)
-		b.SvID = append(b.SvID, sp.empty.id)
+	b.n++
+	b.Proc = append(b.Proc, int32(len(b.Procs)-1))
+	b.Kind = append(b.Kind, KindOther)
+	b.Px = append(b.Px, "")
+	b.Sv = append(b.Sv, "")
+	b.PxName = append(b.PxName, "")
+	b.SvName = append(b.SvName, "")
+	b.PxID = append(b.PxID, sp.empty.id)
+	b.SvID = append(b.SvID, sp.empty.id)
+	for _, c := range sp.absent {
+		setNull(c, r)
 	}
-	if cap(sp.pending) < batchRows {
-		sp.pending = make([]pending, batchRows)
-	}
-	pend := sp.pending[:n]
-	// The first row of the second half: a multiple of 64 in the batch.
-	split := (r0 + n/2 + 63) &^ 63
-	if parallel && n >= minParallelRows && split > r0 && split < r0+n {
-		var wg sync.WaitGroup
-		wg.Go(func() { sp.numbers(lines[split-r0:], pend[split-r0:], split, &sp.scratch[1]) })
-		sp.numbers(lines[:split-r0], pend[:split-r0], r0, &sp.scratch[0])
-		wg.Wait()
-	} else {
-		sp.numbers(lines, pend, r0, &sp.scratch[0])
-	}
-	for i := range pend {
-		sp.names1(lines[i], r0+i, &pend[i], problem)
-	}
-}
-
-// numbers reads the numbers of records lines, rows r0 on, into the batch,
-// and leaves the rest to names1 in pend. It writes only the cells and
-// null-bitmap words of its rows.
-func (sp *statParser) numbers(lines []csvLine, pend []pending, r0 int, sc *scratch) {
-	b := &sp.batch
-	for i, ln := range lines {
-		r := r0 + i
-		for _, c := range sp.absent {
-			setNull(c, r)
-		}
-		p := &pend[i]
-		if bytes.IndexByte(ln.text, '"') >= 0 {
-			*p = pending{pl: &sp.all, quoted: true}
-			continue
-		}
-		pl := &sp.all
-		if sp.byClass {
-			pl = &sp.plans[rowClass(ln.text)]
-		}
-		for _, c := range pl.zero {
-			setNull(c, r)
-		}
-		field := sp.fields(ln.text, r, pl, sc)
-		*p = pending{pl: pl, nf: int32(field)}
-		for k, u := range pl.names {
-			if int(u.field) < field {
-				c := sc.cells[u.field]
-				p.names[k] = span{c.start, c.end}
-			}
-		}
-		// A short record: the cells it lacks are null.
-		for ; field <= pl.last && field < len(pl.slots); field++ {
-			if slot := pl.slots[field]; slot >= 0 {
-				setNull(b.cols[slot], r)
-			}
-		}
-	}
-}
-
-// names1 reads what numbers left of the record in row r: its names and
-// type, or all of it when it is quoted; then its kind.
-func (sp *statParser) names1(ln csvLine, r int, p *pending, problem func(error)) {
-	b := &sp.batch
 	typ := int64(-1)
-	if p.quoted {
-		field := sp.quoted(ln.text, r, &typ, ln.no, problem)
-		for ; field <= p.pl.last && field < len(p.pl.slots); field++ {
-			if slot := p.pl.slots[field]; slot >= 0 {
-				setNull(b.cols[slot], r)
-			}
-		}
+	pl := &sp.all
+	quoted := bytes.IndexByte(line, '"') >= 0
+	if sp.byClass && !quoted {
+		pl = &sp.plans[rowClass(line)]
+	}
+	for _, c := range pl.zero {
+		setNull(c, r)
+	}
+	var field int
+	if quoted {
+		field = sp.quoted(line, r, &typ, lineNo, problem)
 	} else {
-		for k, u := range p.pl.names {
-			if u.field < p.nf {
-				c := p.names[k]
-				sp.cell(u.slot, ln.text[c.start:c.end], r, &typ, problem)
-			}
+		field = sp.fields(line, r, pl, &typ, problem)
+	}
+	// A short record: the cells it lacks are null.
+	for ; field <= pl.last && field < len(pl.slots); field++ {
+		if slot := pl.slots[field]; slot >= 0 {
+			setNull(b.cols[slot], r)
 		}
 	}
 	switch {
@@ -389,26 +295,32 @@ func rowClass(line []byte) int {
 	return classOther
 }
 
-// fields stores the numbers of one unquoted record, as pl says, and
-// returns the number of fields read (sc.cells holds them); fields after
-// the last one to read are not looked at. scan finds the fields and their
-// numbers; store keeps the numbers the plan uses; the other cells it uses
-// (empty, not numbers) are read after. (This is the innermost work of the
-// program: about 12 million bytes, 5 million fields and 3 million stored
-// cells per large snapshot.)
-func (sp *statParser) fields(line []byte, r int, pl *plan, sc *scratch) int {
-	if cap(sc.cells) < len(pl.slots) {
-		sc.cells = make([]scanned, len(pl.slots))
-		sc.slow = make([]used, len(pl.slots))
+// fields stores the cells of one unquoted record, as pl says, and returns
+// the number of fields read; fields after the last one to store are not
+// looked at. scan finds the fields and their numbers; store keeps the
+// numbers the plan uses; the other cells it uses (empty, not numbers,
+// names) are read after. (This is the innermost work of the program:
+// about 12 million bytes, 5 million fields and 3 million stored cells per
+// large snapshot.)
+func (sp *statParser) fields(line []byte, r int, pl *plan, typ *int64, problem func(error)) int {
+	if cap(sp.cells) < len(pl.slots) {
+		sp.cells = make([]scanned, len(pl.slots))
+		sp.slow = make([]used, len(pl.slots))
 	}
-	cells := sc.cells[:pl.last+1]
+	cells := sp.cells[:pl.last+1]
 	nf := scan(line, cells)
 	cols := sp.batch.cols
-	slow := sc.slow[:len(pl.nums)]
+	slow := sp.slow[:len(pl.nums)]
 	k := store(pl.nums, cells[:nf], cols, r, slow)
 	for _, u := range slow[:k] {
 		c := cells[u.field]
 		setParsed(cols[u.slot], r, line[c.start:c.end])
+	}
+	for _, u := range pl.names {
+		if int(u.field) < nf {
+			c := cells[u.field]
+			sp.cell(u.slot, line[c.start:c.end], r, typ, problem)
+		}
 	}
 	return nf
 }

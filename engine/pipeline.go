@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"runtime"
 	"runtime/debug"
 	"slices"
 	"sort"
@@ -66,8 +65,6 @@ type Pipeline struct {
 	maxFile   int64
 	budget    *budget
 	lastTime  []atomic.Int64 // per stage, its duration on the last snapshot (ns)
-	parallel  bool           // GOMAXPROCS > 1: a lone snapshot's batches are read on two goroutines
-	running   *atomic.Int32  // snapshots being processed, by p and its views
 }
 
 // Result is what processing one snapshot produced.
@@ -100,8 +97,7 @@ func NewPipeline(cfg Config, stages ...StageSpec) (*Pipeline, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Pipeline{paths: cfg.Paths, logger: logger, stages: stages, maxFile: cfg.MaxFileSize, extra: cfg.SelfMetrics, started: cfg.Started,
-		parallel: runtime.GOMAXPROCS(0) > 1, running: new(atomic.Int32)}
+	p := &Pipeline{paths: cfg.Paths, logger: logger, stages: stages, maxFile: cfg.MaxFileSize, extra: cfg.SelfMetrics, started: cfg.Started}
 	if p.maxFile <= 0 {
 		p.maxFile = DefaultMaxFileSize
 	}
@@ -241,21 +237,17 @@ func IsTimestamp(name string) bool {
 type work struct {
 	readBuf []byte
 	lr      lineReader
-	lines   []csvLine // the records of the group being parsed
-	// parallel: the numbers of this snapshot's batches are read on two
-	// goroutines (the snapshot was alone when it started).
-	parallel bool
-	info     infoParser
-	stat     statParser
-	table    StatTable
-	folds    []Fold // per stage; nil for a Stage
-	writers  []lineWriter
-	self     lineWriter
-	snap     Snapshot
-	spent    []time.Duration // per stage
-	size     int64           // bytes, as measured after the last use
-	held     int64           // bytes the budget counts for it
-	current  string          // the stage being run while reading (for a panic)
+	info    infoParser
+	stat    statParser
+	table   StatTable
+	folds   []Fold // per stage; nil for a Stage
+	writers []lineWriter
+	self    lineWriter
+	snap    Snapshot
+	spent   []time.Duration // per stage
+	size    int64           // bytes, as measured after the last use
+	held    int64           // bytes the budget counts for it
+	current string          // the stage being run while reading (for a panic)
 }
 
 func (p *Pipeline) newWork() *work {
@@ -318,13 +310,7 @@ func (p *Pipeline) process(ctx context.Context, name string, files []snapshotFil
 		return nil, err
 	}
 	broken := true
-	// A snapshot alone reads its batches on two goroutines, for its
-	// latency; several share the processors already, and each reads its
-	// own on one, which costs less CPU.
-	alone := p.running.Add(1) == 1
-	w.parallel = p.parallel && alone
 	defer func() {
-		p.running.Add(-1)
 		w.measure()
 		p.budget.release(w, broken)
 	}()
@@ -480,32 +466,15 @@ func (p *Pipeline) stat(ctx context.Context, w *work, file string, snap *Snapsho
 		}
 		return
 	}
-	// The records are parsed in groups of those the buffer holds, up to
-	// the room left in the batch (see statParser.rows).
-	parallel := w.parallel
 	for {
-		group := w.lines[:0]
-		for room := batchRows - w.stat.batch.n; len(group) < room; {
-			line, ok := w.lr.buffered()
-			if !ok {
-				break
-			}
-			if len(line) > 0 {
-				group = append(group, csvLine{text: line, no: w.lr.line})
-			}
+		line, ok := w.lr.next()
+		if !ok {
+			break
 		}
-		if len(group) == 0 {
-			// The buffer holds no whole line: read.
-			line, ok := w.lr.next()
-			if !ok {
-				break
-			}
-			if len(line) > 0 {
-				group = append(group, csvLine{text: line, no: w.lr.line})
-			}
+		if len(line) == 0 {
+			continue
 		}
-		w.lines = group
-		w.stat.rows(group, parallel, problem)
+		w.stat.row(line, w.lr.line, problem)
 		if w.stat.full() {
 			if ctx.Err() != nil {
 				return
