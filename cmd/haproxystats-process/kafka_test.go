@@ -248,30 +248,11 @@ func TestKafkaConformance(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.Name, func(t *testing.T) {
 			t.Parallel()
-			work := filepath.Join(t.TempDir(), c.Name)
-			if err := os.CopyFS(work, os.DirFS(c.Dir)); err != nil {
-				t.Fatal(err)
-			}
-			graphite := testenv.NewRecorder(t, 0)
-			extra := filepath.Join(t.TempDir(), "conf.d")
-			if err := os.Mkdir(extra, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(extra, "run.conf"), []byte(fmt.Sprintf(
-				"[process]\nsrc-dir = %s\n[graphite]\nserver = 127.0.0.1\nport = %d\n%s",
-				filepath.Join(work, "incoming"), graphite.Port(), k.ConfigSection(c.Name))), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			stamps := snapshots(t, filepath.Join(work, "incoming"))
-			if len(stamps) == 0 {
+			r := startCase(t, c, k.ConfigSection(c.Name))
+			if len(r.snapshots) == 0 {
 				t.Fatal("case has no snapshot")
 			}
-			d := startDaemon(t, work, "-f", "haproxystats.conf", "-d", extra)
-			waitFor(t, 60*time.Second, "the spool to empty", func() bool {
-				return len(snapshots(t, filepath.Join(work, "incoming"))) == 0
-			})
-			d.term(t, 30*time.Second)
-			drain(t, graphite, 10*time.Second)
+			r.finish(t)
 
 			expected, err := os.ReadFile(filepath.Join(c.Dir, "expected.txt"))
 			if err != nil {
@@ -280,7 +261,7 @@ func TestKafkaConformance(t *testing.T) {
 			failed := strings.Contains(readFile(t, filepath.Join(c.Dir, "outcome.txt")), "worker-crash: yes")
 			recs := testenv.KcatConsume(t, k.Addr(), c.Name)
 			fromKafka, kafkaSelf := splitKafkaSelf(t, checkKafkaRecords(t, recs, 65536))
-			got, _ := graphite.Bytes()
+			got, _ := r.graphite.Bytes()
 			fromGraphite, graphiteSelf := splitKafkaSelf(t, got)
 			for _, dst := range []struct {
 				name string
@@ -293,7 +274,7 @@ func TestKafkaConformance(t *testing.T) {
 				}
 			}
 			sameSelf(t, graphiteSelf, kafkaSelf)
-			ks := checkCountersPrefix(t, recs, onePerSnapshot(t, kafkaSelf, stamps))
+			ks := checkCountersPrefix(t, recs, onePerSnapshot(t, kafkaSelf, r.snapshots))
 			t.Logf("%d records, %d bytes; acknowledged records counted per snapshot: %v", len(recs), len(testenv.KafkaLines(recs)), ks)
 		})
 	}
@@ -710,15 +691,7 @@ func TestKafkaStopBrokerUnreachable(t *testing.T) {
 			// The daemon sees the stall at once (the records have waited
 			// for more than 1.5 s), and the producer does not wait for
 			// them again.
-			if took > 2*time.Second {
-				t.Errorf("exit %v after SIGTERM with nothing acknowledged, want within 2 s", took.Round(time.Millisecond))
-			}
-			if left := s.left(t); len(left) != len(eps) {
-				t.Errorf("after the stop, the spool holds %v, want %v", left, names(eps))
-			}
-			if !strings.Contains(p.log.String(), "left in the spool") {
-				t.Errorf("the daemon did not log that the snapshots were left in the spool:\n%s", p.stderr())
-			}
+			checkStopLeft(t, s, p, eps, took, 2*time.Second)
 		})
 	}
 }
