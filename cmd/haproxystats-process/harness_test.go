@@ -544,3 +544,65 @@ func drain(t *testing.T, r *testenv.Recorder, timeout time.Duration) {
 		t.Fatal(err)
 	}
 }
+
+// caseRun is the daemon running over a scratch copy of a corpus case.
+type caseRun struct {
+	work      string   // the scratch copy: the daemon's working directory
+	incoming  string   // its spool
+	snapshots []string // the snapshots in it at the start
+	graphite  *testenv.Recorder
+	daemon    *daemon
+}
+
+// startCase runs the daemon over corpus case c as the corpus README
+// prescribes (§6.1): a scratch copy of the case as working directory, its
+// configuration plus a second file setting src-dir and Graphite (a new
+// recorder), followed by extra (more sections).
+func startCase(t *testing.T, c enginetest.Case, extra string) *caseRun {
+	t.Helper()
+	r := &caseRun{work: filepath.Join(t.TempDir(), c.Name), graphite: testenv.NewRecorder(t, 0)}
+	r.incoming = filepath.Join(r.work, "incoming")
+	if err := os.CopyFS(r.work, os.DirFS(c.Dir)); err != nil {
+		t.Fatal(err)
+	}
+	confDir := filepath.Join(t.TempDir(), "conf.d")
+	if err := os.Mkdir(confDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(confDir, "run.conf"), []byte(fmt.Sprintf(
+		"[process]\nsrc-dir = %s\n[graphite]\nserver = 127.0.0.1\nport = %d\n%s",
+		r.incoming, r.graphite.Port(), extra)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.snapshots = snapshots(t, r.incoming)
+	r.daemon = startDaemon(t, r.work, "-f", "haproxystats.conf", "-d", confDir)
+	return r
+}
+
+// finish waits for the spool to empty, stops the daemon with SIGTERM and
+// waits until the recorder has read every connection to its end: a
+// snapshot leaves the spool only once Graphite's TCP stack acknowledged its
+// lines, and the daemon closes its connection on exit, so the recorder then
+// holds everything.
+func (r *caseRun) finish(t *testing.T) {
+	t.Helper()
+	waitFor(t, 60*time.Second, "the spool to empty", func() bool { return len(snapshots(t, r.incoming)) == 0 })
+	r.daemon.term(t, 30*time.Second)
+	drain(t, r.graphite, 10*time.Second)
+}
+
+// checkStopLeft checks what a stop with nothing deliverable must leave:
+// an exit within bound of SIGTERM (took), every snapshot of eps still in
+// the spool, and a log line saying so.
+func checkStopLeft(t *testing.T, s *scratch, p *daemon, eps []int64, took, bound time.Duration) {
+	t.Helper()
+	if took > bound {
+		t.Errorf("exit %v after SIGTERM with nothing acknowledged, want within %v", took.Round(time.Millisecond), bound)
+	}
+	if left := s.left(t); len(left) != len(eps) {
+		t.Errorf("after the stop, the spool holds %v, want %v", left, names(eps))
+	}
+	if !strings.Contains(p.log.String(), "left in the spool") {
+		t.Errorf("the daemon did not log that the snapshots were left in the spool:\n%s", p.stderr())
+	}
+}

@@ -11,8 +11,10 @@
 // written, into records of at most Config.MaxRecordBytes: a record ends
 // only before a line that would not fit, so it always ends with a newline
 // and a line is never split across records. A line longer than the limit
-// on its own is refused with a [*LineTooLongError]. A record holds lines of
-// one stream only. This is what go-carbon's Kafka receiver reads with
+// on its own is left out: it is logged (a [LineTooLongError], once per
+// metric path every 30 s) and counted in Stats.Errors, and the stream goes
+// on without it and can still succeed, for sending the snapshot again would
+// not make the line shorter. A record holds lines of one stream only. This is what go-carbon's Kafka receiver reads with
 // parse-protocol "plain": it splits a record's value on newlines and
 // requires the last line to end with one.
 //
@@ -45,11 +47,15 @@
 // [New] (or [FromSettings], from the [kafka] section) checks the
 // configuration and starts nothing. [Producer.Run] owns the client: it
 // creates it, and when its context ends it stops taking new streams,
-// delivers what is still unacknowledged for at most Config.FlushTimeout (the
-// daemon's stop timeout), and gives up earlier, after Config.StallTimeout
-// (2 s) without any record finished, when nothing can be delivered (a broker
-// unreachable); it then closes the client, which fails every record still
-// unacknowledged, and with it every open Delivery, with [ErrClosed]. Open
+// delivers what is still unacknowledged for at most Config.FlushTimeout,
+// and gives up earlier when nothing can be delivered (a broker
+// unreachable): once records have waited Config.StallTimeout (2 s) without
+// any record finished, counted from the last progress before the stop too;
+// it then closes the client, which fails every record still
+// unacknowledged, and with it every open Delivery, with [ErrClosed]. The
+// daemon ends Run only once every snapshot was delivered or left in the
+// spool, and gives a short FlushTimeout: what is left then would only
+// arrive twice. Open
 // waits for Run to have created the client, not for a broker: records wait
 // in memory, within the bound, until one is reachable.
 //

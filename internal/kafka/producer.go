@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/haproxystats-go/haproxystats/internal/config"
+	"github.com/haproxystats-go/haproxystats/internal/throttle"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
@@ -103,9 +105,15 @@ type Producer struct {
 	mu   sync.Mutex
 	held int64         // budget taken by records not yet finished
 	room chan struct{} // closed and replaced when budget is released
+	// The counters of Stats, changed together under mu so that Stats
+	// reads a consistent set.
+	records, bytes, lines, errs uint64
+	// lastDone is when a record was last finished, or when records
+	// started waiting (held went from 0 up), whichever is later: records
+	// held and lastDone old mean no progress (Stalled). Unix nanoseconds.
+	lastDone atomic.Int64
 
-	records, bytes, lines, errs atomic.Uint64
-	lastDone                    atomic.Int64 // unix nanoseconds of the last finished record
+	refusals throttle.Throttle // lines too long, logged once per path every throttle.DefaultEvery
 }
 
 // Stats are a producer's cumulative counters since New.
@@ -311,10 +319,11 @@ func (p *Producer) Run(ctx context.Context) error {
 
 // flush waits until every produced record is acknowledged or failed, for at
 // most FlushTimeout and while records keep being finished at least every
-// StallTimeout.
+// StallTimeout (counted from the last progress, before the stop too: a
+// broker that has been unreachable for StallTimeout is not waited for
+// again).
 func (p *Producer) flush() {
 	start := time.Now()
-	p.lastDone.Store(start.UnixNano())
 	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.FlushTimeout)
 	defer cancel()
 	done := make(chan error, 1)
@@ -395,7 +404,9 @@ func (e *RecordTooLargeError) Error() string {
 // record is delivered, or fails, as a stream's are.
 func (p *Producer) Produce(ctx context.Context, snapshot string, value []byte) (*Delivery, error) {
 	if len(value) > p.cfg.MaxRecordBytes {
-		p.errs.Add(1)
+		p.mu.Lock()
+		p.errs++
+		p.mu.Unlock()
 		return nil, &RecordTooLargeError{Snapshot: snapshot, Len: len(value), Limit: p.cfg.MaxRecordBytes}
 	}
 	if err := p.waitReady(ctx); err != nil {
@@ -440,17 +451,17 @@ func (p *Producer) produce(ctx context.Context, snapshot string, value []byte, l
 	return nil
 }
 
-// Stats returns the cumulative counters. Safe for concurrent use.
+// Stats returns the cumulative counters, all read at one instant (a record
+// is counted in Records, Bytes and Lines at once). Safe for concurrent use.
 func (p *Producer) Stats() Stats {
 	p.mu.Lock()
-	held := p.held
-	p.mu.Unlock()
+	defer p.mu.Unlock()
 	return Stats{
-		Records:       p.records.Load(),
-		Bytes:         p.bytes.Load(),
-		Lines:         p.lines.Load(),
-		Errors:        p.errs.Load(),
-		BufferedBytes: held,
+		Records:       p.records,
+		Bytes:         p.bytes,
+		Lines:         p.lines,
+		Errors:        p.errs,
+		BufferedBytes: p.held,
 	}
 }
 
@@ -466,6 +477,11 @@ func (p *Producer) acquire(ctx context.Context, n int64) error {
 		}
 		p.mu.Lock()
 		if p.held == 0 || p.held+n <= int64(p.cfg.MaxBufferedBytes) {
+			if p.held == 0 {
+				// Records start waiting now: no progress is
+				// expected of the time before.
+				p.lastDone.Store(time.Now().UnixNano())
+			}
 			p.held += n
 			p.mu.Unlock()
 			return nil
@@ -482,32 +498,48 @@ func (p *Producer) acquire(ctx context.Context, n int64) error {
 	}
 }
 
-func (p *Producer) release(n int64) {
-	p.mu.Lock()
-	p.held -= n
-	close(p.room)
-	p.room = make(chan struct{})
-	p.mu.Unlock()
-}
-
 // finished accounts for one record the client is done with; it runs in the
 // client's promise goroutine and must not block.
 func (p *Producer) finished(cost int64, size, lines int, err error) {
-	p.release(cost)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.held -= cost
+	close(p.room)
+	p.room = make(chan struct{})
 	p.lastDone.Store(time.Now().UnixNano())
 	if err != nil {
-		p.errs.Add(1)
+		p.errs++
 		return
 	}
-	p.records.Add(1)
-	p.bytes.Add(uint64(size))
-	p.lines.Add(uint64(lines))
+	p.records++
+	p.bytes += uint64(size)
+	p.lines += uint64(lines)
+}
+
+// refuse accounts for a line of snapshot longer than MaxRecordBytes, left
+// out of the records: counted in Errors, and logged, naming it, once per
+// metric path every throttle.DefaultEvery.
+func (p *Producer) refuse(snapshot string, line []byte) {
+	p.mu.Lock()
+	p.errs++
+	p.mu.Unlock()
+	path, _, _ := bytes.Cut(line, []byte{' '})
+	ok, dropped := p.refusals.Allow(string(path))
+	if !ok {
+		return
+	}
+	err := &LineTooLongError{Snapshot: snapshot, Line: string(line[:min(len(line), 120)]), Len: len(line), Limit: p.cfg.MaxRecordBytes}
+	attrs := []any{"error", err}
+	if dropped > 0 {
+		attrs = append(attrs, "repeated", dropped)
+	}
+	p.logger.Warn("kafka: line left out of the records (the other destinations get it; raise [kafka] max-record-bytes to produce it)", attrs...)
 }
 
 // Stalled reports whether records wait for the brokers and none was
-// acknowledged or failed for d: nothing can be delivered now. A stopping
-// daemon then leaves its snapshots in the spool at once instead of
-// waiting out its stop timeout.
+// acknowledged or failed for d, nor did they start waiting within d:
+// nothing can be delivered now. A stopping daemon then leaves its
+// snapshots in the spool at once instead of waiting out its stop timeout.
 func (p *Producer) Stalled(d time.Duration) bool {
 	p.mu.Lock()
 	held := p.held

@@ -98,10 +98,12 @@ func TestRecordsPackWholeLines(t *testing.T) {
 	t.Logf("%d lines in %d records of at most %d bytes", len(lines), len(recs), cfg.MaxRecordBytes)
 }
 
-// TestLineTooLongRefused: a line longer than the limit is refused with an
-// error naming it; nothing of it or after it is produced, the lines before
-// it are, and the stream's delivery reports the error.
-func TestLineTooLongRefused(t *testing.T) {
+// TestLineTooLongLeftOut: a line longer than the limit is left out of the
+// records, never split; the stream goes on with the lines around it, its
+// delivery succeeds (sending the snapshot again would not change it), the
+// line counts in Stats().Errors and is logged, naming it, once per path
+// every 30 s.
+func TestLineTooLongLeftOut(t *testing.T) {
 	t.Parallel()
 	k := testenv.StartKafka(t)
 	cfg := testConfig(k.Addr(), "haproxystats-metrics")
@@ -114,31 +116,66 @@ func TestLineTooLongRefused(t *testing.T) {
 	}
 	before := "ok.before 1 1795507862\n"
 	long := "too.long." + strings.Repeat("z", 1100) + " 2 1795507862\n"
-	n, err := s.Write([]byte(before + long + "ok.after 3 1795507862\n"))
-	var tooLong *kafka.LineTooLongError
-	if !errors.As(err, &tooLong) {
-		t.Fatalf("Write with a line of %d bytes = %d, %v, want a *kafka.LineTooLongError", len(long), n, err)
+	after := "ok.after 3 1795507862\n"
+	// A record already filling up, then the long line: the record is
+	// produced without it.
+	filler := strings.Repeat("ok.filler 5 1795507862\n", 30)
+	chunk := before + filler + long + after
+	if n, err := s.Write([]byte(chunk)); err != nil || n != len(chunk) {
+		t.Fatalf("Write with a line of %d bytes = %d, %v, want %d, nil", len(long), n, err, len(chunk))
 	}
-	if n != len(before) || tooLong.Len != len(long) || tooLong.Limit != 1024 || !strings.HasPrefix(tooLong.Line, "too.long.zzz") {
-		t.Errorf("Write = %d, %+v; want %d bytes taken and the line named", n, tooLong, len(before))
+	later := long + "ok.later 4 1795507862\n"
+	if n, err := s.Write([]byte(later)); err != nil || n != len(later) {
+		t.Errorf("Write starting with the long line again = %d, %v, want %d, nil", n, err, len(later))
 	}
-	if !strings.Contains(err.Error(), `"too.long.zzz`) || !strings.Contains(err.Error(), "max-record-bytes (1024)") {
-		t.Errorf("error %q does not name the line and the limit", err)
+	r.mustDeliver(t, s.Finish())
+	if st := r.prod.Stats(); st.Errors != 2 {
+		t.Errorf("Stats().Errors = %d, want 2 (the long line, twice)", st.Errors)
 	}
-	if _, err := s.Write([]byte("ok.later 4 1795507862\n")); !errors.As(err, &tooLong) {
-		t.Errorf("Write after the refusal = %v, want the same error again", err)
+	got := checkRecords(t, testenv.KcatConsume(t, k.Addr(), cfg.Topic), cfg.MaxRecordBytes)
+	if want := before + filler + after + "ok.later 4 1795507862\n"; string(got) != want {
+		t.Errorf("kcat read %q, want %q", got, want)
 	}
-	if err := wait(t, s.Finish(), time.Minute); !errors.As(err, &tooLong) {
-		t.Errorf("Finish().Wait = %v, want the refusal", err)
+	logs := r.logs.String()
+	if n := strings.Count(logs, "line left out of the records"); n != 1 {
+		t.Errorf("the long line was logged %d times, want once (throttled):\n%s", n, logs)
 	}
-	if st := r.prod.Stats(); st.Errors != 1 {
-		t.Errorf("Stats().Errors = %d, want 1", st.Errors)
+	if !strings.Contains(logs, "too.long.zzz") || !strings.Contains(logs, "max-record-bytes (1024)") || !strings.Contains(logs, "1795507862") {
+		t.Errorf("the log does not name the line, the limit and the snapshot:\n%s", logs)
 	}
-	// The lines before the long one were produced; nothing of it, nor
-	// after it.
-	recs := testenv.KcatConsume(t, k.Addr(), cfg.Topic)
-	if len(recs) != 1 || recs[0].Value != before {
-		t.Errorf("kcat read %+v, want one record holding %q", recs, before)
+}
+
+// TestStalledCountsFromTheWait: Stalled(d) holds only once records have
+// waited d with nothing finished, counted from when they started waiting,
+// not from the last record acknowledged long before (an idle producer's
+// first records are not stalled); once stalled, the final flush does not
+// wait StallTimeout again.
+func TestStalledCountsFromTheWait(t *testing.T) {
+	t.Parallel()
+	k := testenv.StartKafka(t)
+	cfg := testConfig(k.Addr(), "haproxystats-metrics")
+	cfg.FlushTimeout = 10 * time.Minute
+	r := start(t, cfg)
+	r.mustDeliver(t, send(t, r.p, "1795507862", numbered("first", 10), 10))
+	const d = 500 * time.Millisecond
+	time.Sleep(2 * d)
+	if r.prod.Stalled(d) {
+		t.Error("Stalled with nothing waiting")
+	}
+	k.Stop()
+	w := send(t, r.p, "1795507872", numbered("second", 10), 10)
+	if r.prod.Stalled(d) {
+		t.Errorf("Stalled(%v) as soon as records wait, the last acknowledgement %v before", d, 2*d)
+	}
+	waitFor(t, 10*time.Second, "Stalled once the records waited", func() bool { return r.prod.Stalled(d) })
+	time.Sleep(kafka.DefaultStallTimeout)
+	took := r.stop(t, time.Minute)
+	t.Logf("Run returned %v after its context ended, the records waiting for more than %v", took.Round(time.Millisecond), kafka.DefaultStallTimeout)
+	if took >= kafka.DefaultStallTimeout {
+		t.Errorf("Run took %v to give up records that had waited %v already, want less than the stall timeout", took, kafka.DefaultStallTimeout)
+	}
+	if err := wait(t, w, time.Second); err == nil {
+		t.Error("the delivery of records never acknowledged succeeded")
 	}
 }
 

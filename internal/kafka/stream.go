@@ -28,8 +28,9 @@ type Stream struct {
 	d        *Delivery
 }
 
-// LineTooLongError is a line that does not fit in one record: it is refused,
-// not split.
+// LineTooLongError describes a line that does not fit in one record: it
+// is not produced (never split), and the stream goes on without it; the
+// producer logs it and counts it in Stats.Errors.
 type LineTooLongError struct {
 	Snapshot string
 	Line     string // the line, cut after 120 bytes
@@ -45,12 +46,13 @@ func (e *LineTooLongError) Error() string {
 // Write takes whole lines ("path value timestamp\n"): p must be empty or end
 // with a newline. It copies what it keeps. It produces a record each time
 // the next line would not fit in the current one, and may then wait for
-// buffer room (Config.MaxBufferedBytes) until Open's context ends. It fails
-// with *LineTooLongError for a line longer than Config.MaxRecordBytes
-// (nothing of that line is produced), with the error of a record of this
+// buffer room (Config.MaxBufferedBytes) until Open's context ends. A line
+// longer than Config.MaxRecordBytes is left out (see [LineTooLongError]):
+// that is permanent, sending the snapshot again would not change it, so it
+// does not fail the stream. Write fails with the error of a record of this
 // stream that failed, or with ErrClosed once the producer stopped; after an
 // error the stream only fails, and its Delivery reports the error. n is the
-// number of bytes taken before an error.
+// number of bytes taken (left-out lines included) before an error.
 func (s *Stream) Write(p []byte) (n int, err error) {
 	switch {
 	case s.err != nil:
@@ -79,10 +81,12 @@ func (s *Stream) Write(p []byte) (n int, err error) {
 			p = p[i+1:]
 		}
 		if len(s.buf) == 0 {
-			line := p[:bytes.IndexByte(p, '\n')+1]
-			s.err = &LineTooLongError{Snapshot: s.snapshot, Line: string(line[:min(len(line), 120)]), Len: len(line), Limit: limit}
-			s.p.errs.Add(1)
-			return n, s.err
+			// The next line alone does not fit in a record.
+			end := bytes.IndexByte(p, '\n') + 1
+			s.p.refuse(s.snapshot, p[:end])
+			n += end
+			p = p[end:]
+			continue
 		}
 		if err := s.produce(); err != nil {
 			s.err = err

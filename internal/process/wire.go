@@ -51,14 +51,31 @@ func FromConfig(cfg *config.Config, logger *slog.Logger, opts Options) (*Daemon,
 		}
 		dests = append(dests, destination(store.Name(), store.Run, store.Open, nil))
 	}
+	var selfMetrics func(engine.Emitter)
+	if s.KafkaMetrics {
+		// The key of every record: one load balancer's lines go to one
+		// partition, whatever prefix-hostname says ([graphite] hostname
+		// overrides the host name, as for the Graphite prefix).
+		host, err := config.ResolveHostname(s.Graphite.Hostname)
+		if err != nil {
+			return nil, nil, fmt.Errorf("[kafka]: the record key is the host name: %w", err)
+		}
+		producer, err := kafka.FromSettings(s.Kafka, host, kafkaCloseTimeout, logger.With("component", "kafka"))
+		if err != nil {
+			return nil, nil, err
+		}
+		dests = append(dests, destination(producer.Name(), producer.Run, producer.Open, producer.Stalled))
+		selfMetrics = kafkaMetrics(producer)
+	}
 	// The pipeline's Started hook is the daemon's, built below (it is
 	// called only once the daemon runs).
 	var d *Daemon
 	built, err := assemble.New(cfg, assemble.Options{
-		Logger:    logger,
-		ConfigDir: opts.ConfigDir,
-		Stages:    opts.Stages,
-		Started:   func(name string) { d.Started(name) },
+		Logger:      logger,
+		ConfigDir:   opts.ConfigDir,
+		Stages:      opts.Stages,
+		SelfMetrics: selfMetrics,
+		Started:     func(name string) { d.Started(name) },
 	})
 	if err != nil {
 		return nil, nil, err
@@ -103,6 +120,14 @@ func FromConfig(cfg *config.Config, logger *slog.Logger, opts Options) (*Daemon,
 	}
 	return d, s, nil
 }
+
+// kafkaCloseTimeout is the Kafka producer's final flush (its FlushTimeout).
+// The daemon ends the producer's Run only once every snapshot was delivered
+// or left in the spool, after the stop timeout at most: the records still
+// unacknowledged then belong to snapshots that will be processed again, so
+// waiting for them would only add duplicates, and would add to the stop
+// timeout.
+const kafkaCloseTimeout = time.Second
 
 // kafkaMetrics emits the Kafka producer's counters as self-metrics, when
 // [kafka] is configured: KafkaRecords, KafkaBytes and KafkaLines (what the
