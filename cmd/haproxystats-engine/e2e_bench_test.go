@@ -7,8 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -92,7 +90,7 @@ func BenchmarkE2EOneDaemon(b *testing.B) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-		hwm := vmHWM(b, cmd.Process.Pid)
+		hwm := testenv.PeakRSS(b, cmd.Process.Pid)
 		cmd.Process.Signal(syscall.SIGTERM)
 		if err := cmd.Wait(); err != nil {
 			b.Fatalf("run --pull: %v\n%s", err, logs.String())
@@ -103,23 +101,4 @@ func BenchmarkE2EOneDaemon(b *testing.B) {
 		b.ReportMetric(float64(cpu.Microseconds())/1e3/rounds, "cpu-ms/round")
 		b.ReportMetric(float64(lines.Load())/rounds, "lines/round")
 	}
-}
-
-// vmHWM returns the peak resident set size of process pid, in bytes.
-func vmHWM(b *testing.B, pid int) int64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	for line := range strings.Lines(string(data)) {
-		if kb, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(kb), " kB"), 10, 64)
-			if err != nil {
-				b.Fatal(err)
-			}
-			return n << 10
-		}
-	}
-	b.Fatalf("no VmHWM in /proc/%d/status", pid)
-	return 0
 }

@@ -387,7 +387,7 @@ func TestThroughputFromKafka(t *testing.T) {
 				}
 				last := time.Now()
 				b, lines, _ := sink.Counts()
-				hwm := vmHWM(t, p.cmd.Process.Pid)
+				hwm := testenv.PeakRSS(t, p.cmd.Process.Pid)
 				p.term(t, 30*time.Second)
 				total := last.Sub(start)
 				cpu := p.cmd.ProcessState.UserTime() + p.cmd.ProcessState.SystemTime()

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -183,7 +182,7 @@ func runE2E(b *testing.B, conf, snapshot string, n int, sink *sink, lines int64)
 	// The peak resident set of the process's own memory (VmHWM: the
 	// rusage maximum would include the test's memory, which the child
 	// shared until its exec).
-	hwm := vmHWM(b, cmd.Process.Pid)
+	hwm := testenv.PeakRSS(b, cmd.Process.Pid)
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		b.Fatalf("haproxystats-process: %v\n%s", err, logs.String())
@@ -194,25 +193,6 @@ func runE2E(b *testing.B, conf, snapshot string, n int, sink *sink, lines int64)
 		cpu:    time.Duration(ru.Utime.Nano() + ru.Stime.Nano()),
 		maxRSS: hwm,
 	}
-}
-
-// vmHWM returns the peak resident set size of process pid, in bytes.
-func vmHWM(b testing.TB, pid int) int64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	for line := range strings.Lines(string(data)) {
-		if kb, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(kb), " kB"), 10, 64)
-			if err != nil {
-				b.Fatal(err)
-			}
-			return n << 10
-		}
-	}
-	b.Fatalf("no VmHWM in /proc/%d/status", pid)
-	return 0
 }
 
 // sink is a loopback Graphite that counts the newlines it receives, in

@@ -2,8 +2,11 @@ package testenv
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,4 +63,26 @@ func StageOverhead(b *testing.B, files []engine.File, stage engine.StageSpec, ea
 	b.ReportMetric(tBase.Seconds()*1e3/n, "builtin-ms/op")
 	b.ReportMetric(tWith.Seconds()*1e3/n, "with-stage-ms/op")
 	b.ReportMetric(100*(tWith-tBase).Seconds()/tBase.Seconds(), "overhead-%")
+}
+
+// PeakRSS returns the peak resident set size of process pid (VmHWM), in
+// bytes, failing t if it cannot be read: the figure the end-to-end
+// benchmarks report.
+func PeakRSS(t testing.TB, pid int) int64 {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(data)) {
+		if kb, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(kb), " kB"), 10, 64)
+			if err != nil {
+				t.Fatalf("/proc/%d/status: VmHWM: %v", pid, err)
+			}
+			return n << 10
+		}
+	}
+	t.Fatalf("no VmHWM in /proc/%d/status", pid)
+	return 0
 }
