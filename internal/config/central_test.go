@@ -55,6 +55,12 @@ func TestCentralErrors(t *testing.T) {
 		{pull + "destination = kafka\nkafka-dst-dir = ${tmp-dst-dir}\n[kafka]\nbrokers = k:1\n",
 			[]string{`[pull] kafka-dst-dir = "/var/lib/haproxystats/incoming.tmp": must differ from tmp-dst-dir`}},
 		{pull + "destination = kafka\nkafka-dst-dir =\n[kafka]\nbrokers = k:1\n", []string{`[pull] kafka-dst-dir = "": must not be empty`}},
+		// The Kafka spool's temporary directory as a spool: emptied of
+		// snapshots at every start.
+		{pull + "destination = both\ndst-dir = ${tmp-dst-dir}/kafka\n[kafka]\nbrokers = k:1\n",
+			[]string{`[pull] dst-dir = "/var/lib/haproxystats/incoming.tmp/kafka": must differ from /var/lib/haproxystats/incoming.tmp/kafka, where the Kafka spool's rounds are written`}},
+		{pull + "destination = kafka\nkafka-dst-dir = ${tmp-dst-dir}/kafka/\n[kafka]\nbrokers = k:1\n",
+			[]string{`[pull] kafka-dst-dir = "/var/lib/haproxystats/incoming.tmp/kafka/": must differ from /var/lib/haproxystats/incoming.tmp/kafka`}},
 		{pull + "destination = kafka\n[kafka]\nbrokers = k\nmax-snapshot-bytes = 1023\n",
 			[]string{`[kafka] brokers = "k": broker "k" has no port`, `[kafka] max-snapshot-bytes = "1023": must be between 1024 and 1073740800`}},
 		{pull + "destination = kafka\n[kafka]\nbrokers = k:1\n[graphite]\nhostname = lb/1\n", []string{`[graphite] hostname = "lb/1": host name "lb/1": byte "/"`}},

@@ -424,8 +424,22 @@ func (k *checker) destination() (dest, dir string) {
 			k.fail(s, "kafka-dst-dir", dir, fmt.Errorf("must differ from %s: the Kafka publisher removes what it published", other))
 		}
 	}
+	// The Kafka spool's rounds are written in KafkaTmpDir, whose
+	// leftovers are removed at every start: it must not be a spool.
+	if tmp, _ := k.str(s, "tmp-dst-dir"); tmp != "" {
+		kt := KafkaTmpDir(tmp)
+		for _, o := range []string{"dst-dir", "kafka-dst-dir"} {
+			if v, _ := k.str(s, o); v != "" && path.Clean(v) == kt {
+				k.fail(s, o, v, fmt.Errorf("must differ from %s, where the Kafka spool's rounds are written (leftovers there are removed at start)", kt))
+			}
+		}
+	}
 	return dest, dir
 }
+
+// KafkaTmpDir is the temporary directory of the Kafka spool of pull, inside
+// [pull] tmp-dst-dir: a round reaches kafka-dst-dir by a rename from there.
+func KafkaTmpDir(tmpDstDir string) string { return path.Join(path.Clean(tmpDstDir), "kafka") }
 
 // hostname reads [graphite] hostname, "" when unset.
 func (k *checker) hostname() string {

@@ -75,7 +75,7 @@ type Config struct {
 
 // KafkaTmpDir is the temporary directory of the Kafka spool, inside
 // TmpDstDir: a round reaches KafkaDstDir by a rename from there.
-func (c *Config) KafkaTmpDir() string { return filepath.Join(c.TmpDstDir, "kafka") }
+func (c *Config) KafkaTmpDir() string { return config.KafkaTmpDir(c.TmpDstDir) }
 
 // toSpool and toKafka tell which spools a round is committed into.
 func (c *Config) toSpool() bool { return c.Destination != config.DestinationKafka }
@@ -159,6 +159,13 @@ func (c *Config) validate() error {
 		for _, o := range []struct{ option, dir string }{{"dst-dir", c.DstDir}, {"tmp-dst-dir", c.TmpDstDir}} {
 			if c.KafkaDstDir != "" && filepath.Clean(c.KafkaDstDir) == filepath.Clean(o.dir) {
 				bad("kafka-dst-dir", c.KafkaDstDir, "must differ from "+o.option)
+			}
+		}
+		// Leftovers in the Kafka spool's temporary directory are removed
+		// at start: it must not be a spool.
+		for _, o := range []struct{ option, dir string }{{"dst-dir", c.DstDir}, {"kafka-dst-dir", c.KafkaDstDir}} {
+			if c.TmpDstDir != "" && o.dir != "" && filepath.Clean(o.dir) == c.KafkaTmpDir() {
+				bad(o.option, o.dir, "must differ from "+c.KafkaTmpDir()+", where the Kafka spool's rounds are written")
 			}
 		}
 	default:

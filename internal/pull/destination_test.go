@@ -179,6 +179,10 @@ func TestNewValidatesDestination(t *testing.T) {
 		{func(c *Config) { c.KafkaDstDir = "" }, "kafka-dst-dir"},
 		{func(c *Config) { c.KafkaDstDir = c.DstDir }, "must differ from dst-dir"},
 		{func(c *Config) { c.KafkaDstDir = c.TmpDstDir + "/" }, "must differ from tmp-dst-dir"},
+		// The Kafka spool's temporary directory, emptied of snapshots at
+		// every start, as a spool: its backlog would be deleted.
+		{func(c *Config) { c.DstDir = c.TmpDstDir + "/kafka" }, "incoming.tmp/kafka: must differ from /"},
+		{func(c *Config) { c.KafkaDstDir = c.TmpDstDir + "/kafka/" }, "incoming.tmp/kafka/: must differ from /"},
 	} {
 		cfg := kafkaConfig(t, "/run/haproxy", config.DestinationBoth)
 		tt.change(&cfg)
