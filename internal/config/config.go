@@ -410,6 +410,11 @@ func (c *Config) Path(section, option string) (string, error) {
 // option read, when a bound is passed.
 func (c *Config) interpolate(b *strings.Builder, section, option, rest string, depth int, x *expansion) error {
 	fail := func(err error) error {
+		if isSecret(section, option) {
+			// The messages quote the value; a secret's is not shown.
+			return &Error{Section: section, Option: option, Value: hidden,
+				Err: errors.New(`bad "$" interpolation (the value is secret, not shown; write $$ for a literal "$")`)}
+		}
 		raw, _, rerr := c.raw(section, option)
 		if rerr != nil {
 			raw = rest

@@ -275,3 +275,32 @@ func TestParseBroker(t *testing.T) {
 		}
 	}
 }
+
+// TestSecretNotInErrors: a SASL password with a "$" that is not an
+// interpolation, or one a validation refuses, is never printed in the
+// error (which goes to the journal), as -P never prints it.
+func TestSecretNotInErrors(t *testing.T) {
+	for _, text := range []string{
+		"[kafka]\nbrokers = k:9092\nsasl-mechanism = PLAIN\nsasl-user = u\nsasl-password = s3cr$tpass\n",
+		"[kafka]\nbrokers = k:9092\nsasl-mechanism = PLAIN\nsasl-user = u\nsasl-password = ${nowhere:s3cretpass}\n",
+	} {
+		c := load(t, text)
+		_, err := c.ProcessSettings()
+		var b bytes.Buffer
+		perr := c.Print(&b, ProcessSections)
+		for _, e := range []error{err, perr} {
+			if e == nil {
+				t.Errorf("%q: no error", text)
+				continue
+			}
+			if strings.Contains(e.Error(), "s3cr") || !strings.Contains(e.Error(), "[kafka] sasl-password = \"(hidden)\"") {
+				t.Errorf("%q: the error shows the password, or does not name the option: %v", text, e)
+			}
+		}
+	}
+	// Error itself hides the value of a secret option, whoever built it.
+	e := &Error{Section: SectionKafka, Option: "sasl-password", Value: "hunter2", Err: errors.New("too short")}
+	if strings.Contains(e.Error(), "hunter2") {
+		t.Errorf("Error() = %s", e)
+	}
+}

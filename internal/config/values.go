@@ -28,7 +28,11 @@ func (e *Error) Error() string {
 	if e.From != "" && e.From != e.Section {
 		from = fmt.Sprintf(" (from [%s])", e.From)
 	}
-	return fmt.Sprintf("[%s] %s = %q%s: %v", e.Section, e.Option, excerpt(e.Value), from, e.Err)
+	v := excerpt(e.Value)
+	if e.Value != "" && isSecret(e.Section, e.Option) {
+		v = hidden // a secret's value is never printed, in errors as in -P
+	}
+	return fmt.Sprintf("[%s] %s = %q%s: %v", e.Section, e.Option, v, from, e.Err)
 }
 
 func (e *Error) Unwrap() error { return e.Err }
