@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/haproxystats-go/haproxystats/internal/config"
@@ -66,7 +65,7 @@ func tlsConfig(s config.Kafka) (*tls.Config, error) {
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: s.TLSInsecureSkipVerify}
 	var errs []error
 	if s.TLSCAFile != "" {
-		pem, err := os.ReadFile(s.TLSCAFile)
+		pem, err := config.ReadRegular(s.TLSCAFile, config.MaxFileSize)
 		if err != nil {
 			errs = append(errs, fail("tls-ca-file", s.TLSCAFile, fmt.Errorf("read CA certificates: %w", err)))
 		} else {
@@ -77,11 +76,23 @@ func tlsConfig(s config.Kafka) (*tls.Config, error) {
 		}
 	}
 	if s.TLSCertFile != "" {
-		cert, err := tls.LoadX509KeyPair(s.TLSCertFile, s.TLSKeyFile)
+		// Read as every file an operator names is (config.ReadRegular):
+		// a FIFO or a device must not block the start or fill memory.
+		certPEM, err := config.ReadRegular(s.TLSCertFile, config.MaxFileSize)
 		if err != nil {
-			errs = append(errs, fail("tls-cert-file", s.TLSCertFile, fmt.Errorf("load client certificate with tls-key-file %q: %w", s.TLSKeyFile, err)))
-		} else {
-			tc.Certificates = []tls.Certificate{cert}
+			errs = append(errs, fail("tls-cert-file", s.TLSCertFile, fmt.Errorf("load client certificate: %w", err)))
+		}
+		keyPEM, kerr := config.ReadRegular(s.TLSKeyFile, config.MaxFileSize)
+		if kerr != nil {
+			errs = append(errs, fail("tls-key-file", s.TLSKeyFile, fmt.Errorf("load client key: %w", kerr)))
+		}
+		if err == nil && kerr == nil {
+			cert, err := tls.X509KeyPair(certPEM, keyPEM)
+			if err != nil {
+				errs = append(errs, fail("tls-cert-file", s.TLSCertFile, fmt.Errorf("load client certificate with tls-key-file %q: %w", s.TLSKeyFile, err)))
+			} else {
+				tc.Certificates = []tls.Certificate{cert}
+			}
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

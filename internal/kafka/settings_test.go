@@ -141,10 +141,15 @@ func TestFromSettingsFileErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	missing := filepath.Join(dir, "missing.pem")
+	fifo := testenv.NamedPipe(t)
 	for _, tt := range []struct {
 		name, conf, want string
 	}{
-		{"missing ca", "tls-ca-file = " + missing, `[kafka] tls-ca-file = "` + missing + `": read CA certificates: open ` + missing + `: no such file or directory`},
+		{"missing ca", "tls-ca-file = " + missing, `[kafka] tls-ca-file = "` + missing + `": read CA certificates: read ` + missing + `: no such file or directory`},
+		// A FIFO (or a device) is refused, not read: it would block the
+		// start, or fill memory.
+		{"fifo ca", "tls-ca-file = " + fifo, `[kafka] tls-ca-file = "` + fifo + `": read CA certificates: read ` + fifo + `: not a regular file`},
+		{"fifo key", "tls-cert-file = " + files.ClientCert + "\ntls-key-file = " + fifo, `[kafka] tls-key-file = "` + fifo + `": load client key: read ` + fifo + `: not a regular file`},
 		{"ca not pem", "tls-ca-file = " + notPEM, `[kafka] tls-ca-file = "` + notPEM + `": no PEM certificate found`},
 		{"missing cert", "tls-cert-file = " + missing + "\ntls-key-file = " + files.ClientKey, `[kafka] tls-cert-file = "` + missing + `": load client certificate`},
 		{"key of another certificate", "tls-cert-file = " + files.ClientCert + "\ntls-key-file = " + files.ServerKey, `[kafka] tls-cert-file = "` + files.ClientCert + `": load client certificate with tls-key-file "` + files.ServerKey + `": tls: private key does not match public key`},
