@@ -188,6 +188,42 @@ func TestGuestLogRateLimit(t *testing.T) {
 	}
 }
 
+// TestDroppedLogsCountedOnce: the log lines a module drops in one call,
+// here in hs_alloc (20 logged, 5 dropped), are counted once, whether the
+// module runs in the daemon or in a child process, whose every reply of
+// the call (instantiate, alloc, process) carries the count so far.
+func TestDroppedLogsCountedOnce(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		timeout time.Duration
+	}{{"in the daemon", 0}, {"in a child process", time.Minute}} {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs syncBuffer
+			logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+			s, err := New(context.Background(), Options{Name: "noisy", Module: wat(t, "hostile"), Timeout: tt.timeout, childExec: containedChild(t)}, logger)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			var r recorder
+			if err := s.Process(context.Background(), snap(14|1<<16), &r); err != nil {
+				t.Fatalf("Process(log flood, then hs_alloc logs) = %v", err)
+			}
+			before := len(logs.String())
+			if err := s.Process(context.Background(), snap(0), &r); err != nil {
+				t.Fatalf("Process(mode 0) = %v", err)
+			}
+			out := logs.String()[before:]
+			if n := strings.Count(out, `msg="module log"`); n != maxLogLines {
+				t.Errorf("%d guest lines logged, want %d:\n%s", n, maxLogLines, out)
+			}
+			if !strings.Contains(out, "dropped=5 ") {
+				t.Errorf("want dropped=5 for the 25 lines of hs_alloc:\n%s", out)
+			}
+		})
+	}
+}
+
 func TestCanceledContext(t *testing.T) {
 	s := newStage(t, Options{Module: wat(t, "hostile"), Timeout: time.Minute})
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)

@@ -89,6 +89,9 @@ type childProc struct {
 	stderr  *headBuffer
 	exited  chan struct{} // closed when the process has been waited for
 	waitErr error
+	// The child's count of dropped log lines is per call, and every reply
+	// carries it: what it said last, and for which call.
+	dropped, dropCall uint32
 }
 
 // newIsolated prepares the shared memory; the child is started by start.
@@ -313,7 +316,16 @@ func (c *isolated) roundTrip(ctx context.Context, step string, w *msgWriter) (*m
 			c.logf(level, text, truncated)
 		case msgReply:
 			kind, dropped := r.u8(), r.u32()
-			c.dropped += int(dropped)
+			// The child's count so far in this call: add what is new
+			// since its last reply (a call is several round trips, and
+			// may span two children).
+			if p.dropCall != c.call {
+				p.dropCall, p.dropped = c.call, 0
+			}
+			if dropped > p.dropped {
+				c.dropped += int(dropped - p.dropped)
+			}
+			p.dropped = dropped
 			if kind != kindOK {
 				msg := r.str()
 				if err := r.done(); err != nil {

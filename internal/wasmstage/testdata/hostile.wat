@@ -10,6 +10,8 @@
   (table $t 1 funcref)
   (global $calls (mut i32) (i32.const 0))
   (global $inits (mut i32) (i32.const 0))
+  ;; Log lines hs_alloc writes (set by mode 14 variant 1, for the next call).
+  (global $allocLogs (mut i32) (i32.const 0))
 
   ;; 1024: valid output, one daemon metric "calls" (value stored at 1048).
   (data (i32.const 1024) "HSO1\00\00\00\00\01\00\00\00\00\00\00\00"
@@ -54,6 +56,13 @@
   ;; The input goes at 64 KiB; memory grows to hold it.
   (func (export "hs_alloc") (param $size i32) (result i32)
     (local $need i32)
+    (local $i i32)
+    (if (global.get $allocLogs)
+      (then
+        (loop $logs
+          (call $log (i32.const 2) (i32.const 1800) (i32.const 5))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $logs (i32.lt_u (local.get $i) (global.get $allocLogs))))))
     (local.set $need (i32.shr_u (i32.add (local.get $size) (i32.const 131071)) (i32.const 16)))
     (if (i32.gt_u (local.get $need) (memory.size))
       (then
@@ -157,9 +166,12 @@
     ;; 13: empty path segment.
     (if (i64.eq (local.get $mode) (i64.const 13))
       (then (return (call $packed (i32.const 1700) (i32.const 36)))))
-    ;; 14: log flood, then a correct answer.
+    ;; 14: log flood, then a correct answer; variant 1: hs_alloc logs 25
+    ;; lines at every later call.
     (if (i64.eq (local.get $mode) (i64.const 14))
       (then
+        (if (i32.eq (local.get $variant) (i32.const 1))
+          (then (global.set $allocLogs (i32.const 25))))
         (loop $flood
           (call $log (i32.const 2) (i32.const 1800) (i32.const 5))
           (local.set $i (i32.add (local.get $i) (i32.const 1)))
