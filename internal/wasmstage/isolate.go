@@ -137,14 +137,12 @@ func newIsolated(opts Options, bin []byte, logf func(slog.Level, string, bool), 
 // Options.CompileTimeout.
 func (c *isolated) start(ctx context.Context) (bool, error) {
 	if p := c.proc; p != nil {
-		select {
-		case <-p.exited:
-			// Died between two calls (killed from outside): start again.
-			c.logger.Warn("wasm stage child process died, starting a new one (state lost)", "error", c.deathCause(p))
-			c.stopChild()
-		default:
+		if !exited(p) {
 			return false, nil
 		}
+		// Died between two calls (killed from outside): start again.
+		c.logger.Warn("wasm stage child process died, starting a new one (state lost)", "error", c.deathCause(p))
+		c.stopChild()
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.opts.CompileTimeout)
 	defer cancel()
@@ -274,7 +272,9 @@ func (c *isolated) roundTrip(ctx context.Context, step string, w *msgWriter) (*m
 	if p == nil {
 		return nil, errors.New("no child process")
 	}
-	stop := context.AfterFunc(ctx, c.killChild)
+	// The kill is this round trip's child's, not whichever c.proc is by
+	// the time ctx ends.
+	stop := context.AfterFunc(ctx, func() { _ = p.cmd.Process.Kill() })
 	defer stop()
 	if d, ok := ctx.Deadline(); ok {
 		// Also a deadline on the pipes, should the kill not end the
@@ -315,6 +315,12 @@ func (c *isolated) roundTrip(ctx context.Context, step string, w *msgWriter) (*m
 			}
 			c.logf(level, text, truncated)
 		case msgReply:
+			if !stop() {
+				// ctx ended as the reply came: the kill is under way,
+				// and is this call's, not the next one's.
+				c.stopChild()
+				return nil, ctx.Err()
+			}
 			kind, dropped := r.u8(), r.u32()
 			// The child's count so far in this call: add what is new
 			// since its last reply (a call is several round trips, and
@@ -359,10 +365,7 @@ func (c *isolated) deathCause(p *childProc) string {
 // deathError is the error of a call whose child process died or broke the
 // protocol (ioErr).
 func (c *isolated) deathError(p *childProc, ioErr error) error {
-	select {
-	case <-p.exited:
-	case <-time.After(childReapTimeout):
-	}
+	// stopChild has waited for p to exit (a bounded time).
 	cause := c.deathCause(p)
 	stderr := p.stderr.String()
 	switch {
