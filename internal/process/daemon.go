@@ -509,16 +509,21 @@ func (d *Daemon) snapshot(take, work context.Context, name string, tn *turn, inf
 func (d *Daemon) retryLater(work context.Context, name string) {
 	d.stats.retried.Add(1)
 	d.cfg.Queue.Done(name, false)
-	t := time.AfterFunc(d.cfg.RetryDelay, func() {
-		if work.Err() == nil {
-			d.cfg.Queue.Retry(name)
-		}
-	})
-	context.AfterFunc(work, func() {
-		if t.Stop() {
+	// One goroutine per retry, for RetryDelay at most: a destination that
+	// keeps failing retries for hours, and nothing of a retry outlives it
+	// (a watch registered on work would, until the stop).
+	t := time.NewTimer(d.cfg.RetryDelay)
+	go func() {
+		defer t.Stop()
+		select {
+		case <-t.C:
+			if work.Err() == nil {
+				d.cfg.Queue.Retry(name)
+			}
+		case <-work.Done():
 			d.log.Info("snapshot not delivered before the stop; left in the spool", "snapshot", name)
 		}
-	})
+	}()
 }
 
 // failed gives up a snapshot the pipeline cannot process: the queue's
