@@ -180,7 +180,7 @@ func (c *Client) Open(ctx context.Context, snapshot string) (*Stream, error) {
 		if cn := c.conn; cn != nil && !cn.isDead() {
 			c.streams++
 			c.mu.Unlock()
-			return &Stream{c: c, cn: cn, ctx: ctx, snapshot: snapshot}, nil
+			return &Stream{c: c, cn: cn, ctx: ctx}, nil
 		}
 		if !waiting {
 			waiting = true
@@ -201,14 +201,13 @@ func (c *Client) Open(ctx context.Context, snapshot string) (*Stream, error) {
 // Its methods are called from one goroutine at a time; the streams of
 // several snapshots interleave their writes, each a chunk of whole lines.
 type Stream struct {
-	c        *Client
-	cn       *conn
-	ctx      context.Context
-	snapshot string
-	lines    int
-	bytes    int
-	err      error
-	done     bool
+	c     *Client
+	cn    *conn
+	ctx   context.Context
+	lines int
+	bytes int
+	err   error
+	done  bool
 }
 
 // Write writes p, whole lines, on the connection, within WriteTimeout (and

@@ -164,6 +164,7 @@ func (c *Client) checkAcks(cn *conn) bool {
 func (c *Client) stop() {
 	c.mu.Lock()
 	cn := c.conn
+	c.conn = nil // closed by the stop, not failed: fail ignores it
 	c.stopped = true
 	close(c.connected)
 	c.connected = make(chan struct{})
