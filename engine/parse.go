@@ -31,19 +31,13 @@ const (
 	maxProblems = 32
 )
 
-// linePad is the number of readable bytes past the end of every line a
-// lineReader returns (the capacity of the line slice extends over them):
-// the parser loads eight bytes at a time.
-const linePad = 8
-
 // lineReader returns the lines of a file read through a fixed buffer,
-// without their "\n" or "\r\n". Every line has linePad readable bytes
-// past its end within its capacity. A line longer than the buffer is
-// reported and skipped.
+// without their "\n" or "\r\n". A line longer than the buffer is reported
+// and skipped.
 type lineReader struct {
 	r      io.Reader
 	buf    []byte
-	data   []byte // the unread part of buf (or of the file in memory)
+	data   []byte // the unread part of buf
 	eof    bool
 	err    error
 	line   int // number of the last line returned
@@ -51,9 +45,9 @@ type lineReader struct {
 	tooBig int // lines skipped for their length
 }
 
-// reset reads r through buf, whose last linePad bytes are the padding.
+// reset reads r through buf.
 func (lr *lineReader) reset(r io.Reader, buf []byte) {
-	*lr = lineReader{r: r, buf: buf[:len(buf)-linePad]}
+	*lr = lineReader{r: r, buf: buf}
 	lr.data = lr.buf[:0]
 }
 

@@ -253,7 +253,7 @@ type work struct {
 func (p *Pipeline) newWork() *work {
 	names := newInterner()
 	w := &work{
-		readBuf: make([]byte, readSize+linePad),
+		readBuf: make([]byte, readSize),
 		info:    infoParser{names: names},
 		stat:    statParser{names: names},
 		folds:   make([]Fold, len(p.stages)),
@@ -385,7 +385,7 @@ func (p *Pipeline) readAll(ctx context.Context, w *work, name string, files []sn
 				statsStart = time.Now()
 			}
 		}
-		closeFile, err := p.open(w, f)
+		err := p.readFile(ctx, w, f, isInfo, snap, problem)
 		if errors.Is(err, errSkipFile) {
 			problem(&FileError{File: f.name, Err: err})
 			snap.Rejected++
@@ -393,16 +393,6 @@ func (p *Pipeline) readAll(ctx context.Context, w *work, name string, files []sn
 		}
 		if err != nil {
 			return nil, statsStart, fmt.Errorf("read snapshot %s: %w", name, err)
-		}
-		if isInfo {
-			w.info.parse(&snap.Info, strings.TrimSuffix(f.name, InfoSuffix), &w.lr)
-		} else {
-			p.stat(ctx, w, f.name, snap, problem)
-		}
-		err = w.lr.err
-		closeFile()
-		if err != nil {
-			return nil, statsStart, fmt.Errorf("read snapshot %s: %s: %w", name, f.name, err)
 		}
 		if w.lr.tooBig > 0 {
 			problem(&FileError{File: f.name, Err: fmt.Errorf("%d line(s) longer than %d bytes skipped", w.lr.tooBig, readSize)})
@@ -425,6 +415,25 @@ func (p *Pipeline) readAll(ctx context.Context, w *work, name string, files []sn
 }
 
 // open prepares w.lr to read f; the returned function closes the file.
+// readFile parses one file of the snapshot; the file is closed however
+// the parse ends (a stage's Fold may panic, recovered above).
+func (p *Pipeline) readFile(ctx context.Context, w *work, f snapshotFile, isInfo bool, snap *Snapshot, problem func(error)) error {
+	closeFile, err := p.open(w, f)
+	if err != nil {
+		return err
+	}
+	defer closeFile()
+	if isInfo {
+		w.info.parse(&snap.Info, strings.TrimSuffix(f.name, InfoSuffix), &w.lr)
+	} else {
+		p.stat(ctx, w, f.name, snap, problem)
+	}
+	if err := w.lr.err; err != nil {
+		return fmt.Errorf("%s: %w", f.name, err)
+	}
+	return nil
+}
+
 func (p *Pipeline) open(w *work, f snapshotFile) (func(), error) {
 	if f.path == "" {
 		data := f.data

@@ -292,6 +292,32 @@ func TestPipelineFoldPanic(t *testing.T) {
 	if !errors.As(err, &perr) || perr.Stage != "F" {
 		t.Fatalf("error = %v, want a PanicError of stage F", err)
 	}
+	// From disk too, and the file the panic interrupted is closed.
+	dir := filepath.Join(t.TempDir(), "102")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range oneStat {
+		if err := os.WriteFile(filepath.Join(dir, f.Name), f.Data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skip(err)
+		}
+		return len(ents)
+	}
+	before := fds()
+	for range 20 {
+		if _, err := p.ProcessDir(context.Background(), dir, &recorder{t: t}); !errors.As(err, &perr) {
+			t.Fatalf("ProcessDir: error = %v, want a PanicError", err)
+		}
+	}
+	if after := fds(); after > before+2 {
+		t.Errorf("open descriptors %d before 20 panicking snapshots, %d after: the files are left open", before, after)
+	}
 	panicRows = false
 	out := &recorder{t: t}
 	res, err := p.ProcessFiles(context.Background(), "101", oneStat, out)
