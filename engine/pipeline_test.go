@@ -605,3 +605,57 @@ func TestPipelineSpoolFiles(t *testing.T) {
 		}
 	}
 }
+
+// oneEmit is a Stage that emits metrics of every scope, with Emit or,
+// when object is set, with ObjectEmitter.EmitObject.
+type oneEmit struct{ object bool }
+
+func (st oneEmit) Process(_ context.Context, _ *engine.Snapshot, emit engine.Emitter) error {
+	oe, ok := emit.(engine.ObjectEmitter)
+	if !ok {
+		return errors.New("the pipeline's Emitter is not an ObjectEmitter")
+	}
+	names, values := []string{"a.b", "c"}, []float64{1, 2}
+	for _, m := range []engine.Metric{
+		{Scope: engine.ScopeDaemon}, {Scope: engine.ScopeProcess, Object: "p1"},
+		{Scope: engine.ScopeFrontend, Object: "fe.1"}, {Scope: engine.ScopeBackend, Object: "be"},
+		{Scope: engine.ScopeServer, Object: "be", Server: "s 1"}, {Scope: engine.ScopeAggrServer, Server: "s1"},
+		{Scope: engine.ScopeSelf}, {Scope: engine.ScopePath},
+		{Scope: 0}, {Scope: 99}, // not scopes: nothing written
+	} {
+		if st.object {
+			oe.EmitObject(m, names, values)
+			continue
+		}
+		for i := range names {
+			m.Name, m.Value = names[i], values[i]
+			emit.Emit(m)
+		}
+	}
+	return nil
+}
+
+// TestEmitObjectIsEmit: EmitObject writes the lines Emit writes for each
+// of its metrics (a free path keeps its dots in both), in every scope.
+func TestEmitObjectIsEmit(t *testing.T) {
+	lines := func(object bool) []string {
+		p := newPipeline(t, engine.Config{}, engine.StageSpec{Name: "s", Stage: oneEmit{object: object}})
+		out := &recorder{t: t}
+		res, err := p.ProcessFiles(context.Background(), "100", nil, out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keep []string
+		for _, l := range out.lines(res) {
+			if !strings.Contains(l, "WallClockTime") {
+				keep = append(keep, l)
+			}
+		}
+		slices.Sort(keep)
+		return keep
+	}
+	byEmit, byObject := lines(false), lines(true)
+	if !slices.Equal(byEmit, byObject) || !slices.Contains(byEmit, "p.a.b 1 100") || len(byEmit) < 16 {
+		t.Errorf("Emit and EmitObject differ, or a free path lost its dots:\nEmit:       %q\nEmitObject: %q", byEmit, byObject)
+	}
+}

@@ -131,41 +131,28 @@ func (w *lineWriter) discard() { w.buf, w.lines = w.buf[:0], 0 }
 
 func (w *lineWriter) Emit(m Metric) {
 	w.count++
-	if math.IsNaN(m.Value) || math.IsInf(m.Value, 0) || w.err != nil {
+	if math.IsNaN(m.Value) || math.IsInf(m.Value, 0) || w.err != nil || m.Scope == 0 || int(m.Scope) >= len(sections) {
 		return
 	}
-	switch m.Scope {
-	case ScopeFrontend:
-		w.grouped(m, 0, w.paths.FrontendGroups, m.Object)
-	case ScopeBackend, ScopeServer:
-		w.grouped(m, 1, w.paths.BackendGroups, m.Object)
-	case ScopeAggrServer:
-		w.grouped(m, 2, w.paths.ServerGroups, m.Server)
-	case ScopeDaemon, ScopeProcess, ScopeSelf, ScopePath:
-		w.line(m, "")
+	if g := w.groupFor(m); g != "" {
+		w.line(m, g)
+		if !w.paths.DoubleWrites {
+			w.chunked()
+			return
+		}
 	}
-	if !w.hold && len(w.buf) >= chunkSize {
-		w.flush()
-	}
+	w.line(m, "")
+	w.chunked()
 }
 
 // EmitObject implements ObjectEmitter.
 func (w *lineWriter) EmitObject(m Metric, names []string, values []float64) {
 	w.count += len(names)
-	if w.err != nil {
+	if w.err != nil || m.Scope == 0 || int(m.Scope) >= len(sections) {
 		return
 	}
-	group := ""
-	switch m.Scope {
-	case ScopeFrontend:
-		group = w.groupName(0, w.paths.FrontendGroups, m.Object)
-	case ScopeBackend, ScopeServer:
-		group = w.groupName(1, w.paths.BackendGroups, m.Object)
-	case ScopeAggrServer:
-		group = w.groupName(2, w.paths.ServerGroups, m.Server)
-	}
-	if group != "" {
-		w.lines += w.object(m, group, names, values)
+	if g := w.groupFor(m); g != "" {
+		w.lines += w.object(m, g, names, values)
 		if !w.paths.DoubleWrites {
 			w.chunked()
 			return
@@ -175,27 +162,50 @@ func (w *lineWriter) EmitObject(m Metric, names []string, values []float64) {
 	w.chunked()
 }
 
+// groupFor returns the group of m's object ("" for none, and for scopes
+// without groups).
+func (w *lineWriter) groupFor(m Metric) string {
+	switch m.Scope {
+	case ScopeFrontend:
+		return w.groupName(0, w.paths.FrontendGroups, m.Object)
+	case ScopeBackend, ScopeServer:
+		return w.groupName(1, w.paths.BackendGroups, m.Object)
+	case ScopeAggrServer:
+		return w.groupName(2, w.paths.ServerGroups, m.Server)
+	}
+	return ""
+}
+
 // object appends the lines of one object under group ("" for none) and
 // returns their number.
 func (w *lineWriter) object(m Metric, group string, names []string, values []float64) int {
 	w.setPrefix(m, group)
-	b := w.buf
 	n := 0
 	for i, v := range values[:len(names)] {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			continue
 		}
-		b = append(b, w.prefix...)
-		b = appendName(b, names[i])
-		b = append(b, ' ')
-		b = AppendValue(b, v)
-		b = append(b, ' ')
-		b = append(b, w.ts...)
-		b = append(b, '\n')
+		w.buf = w.appendLine(w.buf, m.Scope, names[i], v)
 		n++
 	}
-	w.buf = b
 	return n
+}
+
+// appendLine appends the line of metric name of scope, value v, to b
+// after the prefix setPrefix made: a free path keeps its dots, every other
+// name is one path part.
+func (w *lineWriter) appendLine(b []byte, scope Scope, name string, v float64) []byte {
+	b = append(b, w.prefix...)
+	if scope == ScopePath {
+		b = appendPath(b, name)
+	} else {
+		b = appendName(b, name)
+	}
+	b = append(b, ' ')
+	b = AppendValue(b, v)
+	b = append(b, ' ')
+	b = append(b, w.ts...)
+	return append(b, '\n')
 }
 
 // chunked hands a full chunk to the output.
@@ -216,16 +226,6 @@ func (w *lineWriter) groupName(kind int, groups []Group, name string) string {
 	return w.group
 }
 
-func (w *lineWriter) grouped(m Metric, kind int, groups []Group, name string) {
-	if g := w.groupName(kind, groups, name); g != "" {
-		w.line(m, g)
-		if !w.paths.DoubleWrites {
-			return
-		}
-	}
-	w.line(m, "")
-}
-
 var sections = [...]string{
 	ScopeDaemon:     "daemon.",
 	ScopeProcess:    "daemon.process.",
@@ -240,18 +240,7 @@ var sections = [...]string{
 // line appends `P[.G.group].<section>[<object>.][server.<srv>.]<name> <value> <ts>\n`.
 func (w *lineWriter) line(m Metric, group string) {
 	w.setPrefix(m, group)
-	b := append(w.buf, w.prefix...)
-	if m.Scope == ScopePath {
-		b = appendPath(b, m.Name)
-	} else {
-		b = appendName(b, m.Name)
-	}
-	b = append(b, ' ')
-	b = AppendValue(b, m.Value)
-	b = append(b, ' ')
-	b = append(b, w.ts...)
-	b = append(b, '\n')
-	w.buf = b
+	w.buf = w.appendLine(w.buf, m.Scope, m.Name, m.Value)
 	w.lines++
 }
 
