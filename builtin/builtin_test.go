@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -12,9 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/haproxystats-go/haproxystats/engine"
 )
@@ -233,12 +230,12 @@ func TestExclusions(t *testing.T) {
 	if err := os.WriteFile(file, []byte("# comment\n\n  be.api  \nunknown\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	names, err := ReadExclusions(file)
+	names, err := NewExclusions(file, os.ReadFile, nil).Names()
 	if err != nil || strings.Join(names, ",") != "be.api,unknown" {
-		t.Fatalf("ReadExclusions = %v, %v", names, err)
+		t.Fatalf("Names = %v, %v", names, err)
 	}
-	if _, err := ReadExclusions(filepath.Join(dir, "missing")); err == nil || !strings.Contains(err.Error(), "missing") {
-		t.Errorf("ReadExclusions(missing) error %v does not name the file", err)
+	if _, err := NewExclusions(filepath.Join(dir, "missing"), os.ReadFile, nil).Names(); err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Errorf("Names(missing) error %v does not name the file", err)
 	}
 	got := run(t, nil, Options{ExcludeBackends: StaticExclusions(names...), ExcludeFrontends: StaticExclusions("fe.www"), AggrServerMetrics: true}, statFile("a",
 		"fe.www,FRONTEND,,3,,,,,1,0,",
@@ -257,68 +254,6 @@ func TestExclusions(t *testing.T) {
 	}
 	if got["lb.haproxy.haproxystats.MetricsFrontend"] != "1" {
 		t.Errorf("MetricsFrontend = %q, want 1 (excluded frontends not counted)", got["lb.haproxy.haproxystats.MetricsFrontend"])
-	}
-}
-
-func TestExclusionFileReadAgain(t *testing.T) {
-	// The file is read again for every snapshot (an edit takes effect at
-	// once); a missing or unreadable one (a FIFO must not block) is logged
-	// naming it, excludes nothing, and the snapshot is processed.
-	dir := t.TempDir()
-	file := filepath.Join(dir, "exclude.txt")
-	write := func(content string) {
-		t.Helper()
-		if err := os.WriteFile(file, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var log bytes.Buffer
-	logger := slog.New(slog.NewTextHandler(&log, nil))
-	opts := Options{ExcludeBackends: NewExclusions(file, logger)}
-	p, err := engine.NewPipeline(engine.Config{Paths: &engine.Paths{Prefix: "lb.haproxy"}}, Stages(opts)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	files := []engine.File{statFile("a",
-		"be1,s1,0,1,10,4,1,1,2,2,", "be1,BACKEND,0,3,10,4,4,2,2,1,",
-		"be2,s1,0,1,10,4,1,1,2,2,", "be2,BACKEND,0,3,10,4,4,2,2,1,")}
-	sent := func(ts string) (be1, be2 bool) {
-		t.Helper()
-		var out bytes.Buffer
-		if _, err := p.ProcessFiles(context.Background(), ts, files, &out); err != nil {
-			t.Fatal(err)
-		}
-		return strings.Contains(out.String(), ".backend.be1."), strings.Contains(out.String(), ".backend.be2.")
-	}
-	write("be1\n")
-	if be1, be2 := sent("100"); be1 || !be2 {
-		t.Errorf("excluding be1: be1 sent %v, be2 sent %v", be1, be2)
-	}
-	write("be2\n")
-	if be1, be2 := sent("101"); !be1 || be2 {
-		t.Errorf("after the edit excluding be2: be1 sent %v, be2 sent %v", be1, be2)
-	}
-	os.Remove(file)
-	if be1, be2 := sent("102"); !be1 || !be2 {
-		t.Errorf("file missing: be1 sent %v, be2 sent %v, want both", be1, be2)
-	}
-	if !strings.Contains(log.String(), "exclusion file") || !strings.Contains(log.String(), file) {
-		t.Errorf("log %q does not name the missing file", log.String())
-	}
-	if err := syscall.Mkfifo(file, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if be1, be2 := sent("103"); !be1 || !be2 {
-			t.Errorf("file a FIFO: be1 sent %v, be2 sent %v, want both", be1, be2)
-		}
-	}()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("an exclusion file that is a FIFO blocked the snapshot")
 	}
 }
 

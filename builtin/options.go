@@ -3,13 +3,11 @@ package builtin
 import (
 	"bufio"
 	"bytes"
-	"fmt"
-	"io"
 	"log/slog"
-	"os"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/haproxystats-go/haproxystats/engine"
@@ -67,6 +65,7 @@ func Stages(opts Options) []engine.StageSpec {
 // nothing; the snapshots are still processed. Safe for concurrent use.
 type Exclusions struct {
 	path   string
+	read   func(path string) ([]byte, error)
 	logger *slog.Logger
 
 	mu      sync.Mutex
@@ -76,16 +75,19 @@ type Exclusions struct {
 	logged  time.Time
 }
 
-// maxExclusionFile bounds the bytes of an exclusion file read.
-const maxExclusionFile = 16 << 20
+// MaxExclusionFile bounds the bytes of an exclusion file: the limit to give
+// the reader of NewExclusions.
+const MaxExclusionFile = 16 << 20
 
-// NewExclusions returns the exclusions of the file at path; it reads
-// nothing yet.
-func NewExclusions(path string, logger *slog.Logger) *Exclusions {
+// NewExclusions returns the exclusions of the file at path, which read
+// reads (the programs give the one reader of files an operator names,
+// internal/config's ReadRegular, bounded by MaxExclusionFile: a FIFO never
+// blocks); it reads nothing yet.
+func NewExclusions(path string, read func(path string) ([]byte, error), logger *slog.Logger) *Exclusions {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Exclusions{path: path, logger: logger}
+	return &Exclusions{path: path, read: read, logger: logger}
 }
 
 // StaticExclusions returns exclusions of fixed names, for tests and for
@@ -103,7 +105,7 @@ func (e *Exclusions) Current() map[string]bool {
 	if e.path == "" {
 		return e.names
 	}
-	data, err := readSmall(e.path, maxExclusionFile)
+	data, err := e.read(e.path)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if err != nil {
@@ -124,9 +126,13 @@ func (e *Exclusions) Current() map[string]bool {
 	return e.names
 }
 
-// ReadExclusions reads an exclusion file and returns its names.
-func ReadExclusions(path string) ([]string, error) {
-	data, err := readSmall(path, maxExclusionFile)
+// Names reads the file now and returns its names (as a configuration
+// check does; Current is what the stages use).
+func (e *Exclusions) Names() ([]string, error) {
+	if e.path == "" {
+		return slices.Sorted(maps.Keys(e.names)), nil
+	}
+	data, err := e.read(e.path)
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +143,7 @@ func ReadExclusions(path string) ([]string, error) {
 func ParseExclusions(data []byte) []string {
 	var names []string
 	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 0, 4096), maxExclusionFile)
+	sc.Buffer(make([]byte, 0, 4096), MaxExclusionFile)
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {
@@ -146,31 +152,6 @@ func ParseExclusions(data []byte) []string {
 		names = append(names, line)
 	}
 	return names
-}
-
-// readSmall reads a regular file of at most max bytes.
-func readSmall(path string, max int64) ([]byte, error) {
-	// O_NONBLOCK: a FIFO named in the configuration must not block.
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, fmt.Errorf("read exclusion file: %w", err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("read exclusion file: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("read exclusion file %s: not a regular file", path)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, fmt.Errorf("read exclusion file %s: %w", path, err)
-	}
-	if int64(len(data)) > max {
-		return nil, fmt.Errorf("read exclusion file %s: larger than %d bytes", path, max)
-	}
-	return data, nil
 }
 
 func nameSet(names []string) map[string]bool {

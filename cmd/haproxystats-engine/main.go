@@ -264,7 +264,7 @@ func checkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 				if ex.path == "" {
 					continue
 				}
-				if _, err := config.ReadRegular(ex.path, config.MaxFileSize); err != nil {
+				if _, err := assemble.ReadExclusionFile(ex.path); err != nil {
 					c.problems = append(c.problems, fmt.Sprintf("[process] %s = %q: %v", ex.option, ex.path, err))
 					readable = false
 				}

@@ -104,10 +104,10 @@ func New(cfg *config.Config, opts Options) (*Built, error) {
 		Logger:               logger,
 	}
 	if p.ExcludeFrontends != "" {
-		bopts.ExcludeFrontends = builtin.NewExclusions(resolve(opts.Dir, p.ExcludeFrontends), logger)
+		bopts.ExcludeFrontends = builtin.NewExclusions(resolve(opts.Dir, p.ExcludeFrontends), ReadExclusionFile, logger)
 	}
 	if p.ExcludeBackends != "" {
-		bopts.ExcludeBackends = builtin.NewExclusions(resolve(opts.Dir, p.ExcludeBackends), logger)
+		bopts.ExcludeBackends = builtin.NewExclusions(resolve(opts.Dir, p.ExcludeBackends), ReadExclusionFile, logger)
 	}
 	r := &Built{Settings: settings, Paths: paths}
 	if p.MonotonicCounters {
@@ -254,4 +254,12 @@ func userCache() string {
 		return "-"
 	}
 	return filepath.Join(dir, "haproxystats-go", "stage-cache")
+}
+
+// ReadExclusionFile reads an exclusion file as the daemons do for every
+// snapshot, and as a configuration check must: the one reader of files an
+// operator names (a FIFO never blocks, /dev/null reads as empty), bounded
+// by builtin.MaxExclusionFile.
+func ReadExclusionFile(path string) ([]byte, error) {
+	return config.ReadRegular(path, builtin.MaxExclusionFile)
 }
