@@ -45,14 +45,7 @@ func (c *clientLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 		c.l.Debug(msg, keyvals...)
 		return
 	}
-	ok, dropped := c.t.Allow(msg)
-	if !ok {
-		return
-	}
-	if dropped > 0 {
-		keyvals = append(keyvals, "repeated", dropped)
-	}
-	c.l.Log(context.Background(), l, msg, keyvals...)
+	c.t.Log(c.l, l, msg, msg, keyvals...)
 }
 
 // connHook is a client hook that logs failed broker connections: dial,
@@ -72,13 +65,5 @@ func (h *connHook) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, _ n
 		}
 		return
 	}
-	ok, dropped := h.t.Allow(addr)
-	if !ok {
-		return
-	}
-	attrs := []any{"broker", addr, "err", err}
-	if dropped > 0 {
-		attrs = append(attrs, "repeated", dropped)
-	}
-	h.l.Warn("kafka: cannot connect to broker; retrying (the snapshots wait in the spool)", attrs...)
+	h.t.Log(h.l, slog.LevelWarn, addr, "kafka: cannot connect to broker; retrying (the snapshots wait in the spool)", "broker", addr, "err", err)
 }

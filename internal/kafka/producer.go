@@ -524,16 +524,8 @@ func (p *Producer) refuse(snapshot string, line []byte) {
 	p.errs++
 	p.mu.Unlock()
 	path, _, _ := bytes.Cut(line, []byte{' '})
-	ok, dropped := p.refusals.Allow(string(path))
-	if !ok {
-		return
-	}
 	err := &LineTooLongError{Snapshot: snapshot, Line: string(line[:min(len(line), 120)]), Len: len(line), Limit: p.cfg.MaxRecordBytes}
-	attrs := []any{"error", err}
-	if dropped > 0 {
-		attrs = append(attrs, "repeated", dropped)
-	}
-	p.logger.Warn("kafka: line left out of the records (the other destinations get it; raise [kafka] max-record-bytes to produce it)", attrs...)
+	p.refusals.Log(p.logger, slog.LevelWarn, string(path), "kafka: line left out of the records (the other destinations get it; raise [kafka] max-record-bytes to produce it)", "error", err)
 }
 
 // Stalled reports whether records wait for the brokers and none was

@@ -403,10 +403,8 @@ func (s *kafkaSource) nextBucketLocked() (name string, rel []cluster.Release, ok
 		// Records keyed by host (version 1, or pullers without
 		// cluster-name): the cluster's hosts spread over partitions,
 		// which several processors may own.
-		if ok, dropped := s.warn.Allow("partitions " + e.Cluster); ok {
-			s.log.Warn("the hosts of a cluster come from several partitions: with several processors each may send the bucket with only its hosts; set [process] cluster-name on the load balancers, whose records are then keyed by the cluster",
-				"cluster", e.Cluster, "bucket", e.Bucket, "partitions", len(partitions), "repeated", dropped)
-		}
+		s.warn.Log(s.log, slog.LevelWarn, "partitions "+e.Cluster, "the hosts of a cluster come from several partitions: with several processors each may send the bucket with only its hosts; set [process] cluster-name on the load balancers, whose records are then keyed by the cluster",
+			"cluster", e.Cluster, "bucket", e.Bucket, "partitions", len(partitions))
 	}
 	if known && !live {
 		s.st.Moved++
@@ -460,10 +458,8 @@ func (s *kafkaSource) take(snap *snapsource.Snapshot) string {
 			it.id = 0
 		case res.Verdict == cluster.TooLate:
 			s.byID[it.id] = it
-			if ok, dropped := s.warn.Allow("too late " + clusterName + " " + snap.Host); ok {
-				s.log.Warn("host snapshot too late for its cluster bucket: only its own metrics are sent", "cluster", clusterName,
-					"host", snap.Host, "snapshot", snap.Epoch, "bucket", res.Bucket, "repeated", dropped)
-			}
+			s.warn.Log(s.log, slog.LevelWarn, "too late "+clusterName+" "+snap.Host, "host snapshot too late for its cluster bucket: only its own metrics are sent",
+				"cluster", clusterName, "host", snap.Host, "snapshot", snap.Epoch, "bucket", res.Bucket)
 		default:
 			s.byID[it.id] = it
 			k := cluster.Key{Cluster: clusterName, Bucket: res.Bucket}

@@ -321,14 +321,7 @@ func (p *Publisher) publish(ctx context.Context, name string) outcome {
 // logFailure logs an error, the same kind for the same snapshot at most
 // every throttle.DefaultEvery.
 func (p *Publisher) logFailure(kind, name, msg string, attrs ...any) {
-	ok, dropped := p.throttle.Allow(kind + " " + name)
-	if !ok {
-		return
-	}
-	if dropped > 0 {
-		attrs = append(attrs, "repeated", dropped)
-	}
-	p.log.Error("kafka publisher: "+msg, attrs...)
+	p.throttle.Log(p.log, slog.LevelError, kind+" "+name, "kafka publisher: "+msg, attrs...)
 }
 
 // RunWith runs pub, when not nil, beside run (the puller's Run) until ctx

@@ -638,14 +638,7 @@ func (c *Consumer) write(ctx context.Context, r *snaprecord.Record) (string, boo
 
 // warnf logs an error at most every throttle.DefaultEvery per key.
 func (c *Consumer) warnf(key, msg string, attrs ...any) {
-	ok, dropped := c.warn.Allow(key)
-	if !ok {
-		return
-	}
-	if dropped > 0 {
-		attrs = append(attrs, "repeated", dropped)
-	}
-	c.log.Error("snapshot source: "+msg, attrs...)
+	c.warn.Log(c.log, slog.LevelError, key, "snapshot source: "+msg, attrs...)
 }
 
 // onAssigned starts the state of newly assigned partitions.

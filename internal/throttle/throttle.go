@@ -8,6 +8,8 @@
 package throttle
 
 import (
+	"context"
+	"log/slog"
 	"sync"
 	"time"
 )
@@ -59,6 +61,20 @@ func (t *Throttle) Allow(key string) (ok bool, dropped int) {
 	}
 	dropped, r.dropped, r.last = r.dropped, 0, now
 	return true, dropped
+}
+
+// Log logs msg with attrs at level on l unless a message of key was
+// logged less than Every ago; the first one logged after held-back
+// repeats carries their number ("repeated").
+func (t *Throttle) Log(l *slog.Logger, level slog.Level, key, msg string, attrs ...any) {
+	ok, dropped := t.Allow(key)
+	if !ok {
+		return
+	}
+	if dropped > 0 {
+		attrs = append(attrs, "repeated", dropped)
+	}
+	l.Log(context.Background(), level, msg, attrs...)
 }
 
 // Forget drops key, so that its next message is logged at once; it
