@@ -32,8 +32,6 @@ type Queue interface {
 	// Retry hands a snapshot out again, after Done(name, false).
 	Retry(name string)
 	Dir() string
-	// Queued reports how many snapshots wait to be handed out.
-	Queued() int
 }
 
 // Failer is implemented by a Queue that must not keep a snapshot the

@@ -43,7 +43,6 @@ func (q *stoppingQueue) Next(ctx context.Context) (string, error) {
 func (q *stoppingQueue) Done(string, bool) {}
 func (q *stoppingQueue) Retry(string)      {}
 func (q *stoppingQueue) Dir() string       { return "/spool" }
-func (q *stoppingQueue) Queued() int       { return 0 }
 
 // fakeDest is a destination that keeps what it is sent. Its waiters
 // settle with the result of settle (nil: delivered at once; a channel

@@ -109,7 +109,6 @@ type kafkaSource struct {
 	byID     map[cluster.ID]*item // host snapshots held by the aggregator
 	retry    []*item              // host snapshots to hand out again
 	nextID   cluster.ID
-	taken    int           // host snapshots taken from the consumer and not given back
 	ready    chan struct{} // closed once Run opened the store (or failed to)
 	wake     chan struct{}
 	stopping bool
@@ -238,6 +237,9 @@ func (s *kafkaSource) Run(ctx context.Context) error {
 	s.log.Info("kafka source stopped", "host_snapshots", st.Snapshots, "buckets_sent", st.Buckets, "set_aside", st.Failed,
 		"moved", st.Moved, "late", st.Cluster.Late, "too_late", st.Cluster.TooLate, "replaced", st.Cluster.Replaced,
 		"queue_full", st.Cluster.Forced)
+	cs := s.c.Stats()
+	s.log.Info("snapshot consumer stopped", "records", cs.Records, "merged", cs.Merged, "rejected", cs.Rejected,
+		"delivered", cs.Delivered, "retried", cs.Retried, "dropped", cs.Dropped, "commits", cs.Commits)
 	return err
 }
 
@@ -288,7 +290,6 @@ func (s *kafkaSource) dropLocked(it *item) *snapsource.Snapshot {
 		delete(s.byID, it.id)
 	}
 	delete(s.out, it.name)
-	s.taken--
 	return it.snap
 }
 
@@ -309,7 +310,6 @@ func (s *kafkaSource) release(rel []cluster.Release) {
 			continue
 		}
 		delete(s.byID, r.ID)
-		s.taken--
 		dones = append(dones, done{it.snap, r.Delivered})
 	}
 	s.mu.Unlock()
@@ -447,7 +447,6 @@ func (s *kafkaSource) take(snap *snapsource.Snapshot) string {
 	var rel []cluster.Release
 	s.mu.Lock()
 	s.st.Snapshots++
-	s.taken++
 	s.out[name] = it
 	if epoch, err := strconv.ParseInt(snap.Epoch, 10, 64); clusterName != "" && err == nil {
 		s.nextID++
@@ -539,7 +538,6 @@ func (s *kafkaSource) Done(name string, delivered bool) {
 func (s *kafkaSource) hostDoneLocked(it *item) {
 	delete(s.out, it.name)
 	if it.id == 0 {
-		s.taken--
 		s.mu.Unlock()
 		s.c.Done(it.snap, true)
 		return
@@ -657,15 +655,6 @@ func pruneFailed(dir string, max int, log *slog.Logger) {
 		}
 		os.Remove(filepath.Dir(e.path)) // its parent, once empty
 	}
-}
-
-// Queued reports the snapshots waiting to be handed out: in the consumer,
-// and here for a retry.
-func (s *kafkaSource) Queued() int {
-	waiting := s.c.Stats().Waiting
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return max(waiting-s.taken, 0) + len(s.retry)
 }
 
 // Process runs the pipeline over a snapshot handed out: a host's with the
