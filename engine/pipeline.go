@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/haproxystats-go/haproxystats/internal/spool"
 )
 
 // Config configures a Pipeline.
@@ -219,18 +221,8 @@ func baseName(dir string) string {
 }
 
 // IsTimestamp reports whether name can be a snapshot name: the digits of
-// a time in seconds since the epoch.
-func IsTimestamp(name string) bool {
-	if name == "" || len(name) > 19 {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		if name[i] < '0' || name[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
+// a time in seconds since the epoch that fits an int64 (the spool's rule).
+func IsTimestamp(name string) bool { return spool.IsSnapshotName(name) }
 
 // work is the memory of one snapshot being processed, reused from snapshot
 // to snapshot.

@@ -36,8 +36,9 @@ const (
 	MaxHostLen = 255
 	// MaxClusterLen is the longest cluster name.
 	MaxClusterLen = 255
-	// MaxEpochLen is the longest epoch (the digits of 2^64-1).
-	MaxEpochLen = 20
+	// MaxEpochLen is the longest epoch (the digits of the largest int64:
+	// spool.IsSnapshotName).
+	MaxEpochLen = 19
 	// MaxNameLen is the longest file name.
 	MaxNameLen = 255
 	// MaxFileLen is the largest content of one file.

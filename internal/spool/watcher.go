@@ -338,10 +338,15 @@ func list(dir string) ([]string, error) {
 	return names, nil
 }
 
-// IsSnapshotName reports whether name is a snapshot directory's name: one or
-// more ASCII digits.
+// maxName is the largest snapshot name: a time in seconds that fits an
+// int64, as the engine, the counters and the records read it.
+const maxName = "9223372036854775807"
+
+// IsSnapshotName reports whether name is a snapshot directory's name: one to
+// 19 ASCII digits, at most maxName. It is the one rule of snapshot names
+// (engine.IsTimestamp is it too).
 func IsSnapshotName(name string) bool {
-	if name == "" {
+	if name == "" || len(name) > len(maxName) || len(name) == len(maxName) && name > maxName {
 		return false
 	}
 	for i := 0; i < len(name); i++ {

@@ -101,7 +101,9 @@ func TestLess(t *testing.T) {
 	for _, tt := range []struct {
 		name string
 		want bool
-	}{{"1700000000", true}, {"0", true}, {"", false}, {"17a", false}, {"-1", false}, {"1.5", false}, {"١٢", false}} {
+	}{{"1700000000", true}, {"0", true}, {"", false}, {"17a", false}, {"-1", false}, {"1.5", false}, {"١٢", false},
+		// A time that fits an int64, as the engine and the counters read it.
+		{"9223372036854775807", true}, {"0009223372036854775", true}, {"9223372036854775808", false}, {"12345678901234567890", false}} {
 		if got := IsSnapshotName(tt.name); got != tt.want {
 			t.Errorf("IsSnapshotName(%q) = %v, want %v", tt.name, got, tt.want)
 		}
