@@ -134,12 +134,12 @@ func NewKafka(t testing.TB, cfg KafkaConfig) *Kafka {
 
 // KafkaBrokerBinary builds the broker into t.TempDir() and returns its
 // path; the Go build cache makes the builds after the first one quick. It
-// skips the test when the go command cannot be found.
+// skips the test when the go command cannot be found (fails it under CI).
 func KafkaBrokerBinary(t testing.TB) string {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		t.Skip("SKIPPING INTEGRATION TEST: the go command is not in PATH; it builds the Kafka test broker (kfake)")
+		Missing(t, "SKIPPING INTEGRATION TEST: the go command is not in PATH; it builds the Kafka test broker (kfake)")
 	}
 	out := filepath.Join(t.TempDir(), "kafkabroker")
 	ctx, cancel := context.WithTimeout(context.Background(), KafkaBuildTimeout)
@@ -339,12 +339,12 @@ type KafkaRecord struct {
 }
 
 // KcatBinary returns the path of kcat, or skips the test with a loud
-// message when it is not installed.
+// message when it is not installed (fails it under CI: see Missing).
 func KcatBinary(t testing.TB) string {
 	t.Helper()
 	path, err := exec.LookPath("kcat")
 	if err != nil {
-		t.Skip("SKIPPING INTEGRATION TEST: kcat not found in PATH; " +
+		Missing(t, "SKIPPING INTEGRATION TEST: kcat not found in PATH; "+
 			"install it with `apt-get install kcat` (or run .ci/install-deps as root) to run this test")
 	}
 	return path
