@@ -18,6 +18,7 @@ import (
 
 	"github.com/haproxystats-go/haproxystats/internal/haproxy"
 	"github.com/haproxystats-go/haproxystats/internal/spool"
+	"github.com/haproxystats-go/haproxystats/internal/throttle"
 )
 
 var (
@@ -54,6 +55,9 @@ type Puller struct {
 	bufs  chan []byte
 	round sync.Mutex       // serializes Round
 	now   func() time.Time // names Run's rounds; replaced in tests
+	// full logs that one spool is full at most every throttle.DefaultEvery
+	// (it lasts as long as the broker or the processor is down).
+	full throttle.Throttle
 }
 
 // New validates cfg and returns a Puller. It touches neither the file system
@@ -250,7 +254,7 @@ func (p *Puller) withRoom() ([]target, error) {
 		return nil, fmt.Errorf("%s, queue-size is %d: %w", strings.Join(full, ", "), p.cfg.QueueSize, ErrQueueFull)
 	}
 	if len(full) > 0 {
-		p.log.Warn("spool full: this round goes only to the other one", "full", strings.Join(full, ", "), "queue_size", p.cfg.QueueSize)
+		p.full.Log(p.log, slog.LevelWarn, "one spool full", "spool full: this round goes only to the other one", "full", strings.Join(full, ", "), "queue_size", p.cfg.QueueSize)
 	}
 	return room, nil
 }
