@@ -179,7 +179,9 @@ type Graphite struct {
 	Namespace      string
 	PrefixHostname bool
 	FQDN           bool
-	QueueSize      int
+	// QueueSize is accepted for compatibility and not used: lines are
+	// streamed, never queued (docs/configuration.md).
+	QueueSize int
 	// GroupNamespace is "" when unset; when set, Groups has at least one
 	// group section and GroupNamespaceDoubleWrites was given.
 	GroupNamespace             string
