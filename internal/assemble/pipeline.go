@@ -1,6 +1,7 @@
 package assemble
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -188,15 +189,10 @@ func wasmStage(cfg *config.Config, name string, opts Options, cacheDir string, l
 func Prefix(g config.Graphite, hostname string) (string, error) {
 	parts := []string{g.Namespace}
 	if g.PrefixHostname {
-		if hostname == "" {
-			hostname = g.Hostname // [graphite] hostname
-		}
-		if hostname == "" {
-			h, err := os.Hostname()
-			if err != nil {
-				return "", fmt.Errorf("prefix-hostname: %w", err)
-			}
-			hostname = h
+		// The caller's, else [graphite] hostname, else the system's.
+		hostname, err := config.ResolveHostname(cmp.Or(hostname, g.Hostname))
+		if err != nil {
+			return "", err
 		}
 		host := strings.ReplaceAll(hostname, ".", "_")
 		if !g.FQDN {
