@@ -152,6 +152,10 @@ func readFile(path string) ([]byte, error) {
 	return data, nil
 }
 
+// ErrTooLarge is wrapped by the error of ReadRegular for a file over its
+// limit.
+var ErrTooLarge = errors.New("file too large")
+
 // ReadRegular reads path, which must be a regular file (or a link to one)
 // of at most limit bytes, for files an operator names in the configuration.
 // It never blocks on a named pipe or a device: the type is checked before
@@ -185,14 +189,14 @@ func ReadRegular(path string, limit int64) ([]byte, error) {
 		return fail(notRegular(st.Mode()))
 	}
 	if st.Size() > limit {
-		return fail(fmt.Errorf("%d bytes, larger than the limit of %d", st.Size(), limit))
+		return fail(fmt.Errorf("%d bytes, larger than the limit of %d: %w", st.Size(), limit, ErrTooLarge))
 	}
 	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
 		return fail(unwrapPath(err))
 	}
 	if int64(len(data)) > limit {
-		return fail(fmt.Errorf("larger than the limit of %d bytes", limit))
+		return fail(fmt.Errorf("larger than the limit of %d bytes: %w", limit, ErrTooLarge))
 	}
 	return data, nil
 }

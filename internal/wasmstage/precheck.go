@@ -3,9 +3,8 @@ package wasmstage
 import (
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"syscall"
+
+	"github.com/haproxystats-go/haproxystats/internal/config"
 )
 
 // The checks of this file run in the daemon before a module is handed to
@@ -15,37 +14,16 @@ import (
 // the process, while it is decoded. They read the file once, allocate
 // nothing in proportion to a declared count, and end with the file.
 
-// readModule reads the module file, refusing one larger than limit bytes
-// before reading it (and while reading it, should it grow).
+// readModule reads the module file with config.ReadRegular, the one reader
+// of files an operator names (a FIFO in the module's place is refused, not
+// waited on), refusing one larger than limit bytes before reading it (and
+// while reading it, should it grow).
 func readModule(path string, limit int64) ([]byte, error) {
-	// O_NONBLOCK: opening a FIFO put in the module's place must not wait
-	// for a writer; it is refused below like any file that is not regular.
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, err
+	bin, err := config.ReadRegular(path, limit)
+	if errors.Is(err, config.ErrTooLarge) {
+		return nil, fmt.Errorf("module larger than module-size-limit %d bytes: %w (%w)", limit, ErrModuleTooLarge, err)
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("open %s: not a regular file (%s)", path, fi.Mode().Type())
-	}
-	tooBig := func(n int64) error {
-		return fmt.Errorf("module of %d bytes, module-size-limit %d bytes: %w", n, limit, ErrModuleTooLarge)
-	}
-	if fi.Size() > limit {
-		return nil, tooBig(fi.Size())
-	}
-	bin, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if int64(len(bin)) > limit {
-		return nil, tooBig(int64(len(bin)))
-	}
-	return bin, nil
+	return bin, err
 }
 
 // Section ids of the WebAssembly binary format.
