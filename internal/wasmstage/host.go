@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -241,7 +242,7 @@ func (h *host) beginCall() { h.logged, h.dropped = 0, 0 }
 // then hs_init. It returns the columns when first.
 func (h *host) instantiate(ctx context.Context, first bool) (columns []string, err error) {
 	h.closeInstance()
-	out := &headWriter{}
+	out := &headWriter{max: maxHead}
 	cfg := wazero.NewModuleConfig().
 		WithName("").
 		WithStartFunctions(exportInitialize).
@@ -506,30 +507,45 @@ func guestLevel(l int32) slog.Level {
 	}
 }
 
-// headWriter keeps the first bytes a guest writes to stdout or stderr
-// during a call, to quote them when the call fails (a Go guest prints its
-// panic message there).
+// headWriter keeps the first max bytes written to it, to quote them when
+// something fails: a guest's stdout and stderr during a call (a Go guest
+// prints its panic message there), a child process's stderr (a Go fatal
+// error). Safe for concurrent use.
 type headWriter struct {
+	max int
+	mu  sync.Mutex
 	buf []byte
 }
 
+// maxHead is what a call keeps of its guest's output.
 const maxHead = 512
 
 func (w *headWriter) Write(p []byte) (int, error) {
-	if room := maxHead - len(w.buf); room > 0 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if room := w.max - len(w.buf); room > 0 {
 		w.buf = append(w.buf, p[:min(room, len(p))]...)
 	}
 	return len(p), nil
 }
 
-func (w *headWriter) reset() { w.buf = w.buf[:0] }
+func (w *headWriter) reset() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = w.buf[:0]
+}
 
+func (w *headWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return string(w.buf)
+}
+
+// firstLine returns the first line that says something: a Go runtime
+// prints "fatal error: ..." or "panic: ..." first.
 func (w *headWriter) firstLine() string {
-	b := bytes.TrimSpace(w.buf)
-	if i := bytes.IndexByte(b, '\n'); i >= 0 {
-		b = b[:i]
-	}
-	return string(b)
+	b, _, _ := strings.Cut(strings.TrimSpace(w.String()), "\n")
+	return strings.TrimSpace(b)
 }
 
 func (w *headWriter) suffix() string {

@@ -86,7 +86,7 @@ type childProc struct {
 	req     *os.File // requests, our end
 	rep     *os.File // replies, our end
 	rd      *bufio.Reader
-	stderr  *headBuffer
+	stderr  *headWriter
 	exited  chan struct{} // closed when the process has been waited for
 	waitErr error
 	// The child's count of dropped log lines is per call, and every reply
@@ -179,7 +179,7 @@ func (c *isolated) spawn() error {
 		reqW.Close()
 		return fmt.Errorf("start child process: %w", err)
 	}
-	p := &childProc{req: reqW, rep: repR, rd: bufio.NewReaderSize(repR, 64<<10), stderr: &headBuffer{}, exited: make(chan struct{})}
+	p := &childProc{req: reqW, rep: repR, rd: bufio.NewReaderSize(repR, 64<<10), stderr: &headWriter{max: maxChildStderr}, exited: make(chan struct{})}
 	cmd := exec.Command(c.exe, childArg)
 	cmd.Args[0] = "haproxystats-wasm-stage-" + c.opts.Name
 	cmd.Env = append(os.Environ(), childEnv+"=1")
@@ -510,39 +510,6 @@ func (c *isolated) close() error {
 		c.tmpCache = false
 	}
 	return errors.Join(errs...)
-}
-
-// headBuffer keeps the first maxChildStderr bytes written to it; safe for
-// concurrent use (exec's copying goroutine writes, the stage reads).
-type headBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (h *headBuffer) Write(p []byte) (int, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if room := maxChildStderr - len(h.buf); room > 0 {
-		h.buf = append(h.buf, p[:min(room, len(p))]...)
-	}
-	return len(p), nil
-}
-
-func (h *headBuffer) String() string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return string(h.buf)
-}
-
-// firstLine returns the first line that says something: a Go runtime
-// prints "fatal error: ..." or "panic: ..." first.
-func (h *headBuffer) firstLine() string {
-	for _, line := range strings.Split(h.String(), "\n") {
-		if line = strings.TrimSpace(line); line != "" {
-			return line
-		}
-	}
-	return ""
 }
 
 // protect runs f, which touches memory shared with the child, and turns a
