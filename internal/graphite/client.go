@@ -225,13 +225,31 @@ func (s *Stream) Write(p []byte) (int, error) {
 		s.err = fmt.Errorf("%w: %w", ErrConnectionLost, cn.err)
 		return 0, s.err
 	}
-	stop := context.AfterFunc(s.ctx, func() { cn.c.SetWriteDeadline(time.Unix(1, 0)) })
-	defer stop()
+	if err := s.ctx.Err(); err != nil {
+		// Nothing written: the connection stays good for other streams.
+		s.err = fmt.Errorf("%w: write to %s: %w", ErrConnectionLost, c.cfg.Address, err)
+		return 0, s.err
+	}
 	if err := cn.c.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout)); err != nil {
 		c.fail(cn, err)
 		s.err = fmt.Errorf("%w: set write deadline: %w", ErrConnectionLost, err)
 		return 0, s.err
 	}
+	// The deadline in the past that cuts the write short is set after the
+	// one above, never before it (a ctx done before the write would
+	// otherwise race with it and the write would wait out WriteTimeout),
+	// and it is settled before Write returns, so that it cannot land on
+	// the next stream's write.
+	cut := make(chan struct{})
+	stop := context.AfterFunc(s.ctx, func() {
+		defer close(cut)
+		cn.c.SetWriteDeadline(time.Unix(1, 0))
+	})
+	defer func() {
+		if !stop() {
+			<-cut
+		}
+	}()
 	n, err := cn.c.Write(p)
 	cn.written.Add(int64(n))
 	c.written.Add(uint64(n))

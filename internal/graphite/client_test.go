@@ -578,9 +578,9 @@ func TestWriteCutShortByItsContext(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	b := batch("blocked", 1_000_000)
 	time.AfterFunc(200*time.Millisecond, cancel)
 	start := time.Now()
-	b := batch("blocked", 1_000_000)
 	_, err = s.Write(b)
 	if err == nil || time.Since(start) > 5*time.Second {
 		t.Fatalf("Write = %v after %s, want an error soon after the cancel", err, time.Since(start))
@@ -588,6 +588,38 @@ func TestWriteCutShortByItsContext(t *testing.T) {
 	if !errors.Is(err, ErrConnectionLost) {
 		t.Errorf("Write = %v, want ErrConnectionLost", err)
 	}
+}
+
+func TestWriteAfterItsContextEnded(t *testing.T) {
+	// A ctx done before Write: the write fails at once, whatever
+	// WriteTimeout says, and writes nothing, so the connection stays good
+	// for the other streams. Before the fix the cut-short deadline raced
+	// with WriteTimeout's and a blocked write waited out the minute.
+	rec := startRecorder(t, listenLoopback(t, "127.0.0.1:0"), nil)
+	cfg := testConfig(rec.ln.Addr().String())
+	cfg.WriteTimeout = time.Minute
+	c, _ := startClient(t, cfg, nil)
+	for i := range 20 {
+		ctx, cancel := context.WithCancel(context.Background())
+		s, err := c.Open(ctx, "1700000000")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		start := time.Now()
+		n, err := s.Write(batch("late", 10))
+		if !errors.Is(err, ErrConnectionLost) || !errors.Is(err, context.Canceled) || n != 0 {
+			t.Fatalf("write %d: Write = %d, %v, want 0 and an error wrapping ErrConnectionLost and context.Canceled", i, n, err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("write %d: Write took %s", i, d)
+		}
+		s.Abort()
+	}
+	if st := c.Stats(); st.Failures != 0 || st.Written != 0 {
+		t.Errorf("Stats = %+v, want no failure and nothing written", st)
+	}
+	waitDelivered(t, c, deliver(t, c, batch("good", 3), 100), 10*time.Second)
 }
 
 // newPeerGate returns a channel closed once, at the latest when the test
