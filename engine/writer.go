@@ -51,7 +51,6 @@ func (o *output) failed() error {
 // keeps every line until commit.
 type lineWriter struct {
 	paths *Paths
-	ts    string
 	out   *output
 	hold  bool
 
@@ -66,6 +65,15 @@ type lineWriter struct {
 	group     string
 	prefixKey objectKey
 	prefix    []byte
+
+	// The path part of each name of the last EmitObject, with the space
+	// that follows it (parts[ends[i-1]:ends[i]]), and " <ts>\n": an
+	// aggregator sends the same names for every object of a scope, which
+	// are made path parts once rather than once per line.
+	names []string
+	parts []byte
+	ends  []int
+	tail  []byte
 }
 
 type objectKey struct {
@@ -86,10 +94,11 @@ func sameString(a, b string) bool {
 
 // start prepares w for a snapshot.
 func (w *lineWriter) start(paths *Paths, ts string, out *output, hold bool) {
-	w.paths, w.ts, w.out, w.hold = paths, ts, out, hold
+	w.paths, w.out, w.hold = paths, out, hold
 	w.buf, w.lines, w.count, w.err = w.buf[:0], 0, 0, nil
 	w.groupKey, w.group = objectKey{}, ""
 	w.prefixKey, w.prefix = objectKey{}, w.prefix[:0]
+	w.tail = append(append(append(w.tail[:0], ' '), ts...), '\n')
 	if cap(w.buf) < chunkSize+1024 && !hold {
 		w.buf = make([]byte, 0, chunkSize+1024)
 	}
@@ -180,15 +189,57 @@ func (w *lineWriter) groupFor(m Metric) string {
 // returns their number.
 func (w *lineWriter) object(m Metric, group string, names []string, values []float64) int {
 	w.setPrefix(m, group)
-	n := 0
+	if m.Scope == ScopePath {
+		n := 0
+		for i, v := range values[:len(names)] {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				continue
+			}
+			w.buf = w.appendLine(w.buf, m.Scope, names[i], v)
+			n++
+		}
+		return n
+	}
+	w.nameParts(names)
+	b, n, start := w.buf, 0, 0
 	for i, v := range values[:len(names)] {
+		end := w.ends[i]
 		if math.IsNaN(v) || math.IsInf(v, 0) {
+			start = end
 			continue
 		}
-		w.buf = w.appendLine(w.buf, m.Scope, names[i], v)
+		b = append(b, w.prefix...)
+		b = append(b, w.parts[start:end]...)
+		b = AppendValue(b, v)
+		b = append(b, w.tail...)
+		start = end
 		n++
 	}
+	w.buf = b
 	return n
+}
+
+// nameParts makes w.parts the path parts of names (each followed by a
+// space), unless they are those of the last call.
+func (w *lineWriter) nameParts(names []string) {
+	if len(names) == len(w.names) {
+		same := true
+		for i, n := range names {
+			if !sameString(n, w.names[i]) {
+				same = false
+				break
+			}
+		}
+		if same {
+			return
+		}
+	}
+	w.names = append(w.names[:0], names...)
+	w.parts, w.ends = w.parts[:0], w.ends[:0]
+	for _, n := range names {
+		w.parts = append(appendName(w.parts, n), ' ')
+		w.ends = append(w.ends, len(w.parts))
+	}
 }
 
 // appendLine appends the line of metric name of scope, value v, to b
@@ -203,9 +254,7 @@ func (w *lineWriter) appendLine(b []byte, scope Scope, name string, v float64) [
 	}
 	b = append(b, ' ')
 	b = AppendValue(b, v)
-	b = append(b, ' ')
-	b = append(b, w.ts...)
-	return append(b, '\n')
+	return append(b, w.tail...)
 }
 
 // chunked hands a full chunk to the output.
