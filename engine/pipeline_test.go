@@ -628,6 +628,7 @@ func (st oneEmit) Process(_ context.Context, _ *engine.Snapshot, emit engine.Emi
 		{[]string{"d e", "c"}, []float64{3, math.NaN()}},
 		{[]string{"a.b", "c"}, []float64{4, 5}},
 		{[]string{"f;g"}, []float64{6}},
+		{[]string{"a.b", "a_name_of_thirty_two_bytes_or_more"}, []float64{7, 8}},
 	} {
 		names = names[:copy(names[:cap(names)], set.names)]
 		for _, m := range []engine.Metric{
@@ -672,7 +673,7 @@ func TestEmitObjectIsEmit(t *testing.T) {
 	}
 	byEmit, byObject := lines(false), lines(true)
 	if !slices.Equal(byEmit, byObject) || !slices.Contains(byEmit, "p.a.b 1 100") || !slices.Contains(byEmit, "p.d_e 3 100") || slices.ContainsFunc(byEmit, func(l string) bool { return strings.Contains(l, "NaN") }) ||
-		!slices.Contains(byEmit, "p.daemon.f_g 6 100") || len(byEmit) < 48 {
+		!slices.Contains(byEmit, "p.daemon.f_g 6 100") || !slices.Contains(byEmit, "p.daemon.a_name_of_thirty_two_bytes_or_more 8 100") || len(byEmit) < 64 {
 		t.Errorf("Emit and EmitObject differ, or a free path lost its dots:\nEmit:       %q\nEmitObject: %q", byEmit, byObject)
 	}
 }

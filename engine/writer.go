@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"math"
+	"slices"
 	"sync"
 	"unsafe"
 )
@@ -66,14 +67,22 @@ type lineWriter struct {
 	prefixKey objectKey
 	prefix    []byte
 
-	// The path part of each name of the last EmitObject, with the space
-	// that follows it (parts[ends[i-1]:ends[i]]), and " <ts>\n": an
-	// aggregator sends the same names for every object of a scope, which
-	// are made path parts once rather than once per line.
+	// The path part of each name of the last EmitObject, and " <ts>\n":
+	// an aggregator sends the same names for every object of a scope,
+	// which are made path parts once rather than once per line.
 	names []string
-	parts []byte
-	ends  []int
+	parts []namePart
 	tail  []byte
+}
+
+// namePart is a name's path part and the space after it, in a fixed-size
+// array when it fits: a line copies it with one move of that size, not a
+// call to memmove whose branches on the size are mispredicted as the
+// names' lengths vary from one line to the next.
+type namePart struct {
+	fixed [32]byte
+	n     int    // bytes of fixed used; 0 when the part is longer than fixed
+	long  []byte // the part, when it is longer
 }
 
 type objectKey struct {
@@ -201,18 +210,24 @@ func (w *lineWriter) object(m Metric, group string, names []string, values []flo
 		return n
 	}
 	w.nameParts(names)
-	b, n, start := w.buf, 0, 0
+	b, n := w.buf, 0
+	parts := w.parts[:len(names)]
 	for i, v := range values[:len(names)] {
-		end := w.ends[i]
 		if math.IsNaN(v) || math.IsInf(v, 0) {
-			start = end
 			continue
 		}
 		b = append(b, w.prefix...)
-		b = append(b, w.parts[start:end]...)
+		if p := &parts[i]; p.n > 0 {
+			b = slices.Grow(b, len(p.fixed))
+			k := len(b)
+			b = b[:k+len(p.fixed)]
+			*(*[len(p.fixed)]byte)(b[k:]) = p.fixed
+			b = b[:k+p.n]
+		} else {
+			b = append(b, p.long...)
+		}
 		b = AppendValue(b, v)
 		b = append(b, w.tail...)
-		start = end
 		n++
 	}
 	w.buf = b
@@ -235,10 +250,16 @@ func (w *lineWriter) nameParts(names []string) {
 		}
 	}
 	w.names = append(w.names[:0], names...)
-	w.parts, w.ends = w.parts[:0], w.ends[:0]
-	for _, n := range names {
-		w.parts = append(appendName(w.parts, n), ' ')
-		w.ends = append(w.ends, len(w.parts))
+	w.parts = slices.Grow(w.parts[:0], len(names))[:len(names)]
+	for i, n := range names {
+		part := append(appendName(nil, n), ' ')
+		p := &w.parts[i]
+		*p = namePart{}
+		if len(part) <= len(p.fixed) {
+			p.n = copy(p.fixed[:], part)
+		} else {
+			p.long = part
+		}
 	}
 }
 
