@@ -636,6 +636,7 @@ func (st oneEmit) Process(_ context.Context, _ *engine.Snapshot, emit engine.Emi
 			{Scope: engine.ScopeFrontend, Object: "fe.1"}, {Scope: engine.ScopeBackend, Object: "be"},
 			{Scope: engine.ScopeServer, Object: "be", Server: "s 1"}, {Scope: engine.ScopeAggrServer, Server: "s1"},
 			{Scope: engine.ScopeSelf}, {Scope: engine.ScopePath},
+			{Scope: engine.ScopeBackend, Object: strings.Repeat("long-backend-name", 6)}, // a prefix of over 96 bytes
 			{Scope: 0}, {Scope: 99}, // not scopes: nothing written
 		} {
 			if st.object {
@@ -673,7 +674,7 @@ func TestEmitObjectIsEmit(t *testing.T) {
 	}
 	byEmit, byObject := lines(false), lines(true)
 	if !slices.Equal(byEmit, byObject) || !slices.Contains(byEmit, "p.a.b 1 100") || !slices.Contains(byEmit, "p.d_e 3 100") || slices.ContainsFunc(byEmit, func(l string) bool { return strings.Contains(l, "NaN") }) ||
-		!slices.Contains(byEmit, "p.daemon.f_g 6 100") || !slices.Contains(byEmit, "p.daemon.a_name_of_thirty_two_bytes_or_more 8 100") || len(byEmit) < 64 {
+		!slices.Contains(byEmit, "p.daemon.f_g 6 100") || !slices.Contains(byEmit, "p.daemon.a_name_of_thirty_two_bytes_or_more 8 100") || len(byEmit) < 72 || !slices.Contains(byEmit, "p.backend."+strings.Repeat("long-backend-name", 6)+".c 5 100") {
 		t.Errorf("Emit and EmitObject differ, or a free path lost its dots:\nEmit:       %q\nEmitObject: %q", byEmit, byObject)
 	}
 }

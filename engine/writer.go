@@ -210,15 +210,34 @@ func (w *lineWriter) object(m Metric, group string, names []string, values []flo
 		return n
 	}
 	w.nameParts(names)
+	// The object's prefix and the line's tail are copied, like the name
+	// parts, with fixed-size moves when they fit.
+	var prefix [96]byte
+	prefixN := copy(prefix[:], w.prefix)
+	if prefixN < len(w.prefix) {
+		prefixN = 0
+	}
+	var tail [32]byte
+	tailN := copy(tail[:], w.tail)
+	if tailN < len(w.tail) {
+		tailN = 0
+	}
 	b, n := w.buf, 0
 	parts := w.parts[:len(names)]
 	for i, v := range values[:len(names)] {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			continue
 		}
-		b = append(b, w.prefix...)
+		b = slices.Grow(b, len(prefix)+len(parts[i].fixed)+len(tail)+32)
+		if prefixN > 0 {
+			k := len(b)
+			b = b[:k+len(prefix)]
+			*(*[len(prefix)]byte)(b[k:]) = prefix
+			b = b[:k+prefixN]
+		} else {
+			b = append(b, w.prefix...)
+		}
 		if p := &parts[i]; p.n > 0 {
-			b = slices.Grow(b, len(p.fixed))
 			k := len(b)
 			b = b[:k+len(p.fixed)]
 			*(*[len(p.fixed)]byte)(b[k:]) = p.fixed
@@ -227,7 +246,14 @@ func (w *lineWriter) object(m Metric, group string, names []string, values []flo
 			b = append(b, p.long...)
 		}
 		b = AppendValue(b, v)
-		b = append(b, w.tail...)
+		if tailN > 0 {
+			k := len(b)
+			b = b[:k+len(tail)]
+			*(*[len(tail)]byte)(b[k:]) = tail
+			b = b[:k+tailN]
+		} else {
+			b = append(b, w.tail...)
+		}
 		n++
 	}
 	w.buf = b
