@@ -595,7 +595,13 @@ func TestKafkaDaemonKill9(t *testing.T) {
 	s.addKafka(t, k, kafkaTopic, "")
 	eps := epochs(1795500000, 30)
 	s.putCopies(t, caseSnapshot(t, caseName), eps)
-	audit := auditBoth(s, exp, eps, gt, kt, 10*time.Second)
+	// The grace is the readers' lag behind what the destinations
+	// acknowledged (kcat, the recorder, the tallies: the test's own
+	// process, under the race detector, on a machine the daemons, brokers
+	// and other tests load too); a snapshot removed before its records
+	// were acknowledged loses them with the killed daemon, and they never
+	// arrive, whatever the grace.
+	audit := auditBoth(s, exp, eps, gt, kt, 30*time.Second)
 	p := s.start(t)
 	waitFor(t, 60*time.Second, "3 snapshots to be delivered", func() bool { return audit.removed() >= 3 })
 	p.kill9(t)
