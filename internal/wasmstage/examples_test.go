@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/haproxystats-go/haproxystats/builtin"
 	"github.com/haproxystats-go/haproxystats/engine"
@@ -88,6 +89,13 @@ func caseBuilder(t *testing.T) enginetest.Build {
 			if err != nil {
 				return nil, err
 			}
+			// The module is compiled in a child process that is this test
+			// binary: under -race it takes about 18 s of CPU for a Go
+			// example on a quiet 2-core machine, and more than the
+			// default minute when other packages' tests load it (seen
+			// once). The cases test the examples' output, not that bound
+			// (TestCompileCanceled and TestCompileBombs do).
+			opts.CompileTimeout = max(opts.CompileTimeout, 10*time.Minute)
 			s, err := New(context.Background(), opts, nil)
 			if err != nil {
 				return nil, err
