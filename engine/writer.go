@@ -71,18 +71,43 @@ type lineWriter struct {
 	// an aggregator sends the same names for every object of a scope,
 	// which are made path parts once rather than once per line.
 	names []string
-	parts []namePart
+	parts []fixedPart
 	tail  []byte
+	// The last object's prefix and the tail, for the fixed-size copies.
+	prefixPart, tailPart fixedPart
 }
 
-// namePart is a name's path part and the space after it, in a fixed-size
-// array when it fits: a line copies it with one move of that size, not a
-// call to memmove whose branches on the size are mispredicted as the
-// names' lengths vary from one line to the next.
-type namePart struct {
-	fixed [32]byte
-	n     int    // bytes of fixed used; 0 when the part is longer than fixed
-	long  []byte // the part, when it is longer
+// fixedPart is a piece of a line (an object's prefix, a name's path
+// part and the space after it, the line's tail) in a fixed-size array when
+// it fits: a line copies it with one move of that size, not a call to
+// memmove, whose branches on the size are mispredicted as the lengths of
+// the pieces alternate from one copy to the next.
+type fixedPart struct {
+	fixed [96]byte
+	n     int    // bytes of fixed used; 0 when the piece is longer than fixed
+	long  []byte // the piece, when it is longer
+}
+
+// set makes the part p (kept only when it does not fit the array).
+func (f *fixedPart) set(p []byte) {
+	f.n, f.long = 0, nil
+	if len(p) <= len(f.fixed) {
+		f.n = copy(f.fixed[:], p)
+	} else {
+		f.long = p
+	}
+}
+
+// appendTo appends the part to b, which must have room for len(f.fixed)
+// more bytes.
+func (f *fixedPart) appendTo(b []byte) []byte {
+	if f.n == 0 {
+		return append(b, f.long...)
+	}
+	k := len(b)
+	b = b[:k+len(f.fixed)]
+	*(*[len(f.fixed)]byte)(b[k:]) = f.fixed
+	return b[:k+f.n]
 }
 
 type objectKey struct {
@@ -108,6 +133,7 @@ func (w *lineWriter) start(paths *Paths, ts string, out *output, hold bool) {
 	w.groupKey, w.group = objectKey{}, ""
 	w.prefixKey, w.prefix = objectKey{}, w.prefix[:0]
 	w.tail = append(append(append(w.tail[:0], ' '), ts...), '\n')
+	w.tailPart.set(w.tail)
 	if cap(w.buf) < chunkSize+1024 && !hold {
 		w.buf = make([]byte, 0, chunkSize+1024)
 	}
@@ -212,48 +238,18 @@ func (w *lineWriter) object(m Metric, group string, names []string, values []flo
 	w.nameParts(names)
 	// The object's prefix and the line's tail are copied, like the name
 	// parts, with fixed-size moves when they fit.
-	var prefix [96]byte
-	prefixN := copy(prefix[:], w.prefix)
-	if prefixN < len(w.prefix) {
-		prefixN = 0
-	}
-	var tail [32]byte
-	tailN := copy(tail[:], w.tail)
-	if tailN < len(w.tail) {
-		tailN = 0
-	}
+	w.prefixPart.set(w.prefix)
 	b, n := w.buf, 0
 	parts := w.parts[:len(names)]
 	for i, v := range values[:len(names)] {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			continue
 		}
-		b = slices.Grow(b, len(prefix)+len(parts[i].fixed)+len(tail)+32)
-		if prefixN > 0 {
-			k := len(b)
-			b = b[:k+len(prefix)]
-			*(*[len(prefix)]byte)(b[k:]) = prefix
-			b = b[:k+prefixN]
-		} else {
-			b = append(b, w.prefix...)
-		}
-		if p := &parts[i]; p.n > 0 {
-			k := len(b)
-			b = b[:k+len(p.fixed)]
-			*(*[len(p.fixed)]byte)(b[k:]) = p.fixed
-			b = b[:k+p.n]
-		} else {
-			b = append(b, p.long...)
-		}
+		b = slices.Grow(b, 3*len(w.tailPart.fixed)+32)
+		b = w.prefixPart.appendTo(b)
+		b = parts[i].appendTo(b)
 		b = AppendValue(b, v)
-		if tailN > 0 {
-			k := len(b)
-			b = b[:k+len(tail)]
-			*(*[len(tail)]byte)(b[k:]) = tail
-			b = b[:k+tailN]
-		} else {
-			b = append(b, w.tail...)
-		}
+		b = w.tailPart.appendTo(b)
 		n++
 	}
 	w.buf = b
@@ -278,14 +274,7 @@ func (w *lineWriter) nameParts(names []string) {
 	w.names = append(w.names[:0], names...)
 	w.parts = slices.Grow(w.parts[:0], len(names))[:len(names)]
 	for i, n := range names {
-		part := append(appendName(nil, n), ' ')
-		p := &w.parts[i]
-		*p = namePart{}
-		if len(part) <= len(p.fixed) {
-			p.n = copy(p.fixed[:], part)
-		} else {
-			p.long = part
-		}
+		w.parts[i].set(append(appendName(nil, n), ' '))
 	}
 }
 
