@@ -118,12 +118,19 @@ func (c *Client) connect(ctx context.Context) {
 // WriteTimeout with bytes outstanding. It reports whether the
 // acknowledgements advanced.
 func (c *Client) checkAcks(cn *conn) bool {
+	// written is read before the send queue: a write counts its bytes
+	// after the kernel queued them, so every byte counted here is in the
+	// queue the ioctl reads, and written - q can only understate what was
+	// acknowledged. Read after, it overstated it by whatever was written
+	// meanwhile: a stream written and finished in that gap (a goroutine
+	// descheduled between the two reads, on a loaded machine) counted as
+	// delivered with none of its bytes acknowledged.
+	written := cn.written.Load()
 	q, err := c.unacked(cn.c)
 	if err != nil {
 		c.fail(cn, fmt.Errorf("read send queue of connection to %s: %w", c.cfg.Address, err))
 		return false
 	}
-	written := cn.written.Load()
 	c.mu.Lock()
 	advanced := false
 	if acked := written - int64(q); acked > cn.acked {
