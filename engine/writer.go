@@ -98,13 +98,15 @@ func (f *fixedPart) set(p []byte) {
 	}
 }
 
-// appendTo appends the part to b, which must have room for len(f.fixed)
-// more bytes.
+// appendTo appends the part to b.
 func (f *fixedPart) appendTo(b []byte) []byte {
 	if f.n == 0 {
 		return append(b, f.long...)
 	}
 	k := len(b)
+	if cap(b)-k < len(f.fixed) {
+		b = slices.Grow(b, len(f.fixed))
+	}
 	b = b[:k+len(f.fixed)]
 	*(*[len(f.fixed)]byte)(b[k:]) = f.fixed
 	return b[:k+f.n]
@@ -245,7 +247,6 @@ func (w *lineWriter) object(m Metric, group string, names []string, values []flo
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			continue
 		}
-		b = slices.Grow(b, 3*len(w.tailPart.fixed)+32)
 		b = w.prefixPart.appendTo(b)
 		b = parts[i].appendTo(b)
 		b = AppendValue(b, v)
