@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -134,4 +135,58 @@ func tcpState(t *testing.T, conn net.Conn) uint8 {
 		t.Fatal(serr)
 	}
 	return state
+}
+
+// Regression (found by review): the time of the last acknowledgement was
+// the start of the wait for the next snapshot's, so the first check after
+// an idle gap longer than WriteTimeout failed a healthy connection whose
+// peer had not acknowledged yet (a real round trip, a delayed ACK): every
+// snapshot after a pause was sent twice and counted as a failure. The
+// peer here acknowledges 20 ms after each write (emulated over the real
+// count); snapshots are 500 ms apart, WriteTimeout 200 ms.
+func TestIdleThenSlowAcks(t *testing.T) {
+	rec := startRecorder(t, listenLoopback(t, "127.0.0.1:0"), nil)
+	cfg := testConfig(rec.ln.Addr().String())
+	cfg.WriteTimeout = 200 * time.Millisecond
+	type seen struct {
+		at      time.Time
+		written int64
+	}
+	var (
+		mu   sync.Mutex
+		hist []seen
+		cl   *Client
+	)
+	c, _ := startClient(t, cfg, func(c *Client) {
+		cl = c
+		c.unacked = func(conn net.Conn) (int, error) {
+			q, err := unacked(conn)
+			if err != nil {
+				return q, err
+			}
+			cl.mu.Lock()
+			written := cl.conn.written.Load()
+			cl.mu.Unlock()
+			mu.Lock()
+			defer mu.Unlock()
+			now := time.Now()
+			if len(hist) == 0 || hist[len(hist)-1].written != written {
+				hist = append(hist, seen{now, written})
+			}
+			var acked int64
+			for _, h := range hist {
+				if now.Sub(h.at) >= 20*time.Millisecond {
+					acked = h.written
+				}
+			}
+			return max(q, int(written-acked)), nil
+		}
+	})
+	for i := range 3 {
+		waitDelivered(t, c, deliver(t, c, batch("idle", 10), 64<<10), 5*time.Second)
+		if st := c.Stats(); st.Failures != 0 || st.Connects != 1 {
+			t.Fatalf("snapshot %d: stats %+v, want no failure on one connection", i, st)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }

@@ -106,8 +106,8 @@ type Client struct {
 type conn struct {
 	c        net.Conn
 	written  atomic.Int64 // bytes written, by the writers holding wmu
-	acked    int64        // bytes acknowledged; Run's
-	progress time.Time    // last time a write or an acknowledgement advanced; Client.mu
+	acked    int64        // bytes acknowledged; Client.mu
+	progress time.Time    // last time the acknowledgements advanced, or a write began with nothing outstanding; Client.mu
 	dead     chan struct{}
 	err      error // why it died; set before dead is closed
 	once     sync.Once
@@ -225,6 +225,16 @@ func (s *Stream) Write(p []byte) (int, error) {
 		s.err = fmt.Errorf("%w: %w", ErrConnectionLost, cn.err)
 		return 0, s.err
 	}
+	c.mu.Lock()
+	if cn.written.Load() == cn.acked {
+		// Nothing was outstanding: the wait for acknowledgements starts
+		// now, not at the last acknowledgement, which may be a snapshot
+		// ago (the check after Finish would take a peer that has not
+		// acknowledged yet, a millisecond away, for one that acknowledged
+		// nothing for WriteTimeout).
+		cn.progress = time.Now()
+	}
+	c.mu.Unlock()
 	if err := s.ctx.Err(); err != nil {
 		// Nothing written: the connection stays good for other streams.
 		s.err = fmt.Errorf("%w: write to %s: %w", ErrConnectionLost, c.cfg.Address, err)
