@@ -373,3 +373,26 @@ func TestDaemonDroppedCell(t *testing.T) {
 		t.Error("the dropped cell was sent for process 2")
 	}
 }
+
+// The exclusion file is read once per snapshot, whatever the number of
+// stages that ask (backends and servers), and again for the next one.
+func TestExclusionsReadOncePerSnapshot(t *testing.T) {
+	reads := 0
+	content := "be1\n"
+	e := NewExclusions("excl", func(string) ([]byte, error) {
+		reads++
+		return []byte(content), nil
+	}, nil)
+	for _, snap := range []string{"100", "100", "101", "101"} {
+		if got := e.Current(snap); !got["be1"] || len(got) != 1 {
+			t.Fatalf("Current(%s) = %v, want be1", snap, got)
+		}
+	}
+	if reads != 2 {
+		t.Errorf("%d reads for 2 snapshots asked twice each, want 2", reads)
+	}
+	content = "be2\n"
+	if got := e.Current("102"); !got["be2"] || got["be1"] {
+		t.Errorf("Current(102) after the file changed = %v, want be2 alone", got)
+	}
+}

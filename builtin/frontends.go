@@ -57,7 +57,7 @@ type proxyFold struct {
 
 func (f *proxyFold) Reset(name string) {
 	f.agg.reset(name)
-	f.exclude = f.exclusions.Current()
+	f.exclude = f.exclusions.Current(name)
 	f.rows = false
 }
 

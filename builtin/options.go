@@ -68,11 +68,14 @@ type Exclusions struct {
 	read   func(path string) ([]byte, error)
 	logger *slog.Logger
 
-	mu      sync.Mutex
-	data    []byte          // content last read
-	names   map[string]bool // parsed from data
-	lastErr string
-	logged  time.Time
+	mu       sync.Mutex
+	data     []byte          // content last read
+	names    map[string]bool // parsed from data
+	read1    bool            // the file was read for snapshot
+	snapshot string          // the snapshot of the last read
+	current  map[string]bool // what it gave: names, or nil when the read failed
+	lastErr  string
+	logged   time.Time
 }
 
 // MaxExclusionFile bounds the bytes of an exclusion file: the limit to give
@@ -96,18 +99,27 @@ func StaticExclusions(names ...string) *Exclusions {
 	return &Exclusions{names: nameSet(names)}
 }
 
-// Current reads the file again and returns the set of excluded names (path
-// form). The set must not be modified.
-func (e *Exclusions) Current() map[string]bool {
+// Current returns the set of excluded names (path form) for the snapshot
+// named snapshot: the file is read again for each snapshot, once (the
+// backend and server stages of a snapshot share what was read for it, and
+// so agree). The set must not be modified.
+func (e *Exclusions) Current(snapshot string) map[string]bool {
 	if e == nil {
 		return nil
 	}
 	if e.path == "" {
 		return e.names
 	}
+	e.mu.Lock()
+	if e.read1 && snapshot == e.snapshot {
+		defer e.mu.Unlock()
+		return e.current
+	}
+	e.mu.Unlock()
 	data, err := e.read(e.path)
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.read1, e.snapshot, e.current = true, snapshot, nil
 	if err != nil {
 		msg := err.Error()
 		if msg != e.lastErr || time.Since(e.logged) > 10*time.Minute {
@@ -123,6 +135,7 @@ func (e *Exclusions) Current() map[string]bool {
 	if e.names == nil || !bytes.Equal(data, e.data) {
 		e.data, e.names = data, nameSet(ParseExclusions(data))
 	}
+	e.current = e.names
 	return e.names
 }
 

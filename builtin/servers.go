@@ -70,7 +70,7 @@ func (f *serverFold) Reset(name string) {
 	if f.aggr != nil {
 		f.aggr.reset(name)
 	}
-	f.exclude = f.exclusions.Current()
+	f.exclude = f.exclusions.Current(name)
 	f.rows = false
 }
 
