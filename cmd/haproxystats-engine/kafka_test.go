@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -50,11 +49,7 @@ prefix-hostname = false
 	}
 	incoming := filepath.Join(base, "incoming")
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stderr testenv.Buffer
-	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"run", "--pull", "-f", conf}, &stderr, &stderr) }()
+	stop, stderr := startRunPull(t, conf)
 
 	// A round is delivered when its snapshot has left the spool after
 	// Graphite got its TotalWallClockTime line.
@@ -81,15 +76,7 @@ prefix-hostname = false
 	}) {
 		t.Fatalf("no round delivered within 30s; spool %v\n%s", spoolDirs(t, incoming), stderr.String())
 	}
-	cancel()
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Fatalf("exit %d after stop\n%s", code, stderr.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("run --pull did not stop within 30s")
-	}
+	stop()
 
 	host, err := os.Hostname()
 	if err != nil {

@@ -40,6 +40,30 @@ func spoolDirs(t *testing.T, dir string) []string {
 // committed into the spool and processed from there; while Graphite is
 // down the snapshots pile up in the spool, and once it is back every one of
 // them is delivered and removed, and later rounds follow.
+// startRunPull starts `run --pull -f conf` in the test's process; stop
+// stops it and fails the test unless it exits 0 within 30s. The daemon's
+// log is in stderr.
+func startRunPull(t *testing.T, conf string) (stop func(), stderr *testenv.Buffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	stderr = new(testenv.Buffer)
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"run", "--pull", "-f", conf}, stderr, stderr) }()
+	return func() {
+		t.Helper()
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Fatalf("exit %d after stop\n%s", code, stderr.String())
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("run --pull did not stop within 30s")
+		}
+	}, stderr
+}
+
 func TestOneDaemon(t *testing.T) {
 	testenv.HAProxyBinary(t)
 	sockets := testenv.ShortDir(t)
@@ -73,11 +97,7 @@ connect-timeout = 0.2
 `, base, sockets, master, graphitePort)), 0o644)
 	incoming := filepath.Join(base, "incoming")
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stderr testenv.Buffer
-	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"run", "--pull", "-f", conf}, &stderr, &stderr) }()
+	stop, stderr := startRunPull(t, conf)
 
 	// Graphite down: rounds pile up in the spool.
 	if !waitFor(15*time.Second, func() bool { return len(spoolDirs(t, incoming)) >= 2 }) {
@@ -134,15 +154,7 @@ connect-timeout = 0.2
 			t.Errorf("Graphite received no %q line", want)
 		}
 	}
-	cancel()
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Fatalf("exit %d after stop\n%s", code, stderr.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("run --pull did not stop within 30s")
-	}
+	stop()
 }
 
 // TestHelperMain is not a test: StartHelper runs the program's main in it.

@@ -192,15 +192,7 @@ func TestFaultKill9(t *testing.T) {
 		return ta.hasAll(exp.keys(e))
 	})
 	p := s.start(t)
-	waitFor(t, 60*time.Second, "3 snapshots to be delivered", func() bool { return audit.removed() >= 3 })
-	p.kill9(t)
-	left := map[string]bool{}
-	for _, n := range s.left(t) {
-		left[n] = true
-	}
-	if len(left) == 0 {
-		t.Fatal("every snapshot was delivered before the kill: the test did not kill in the middle")
-	}
+	left := killMidway(t, s, p, audit)
 	// What the killed daemon had written reaches Graphite before its
 	// connection ends.
 	drain(t, st, 10*time.Second)

@@ -439,6 +439,23 @@ func (ta *tally) countArrived(keys []string) int {
 	return n
 }
 
+// killMidway kills p with SIGKILL once audit saw 3 snapshots delivered,
+// and returns the snapshots still in s's spool; it fails the test if none
+// is left (the kill was not in the middle).
+func killMidway(t *testing.T, s *scratch, p *daemon, audit *spoolAudit) map[string]bool {
+	t.Helper()
+	waitFor(t, 60*time.Second, "3 snapshots to be delivered", func() bool { return audit.removed() >= 3 })
+	p.kill9(t)
+	left := map[string]bool{}
+	for _, n := range s.left(t) {
+		left[n] = true
+	}
+	if len(left) == 0 {
+		t.Fatal("every snapshot was delivered before the kill: the test did not kill in the middle")
+	}
+	return left
+}
+
 // spoolAudit watches the spool and checks that a snapshot directory is
 // removed only once all its lines have arrived: when a directory vanishes,
 // its lines must all be in the tally within grace (acknowledged bytes may

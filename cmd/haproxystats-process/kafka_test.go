@@ -603,15 +603,7 @@ func TestKafkaDaemonKill9(t *testing.T) {
 	// arrive, whatever the grace.
 	audit := auditBoth(s, exp, eps, gt, kt, 30*time.Second)
 	p := s.start(t)
-	waitFor(t, 60*time.Second, "3 snapshots to be delivered", func() bool { return audit.removed() >= 3 })
-	p.kill9(t)
-	left := map[string]bool{}
-	for _, n := range s.left(t) {
-		left[n] = true
-	}
-	if len(left) == 0 {
-		t.Fatal("every snapshot was delivered before the kill: the test did not kill in the middle")
-	}
+	left := killMidway(t, s, p, audit)
 	drain(t, st, 10*time.Second)
 	_, _, connsBefore := st.Counts()
 	recsBefore := len(testenv.KcatConsume(t, k.Addr(), kafkaTopic))
