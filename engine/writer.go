@@ -75,6 +75,7 @@ type lineWriter struct {
 	tail  []byte
 	// The last object's prefix and the tail, for the fixed-size copies.
 	prefixPart, tailPart fixedPart
+	tailFixed            [16]byte // the tail, when it fits (a timestamp of up to 14 digits)
 }
 
 // fixedPart is a piece of a line (an object's prefix, a name's path
@@ -136,6 +137,8 @@ func (w *lineWriter) start(paths *Paths, ts string, out *output, hold bool) {
 	w.prefixKey, w.prefix = objectKey{}, w.prefix[:0]
 	w.tail = append(append(append(w.tail[:0], ' '), ts...), '\n')
 	w.tailPart.set(w.tail)
+	w.tailFixed = [16]byte{}
+	copy(w.tailFixed[:], w.tail)
 	if cap(w.buf) < chunkSize+1024 && !hold {
 		w.buf = make([]byte, 0, chunkSize+1024)
 	}
@@ -243,15 +246,47 @@ func (w *lineWriter) object(m Metric, group string, names []string, values []flo
 	w.prefixPart.set(w.prefix)
 	b, n := w.buf, 0
 	parts := w.parts[:len(names)]
+	pre, tail := &w.prefixPart, &w.tailPart
+	fits := pre.n > 0 && tail.n > 0 && tail.n <= len(w.tailFixed)
+	const room = 2*len(fixedPart{}.fixed) + 1 // and a digit
 	for i, v := range values[:len(names)] {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			continue
 		}
-		b = w.prefixPart.appendTo(b)
-		b = parts[i].appendTo(b)
-		b = AppendValue(b, v)
-		b = w.tailPart.appendTo(b)
 		n++
+		p := &parts[i]
+		if !fits || p.n == 0 {
+			b = pre.appendTo(b)
+			b = p.appendTo(b)
+			b = AppendValue(b, v)
+			b = tail.appendTo(b)
+			continue
+		}
+		// The same as above, written here: three calls per line were
+		// about a third of the cost of writing it.
+		k := len(b)
+		if cap(b)-k < room {
+			b = slices.Grow(b, room)
+		}
+		b = b[:k+room]
+		*(*[len(pre.fixed)]byte)(b[k:]) = pre.fixed
+		k += pre.n
+		*(*[len(p.fixed)]byte)(b[k:]) = p.fixed
+		k += p.n
+		// Most values are one digit (AppendValue's first case).
+		if d := int64(v); d >= 0 && d < 10 && float64(d) == v {
+			b[k] = '0' + byte(d)
+			b = b[:k+1]
+		} else {
+			b = AppendValue(b[:k], v)
+		}
+		k = len(b)
+		if cap(b)-k < len(w.tailFixed) {
+			b = slices.Grow(b, len(w.tailFixed))
+		}
+		b = b[:k+len(w.tailFixed)]
+		*(*[len(w.tailFixed)]byte)(b[k:]) = w.tailFixed
+		b = b[:k+tail.n]
 	}
 	w.buf = b
 	return n

@@ -72,3 +72,39 @@ func TestEmitObjectLongPieces(t *testing.T) {
 		}
 	}
 }
+
+// EmitObject writes what Emit writes for pieces of every length around
+// the size of its fixed copies (prefix and name part each of 80 to 100
+// bytes), values of one digit, more, and none, timestamps that fit its
+// copy of the tail and one that does not, and buffers of any room.
+func TestEmitObjectEveryPieceLength(t *testing.T) {
+	values := []float64{7, 0, 12, 1.5, math.NaN(), 1e300, -3}
+	for _, ts := range []string{"1700000000", "170000000000000000"} {
+		for ol := 69; ol <= 89; ol++ {
+			for nl := 79; nl <= 99; nl++ {
+				m := Metric{Scope: ScopeBackend, Object: strings.Repeat("b", ol)}
+				names := make([]string, len(values))
+				for i := range names {
+					names[i] = strings.Repeat(string(rune('m'+i)), nl)
+				}
+				for _, free := range []int{0, 193, 250} {
+					var want, got bytes.Buffer
+					var we, wo lineWriter
+					we.start(&Paths{Prefix: "p"}, ts, &output{w: &want}, true)
+					wo.start(&Paths{Prefix: "p"}, ts, &output{w: &got}, true)
+					wo.buf = make([]byte, 0, free)
+					wo.EmitObject(m, names, values)
+					for i, n := range names {
+						m.Name, m.Value = n, values[i]
+						we.Emit(m)
+					}
+					we.flush()
+					wo.flush()
+					if want.Len() == 0 || got.String() != want.String() {
+						t.Fatalf("prefix %d, name %d, ts %s, %d free: EmitObject wrote\n%q\nEmit\n%q", ol+11, nl+1, ts, free, got.String(), want.String())
+					}
+				}
+			}
+		}
+	}
+}
