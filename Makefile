@@ -10,8 +10,10 @@ PROGRAMS := $(notdir $(wildcard cmd/*))
 
 all: build
 
+# Static programs, as dist builds them: nothing in them needs cgo, and a
+# dynamic one pays for the loader at every start.
 build:
-	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ $(addprefix ./cmd/,$(PROGRAMS))
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ $(addprefix ./cmd/,$(PROGRAMS))
 
 # Installs what the integration tests use (HAProxy, carbon-c-relay, wasm
 # toolchains) when run as root on Debian; otherwise says loudly what is
