@@ -85,6 +85,7 @@ type statParser struct {
 	absent  []*Column // batch columns this file does not have
 	record  int       // records of the file so far
 	svCache *[]uint32 // the file's server name (raw number + 1) per record, from earlier snapshots
+	svPrev  *[]uint32 // the svCache of the snapshot's previous file (nil for the first)
 	bounds  []int32   // the bounds of the fields of the record being read
 	slow    []int32   // the cells of the record read after the others: indexes in the plan's nums
 
@@ -157,6 +158,13 @@ func (sp *statParser) header(file, proc string, line []byte) error {
 	sp.record = 0
 	if sp.cache == nil {
 		sp.cache = make(map[string]*[]uint32)
+	}
+	// The processes of one HAProxy list the same servers in the same
+	// order: a file whose own names are not known yet (the first
+	// snapshot, a new process) checks those of the file before it.
+	sp.svPrev = nil
+	if len(b.Procs) > 0 {
+		sp.svPrev = sp.svCache
 	}
 	if sp.svCache = sp.cache[proc]; sp.svCache == nil {
 		sp.svCache = new([]uint32)
@@ -598,7 +606,11 @@ func (sp *statParser) cell(slot int32, cell []byte, r int, typ *int64, problem f
 				(*cache)[sp.record] = e.num + 1
 			}
 		} else {
-			e = sp.name(cell, problem)
+			if p := sp.svPrev; p != nil && sp.record < len(*p) && (*p)[sp.record] > 0 && sp.names.raws[(*p)[sp.record]-1].raw == string(cell) {
+				e = sp.names.raws[(*p)[sp.record]-1]
+			} else {
+				e = sp.name(cell, problem)
+			}
 			if sp.record == len(*cache) {
 				*cache = append(*cache, e.num+1)
 			}
