@@ -89,13 +89,15 @@ type aggregator struct {
 	dense  []int32
 	sparse map[uint64]int32
 	epoch  uint64 // NameEpoch of the keys in the index
-	// For pairs, the slot of the n-th row folded in the last snapshot
-	// (or -1), and per slot its key: the rows of a load balancer come in
-	// the same order from one snapshot to the next, so the slot of the
-	// n-th row is checked before the map is looked up.
+	// For pairs, the slot of the n-th row of a file folded last (or -1),
+	// and per slot its key: the processes of a load balancer list their
+	// rows in the same order, and so does each from one snapshot to the
+	// next, so the slot of a file's n-th row is checked before the map is
+	// looked up (in the first snapshot too, from its second file on).
 	hint []int32
 	keys []uint64
-	pos  int // rows folded in this snapshot
+	pos  int   // rows folded of the current file
+	proc int32 // the current file (StatTable.Proc)
 
 	names  []objectName // per slot
 	stamp  []uint32     // per slot, the snapshot that last used it
@@ -159,7 +161,7 @@ func (a *aggregator) reset(name string) {
 	}
 	a.order = a.order[:0]
 	a.gen++
-	a.pos = 0
+	a.pos, a.proc = 0, -1
 	clear(a.seen)
 }
 
@@ -260,6 +262,9 @@ func (a *aggregator) fold(b *engine.StatTable, selectRow func(r int) bool, key f
 	for r := range b.Rows() {
 		if !selectRow(r) {
 			continue
+		}
+		if p := b.Proc[r]; p != a.proc {
+			a.proc, a.pos = p, 0
 		}
 		o := a.object(key(r), func() objectName { return name(r) })
 		a.sel = append(a.sel, int32(r))

@@ -396,3 +396,40 @@ func TestExclusionsReadOncePerSnapshot(t *testing.T) {
 		t.Errorf("Current(102) after the file changed = %v, want be2 alone", got)
 	}
 }
+
+// The servers' sums do not depend on the order in which the processes
+// list them: the slot of a file's n-th row is a hint, checked against the
+// row's key, whether it comes from the file before (the first snapshot)
+// or from the last snapshot, and whatever the files' names and order.
+func TestServersInAnyOrder(t *testing.T) {
+	p, err := engine.NewPipeline(engine.Config{Paths: &engine.Paths{Prefix: "lb"}}, Stages(Options{})...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := func(sv string, scur int) string { return fmt.Sprintf("be,%s,0,%d,0,0,0,0,2,2,", sv, scur) }
+	snapshots := [][]engine.File{
+		{statFile("a", row("s1", 1), row("s2", 2), row("s3", 3)), statFile("b", row("s3", 30), row("s1", 10), row("s4", 40))},
+		{statFile("a", row("s3", 300), row("s1", 100), row("s4", 400)), statFile("b", row("s1", 1000), row("s2", 2000), row("s3", 3000))},
+		{statFile("c", row("s2", 5), row("s1", 7)), statFile("a", row("s1", 70), row("s2", 50), row("s3", 90))},
+	}
+	want := []map[string]string{
+		{"s1": "11", "s2": "2", "s3": "33", "s4": "40"},
+		{"s1": "1100", "s2": "2000", "s3": "3300", "s4": "400"},
+		{"s1": "77", "s2": "55", "s3": "90"},
+	}
+	for i, files := range snapshots {
+		var out bytes.Buffer
+		if _, err := p.ProcessFiles(context.Background(), strconv.Itoa(100+i), files, &out); err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, l := range strings.Split(out.String(), "\n") {
+			if f := strings.Fields(l); len(f) == 3 && strings.HasPrefix(f[0], "lb.backend.be.server.") && strings.HasSuffix(f[0], ".scur") {
+				got[strings.TrimSuffix(strings.TrimPrefix(f[0], "lb.backend.be.server."), ".scur")] = f[1]
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want[i]) {
+			t.Errorf("snapshot %d: server scur %v, want %v", i, got, want[i])
+		}
+	}
+}
