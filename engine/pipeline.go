@@ -143,22 +143,32 @@ func NewPipeline(cfg Config, stages ...StageSpec) (*Pipeline, error) {
 			p.batchCols = []string{}
 		}
 	}
-	p.kinds = kindColumns(stages, p.needTable)
+	p.kinds = kindColumns(stages)
 	p.lastTime = make([]atomic.Int64, len(stages))
 	return p, nil
 }
 
-// kindColumns returns the columns read per row class when every stage is a
-// Folder that says so (KindColumner), or nil.
-func kindColumns(stages []StageSpec, needTable bool) *[classes]map[string]bool {
-	if needTable {
-		return nil
-	}
+// kindColumns returns the columns read per row class when every Folder
+// says so (KindColumner) and every Stage names the columns it reads
+// (ColumnUser), whose columns are read in rows of every class; or nil.
+func kindColumns(stages []StageSpec) *[classes]map[string]bool {
 	var kinds [classes]map[string]bool
 	for k := range kinds {
 		kinds[k] = map[string]bool{}
 	}
 	for _, s := range stages {
+		if s.Stage != nil {
+			cu, ok := s.Stage.(ColumnUser)
+			if !ok {
+				return nil
+			}
+			for _, c := range cu.Columns() {
+				for k := range kinds {
+					kinds[k][c] = true
+				}
+			}
+			continue
+		}
 		kc, ok := s.Folder.(KindColumner)
 		if !ok {
 			return nil

@@ -678,3 +678,47 @@ func TestEmitObjectIsEmit(t *testing.T) {
 		t.Errorf("Emit and EmitObject differ, or a free path lost its dots:\nEmit:       %q\nEmitObject: %q", byEmit, byObject)
 	}
 }
+
+// columnStage is a table Stage reading the columns it names; it records,
+// per column, row kind and nullness, the values it saw.
+type columnStage struct {
+	columns []string
+	seen    map[string][]float64
+}
+
+func (s *columnStage) Columns() []string { return s.columns }
+func (s *columnStage) Process(_ context.Context, snap *engine.Snapshot, _ engine.Emitter) error {
+	s.seen = map[string][]float64{}
+	for _, c := range snap.Stats.Columns() {
+		for r := range snap.Stats.Rows() {
+			k := fmt.Sprintf("%s/%d/%t", c.Name, snap.Stats.Kind[r], c.Null(r))
+			s.seen[k] = append(s.seen[k], c.Values[r])
+		}
+	}
+	return nil
+}
+
+func TestPipelineKindColumnsWithTable(t *testing.T) {
+	// A table stage that names its columns gets them in rows of every
+	// kind, while the Folder's other columns are still read only in the
+	// rows of the kinds it names.
+	f := kindFolder{&folder{columns: []string{"scur", "stot"}, kinds: map[uint8][]string{
+		engine.KindFrontend: {"scur"}, engine.KindServer: {"stot"},
+	}}}
+	s := &columnStage{columns: []string{"scur"}}
+	p := newPipeline(t, engine.Config{}, engine.StageSpec{Name: "F", Folder: f}, engine.StageSpec{Name: "S", Stage: s})
+	if _, err := p.ProcessFiles(context.Background(), "100", []engine.File{statRows("a", 3)}, &recorder{t: t}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]float64{"scur/1/false": {1}, "scur/3/false": {0, 1, 2}, "scur/2/false": {7}}
+	if fmt.Sprint(s.seen) != fmt.Sprint(want) {
+		t.Errorf("the table stage saw %v, want %v", s.seen, want)
+	}
+	for key, wantValues := range map[string][]float64{
+		"stot/1/true": {0}, "stot/3/false": {0, 2, 4}, "stot/2/true": {0},
+	} {
+		if got := f.seen[key]; !slices.Equal(got, wantValues) {
+			t.Errorf("folder %s: %v, want %v (seen %v)", key, got, wantValues, f.seen)
+		}
+	}
+}
