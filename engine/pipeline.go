@@ -285,8 +285,10 @@ func (w *work) measure() {
 	n := int64(cap(w.readBuf))
 	tableSize := func(t *StatTable) int64 {
 		s := int64(cap(t.Proc))*4 + int64(cap(t.Kind)) + int64(cap(t.Px)+cap(t.Sv)+cap(t.PxName)+cap(t.SvName))*16
-		for _, c := range t.cols {
-			s += int64(cap(c.Values))*8 + int64(cap(c.null))*8
+		for _, cols := range [][]*Column{t.cols, t.spare} {
+			for _, c := range cols {
+				s += int64(cap(c.Values))*8 + int64(cap(c.null))*8
+			}
 		}
 		return s
 	}
@@ -358,7 +360,12 @@ func (p *Pipeline) readAll(ctx context.Context, w *work, name string, files []sn
 	w.info.reset()
 	w.stat.reset()
 	w.table.reset()
-	w.table.cols, w.table.index = nil, nil // a snapshot's columns are those its headers name
+	// A snapshot's columns are those its headers name; their memory is
+	// kept for the next snapshot's (the stages are done with this one's).
+	w.table.spare = append(w.table.spare, w.table.cols...)
+	clear(w.table.cols)
+	w.table.cols = w.table.cols[:0]
+	clear(w.table.index)
 	dropped := 0
 	problem := func(err error) {
 		if len(snap.Problems) < maxProblems {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -719,6 +720,29 @@ func TestPipelineKindColumnsWithTable(t *testing.T) {
 	} {
 		if got := f.seen[key]; !slices.Equal(got, wantValues) {
 			t.Errorf("folder %s: %v, want %v (seen %v)", key, got, wantValues, f.seen)
+		}
+	}
+}
+
+func TestPipelineTableColumnsPerSnapshot(t *testing.T) {
+	// The table's columns are those of the snapshot's headers, whose
+	// memory is reused from one snapshot to the next: a column a snapshot
+	// lacks is absent, and one that comes back has its own values.
+	s := &columnStage{columns: []string{"scur", "stot"}}
+	p := newPipeline(t, engine.Config{}, engine.StageSpec{Name: "S", Stage: s})
+	for i, tc := range []struct {
+		file string
+		want string
+	}{
+		{"# pxname,svname,scur,stot,type,\nbe,s1,1,2,2,\nbe,s2,3,,2,\n", "map[scur/3/false:[1 3] stot/3/false:[2] stot/3/true:[0]]"},
+		{"# pxname,svname,scur,type,\nbe,s1,5,2,\n", "map[scur/3/false:[5]]"},
+		{"# pxname,svname,stot,type,\nbe,s1,,2,\nbe,s2,9,2,\nbe,s3,8,2,\n", "map[stot/3/false:[9 8] stot/3/true:[0]]"},
+	} {
+		if _, err := p.ProcessFiles(context.Background(), strconv.Itoa(100+i), []engine.File{{Name: "a_stat", Data: []byte(tc.file)}}, &recorder{t: t}); err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(s.seen); got != tc.want {
+			t.Errorf("snapshot %d: the table stage saw %s, want %s", i, got, tc.want)
 		}
 	}
 }

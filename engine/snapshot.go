@@ -119,6 +119,7 @@ type StatTable struct {
 	cols  []*Column
 	index map[string]int
 	n     int
+	spare []*Column // the memory of earlier snapshots' columns, for column
 }
 
 // Rows reports the number of rows.
@@ -178,7 +179,13 @@ func (t *StatTable) column(name string) *Column {
 	if t.index == nil {
 		t.index = make(map[string]int)
 	}
-	c := &Column{Name: name}
+	var c *Column
+	if k := len(t.spare); k > 0 {
+		c, t.spare = t.spare[k-1], t.spare[:k-1]
+		c.Name, c.Values, c.null = name, c.Values[:0], c.null[:0]
+	} else {
+		c = &Column{Name: name}
+	}
 	c.resize(t.n)
 	t.index[name] = len(t.cols)
 	t.cols = append(t.cols, c)
