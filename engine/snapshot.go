@@ -213,8 +213,35 @@ func (c *Column) resize(n int) {
 		c.null = b
 	}
 	clear(c.null[oldWords:])
-	for r := old; r < n; r++ { // only the new rows' bits: none past n
-		c.null[r>>6] |= 1 << (uint(r) & 63)
+	setBits(c.null, old, n) // only the new rows' bits: none past n
+}
+
+// setBits sets bits [from, to) of words, a word at a time.
+func setBits(words []uint64, from, to int) {
+	for from < to {
+		lo := uint(from) & 63
+		k := min(to-from, 64-int(lo))
+		words[from>>6] |= (^uint64(0) >> (64 - uint(k))) << lo
+		from += k
+	}
+}
+
+// copyBits makes bits [off, off+n) of dst those of bits [0, n) of src, a
+// word of src at a time.
+func copyBits(dst []uint64, off int, src []uint64, n int) {
+	for k := 0; k < n; k += 64 {
+		m := ^uint64(0)
+		if n-k < 64 {
+			m >>= 64 - uint(n-k)
+		}
+		w := src[k>>6] & m
+		at := off + k
+		lo := uint(at) & 63
+		i := at >> 6
+		dst[i] = dst[i]&^(m<<lo) | w<<lo
+		if lo != 0 && m>>(64-lo) != 0 {
+			dst[i+1] = dst[i+1]&^(m>>(64-lo)) | w>>(64-lo)
+		}
 	}
 }
 
@@ -263,12 +290,7 @@ func (t *StatTable) appendRows(b *StatTable) {
 			continue
 		}
 		copy(c.Values[start:], src.Values[:b.n])
-		for i := range b.n {
-			if !src.Null(i) {
-				r := start + i
-				c.null[r>>6] &^= 1 << (uint(r) & 63)
-			}
-		}
+		copyBits(c.null, start, src.null, b.n)
 	}
 	t.n = n
 }
