@@ -42,11 +42,14 @@ wasm-test: build wasm-examples
 	  else echo "!!! SKIPPED $$d: $$n.wasm was not built (see above)" >&2; fi; done; \
 	  $(BIN)/haproxystats-engine test $$cases
 
-# gofmt, go vet, and go.mod/go.sum exactly what the code needs.
+# gofmt, go vet (the parser's Go fallback too: other processors and the
+# purego tag), and go.mod/go.sum exactly what the code needs.
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags purego ./engine/
+	GOARCH=arm64 $(GO) vet ./engine/
 	$(GO) mod tidy -diff
 
 check: lint test-go
