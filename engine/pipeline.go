@@ -144,6 +144,11 @@ func NewPipeline(cfg Config, stages ...StageSpec) (*Pipeline, error) {
 		}
 	}
 	p.kinds = kindColumns(stages)
+	if p.needTable && p.tableCols == nil {
+		// The Stages' table has every column (a Stage that names none,
+		// or none that is a ColumnUser): every row is read whole.
+		p.kinds = nil
+	}
 	p.lastTime = make([]atomic.Int64, len(stages))
 	return p, nil
 }

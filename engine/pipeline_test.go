@@ -746,3 +746,21 @@ func TestPipelineTableColumnsPerSnapshot(t *testing.T) {
 		}
 	}
 }
+
+func TestPipelineKindColumnsWithWholeTable(t *testing.T) {
+	// A table stage that names no column gets every column in every row,
+	// the Folders' per-kind columns included.
+	for _, s := range []*columnStage{{columns: nil}, {columns: []string{}}} {
+		f := kindFolder{&folder{columns: []string{"scur", "stot"}, kinds: map[uint8][]string{
+			engine.KindFrontend: {"scur"}, engine.KindServer: {"stot"},
+		}}}
+		p := newPipeline(t, engine.Config{}, engine.StageSpec{Name: "F", Folder: f}, engine.StageSpec{Name: "S", Stage: s})
+		if _, err := p.ProcessFiles(context.Background(), "100", []engine.File{statRows("a", 3)}, &recorder{t: t}); err != nil {
+			t.Fatal(err)
+		}
+		want := "map[scur/1/false:[1] scur/2/false:[7] scur/3/false:[0 1 2] stot/1/false:[2] stot/2/false:[8] stot/3/false:[0 2 4]]"
+		if got := fmt.Sprint(s.seen); got != want {
+			t.Errorf("columns %#v: the table stage saw %s, want %s", s.columns, got, want)
+		}
+	}
+}

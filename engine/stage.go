@@ -72,10 +72,11 @@ type Folder interface {
 // columns only in rows of some kinds. KindColumns(kind) reports the columns
 // it reads in rows of that kind (KindFrontend, KindBackend, KindServer,
 // KindOther); their union must be within Columns. When every Folder of a
-// pipeline implements it and no Stage needs the table, the parser reads in
-// each row only the columns some Folder reads for its kind, and leaves the
-// other cells of the row null (value 0): a server row, for one, is not
-// read past the last server column. A row is a FRONTEND or BACKEND row by
+// pipeline implements it and every Stage names the columns it reads
+// (ColumnUser, a list that is not empty), the parser reads in each row
+// only the columns some Folder reads for its kind and those the Stages
+// read, and leaves the other cells of the row null (value 0): a server
+// row, for one, is not read past the last column read in server rows. A row is a FRONTEND or BACKEND row by
 // its svname; server and listener rows are told apart by their type, so
 // they are read alike.
 type KindColumner interface {
