@@ -91,7 +91,6 @@ type statParser struct {
 
 	// Across snapshots.
 	cache  map[string]*[]uint32 // svCache per socket name
-	spare  []*Column            // column memory of earlier snapshots
 	empty  nameEntry            // the empty name, of rows without one
 	warned int                  // names reported in this snapshot
 }
@@ -104,10 +103,7 @@ const maxNameWarnings = 10
 func (sp *statParser) reset() {
 	b := &sp.batch
 	b.reset()
-	sp.spare = append(sp.spare, b.cols...)
-	clear(b.cols)
-	b.cols = b.cols[:0]
-	clear(b.index)
+	b.dropColumns()
 	epoch := sp.names.epoch
 	sp.names.limit()
 	if sp.names.epoch != epoch || len(sp.cache) > 1024 {
@@ -207,13 +203,8 @@ func (sp *statParser) column(name string) *Column {
 	if i, ok := b.index[name]; ok {
 		return b.cols[i]
 	}
-	var c *Column
-	if n := len(sp.spare); n > 0 {
-		c, sp.spare = sp.spare[n-1], sp.spare[:n-1]
-		c.Name, c.Values, c.null = name, c.Values[:0], c.null[:0]
-	} else {
-		c = &Column{Name: name, Values: make([]float64, 0, batchRows), null: make([]uint64, 0, batchRows/64)}
-	}
+	// Every column of the batch, the kept ones too, has room for a batch.
+	c := b.newColumn(name, batchRows)
 	if b.index == nil {
 		b.index = make(map[string]int)
 	}

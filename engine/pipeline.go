@@ -365,12 +365,7 @@ func (p *Pipeline) readAll(ctx context.Context, w *work, name string, files []sn
 	w.info.reset()
 	w.stat.reset()
 	w.table.reset()
-	// A snapshot's columns are those its headers name; their memory is
-	// kept for the next snapshot's (the stages are done with this one's).
-	w.table.spare = append(w.table.spare, w.table.cols...)
-	clear(w.table.cols)
-	w.table.cols = w.table.cols[:0]
-	clear(w.table.index)
+	w.table.dropColumns() // the stages are done with the last snapshot's
 	dropped := 0
 	problem := func(err error) {
 		if len(snap.Problems) < maxProblems {

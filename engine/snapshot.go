@@ -119,7 +119,7 @@ type StatTable struct {
 	cols  []*Column
 	index map[string]int
 	n     int
-	spare []*Column // the memory of earlier snapshots' columns, for column
+	spare []*Column // the memory of dropped columns, for newColumn
 }
 
 // Rows reports the number of rows.
@@ -179,17 +179,33 @@ func (t *StatTable) column(name string) *Column {
 	if t.index == nil {
 		t.index = make(map[string]int)
 	}
-	var c *Column
-	if k := len(t.spare); k > 0 {
-		c, t.spare = t.spare[k-1], t.spare[:k-1]
-		c.Name, c.Values, c.null = name, c.Values[:0], c.null[:0]
-	} else {
-		c = &Column{Name: name}
-	}
+	c := t.newColumn(name, 0)
 	c.resize(t.n)
 	t.index[name] = len(t.cols)
 	t.cols = append(t.cols, c)
 	return c
+}
+
+// newColumn returns an empty column named name, with the memory of one
+// that dropColumns kept when there is one, else with room for size rows.
+// The caller adds it to t.
+func (t *StatTable) newColumn(name string, size int) *Column {
+	if k := len(t.spare); k > 0 {
+		c := t.spare[k-1]
+		t.spare = t.spare[:k-1]
+		c.Name, c.Values, c.null = name, c.Values[:0], c.null[:0]
+		return c
+	}
+	return &Column{Name: name, Values: make([]float64, 0, size), null: make([]uint64, 0, (size+63)/64)}
+}
+
+// dropColumns removes every column, keeping their memory for newColumn: a
+// snapshot's columns are those its headers name.
+func (t *StatTable) dropColumns() {
+	t.spare = append(t.spare, t.cols...)
+	clear(t.cols)
+	t.cols = t.cols[:0]
+	clear(t.index)
 }
 
 // resize makes room for n rows; new rows are null.
