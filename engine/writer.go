@@ -75,8 +75,11 @@ type lineWriter struct {
 	tail  []byte
 	// The last object's prefix and the tail, for the fixed-size copies.
 	prefixPart, tailPart fixedPart
-	tailFixed            [16]byte // the tail, when it fits (a timestamp of up to 14 digits)
 }
+
+// tailCopy is the size of the copy of a line's tail (" <ts>\n") in
+// object: a timestamp of up to 14 digits.
+const tailCopy = 16
 
 // fixedPart is a piece of a line (an object's prefix, a name's path
 // part and the space after it, the line's tail) in a fixed-size array when
@@ -137,8 +140,6 @@ func (w *lineWriter) start(paths *Paths, ts string, out *output, hold bool) {
 	w.prefixKey, w.prefix = objectKey{}, w.prefix[:0]
 	w.tail = append(append(append(w.tail[:0], ' '), ts...), '\n')
 	w.tailPart.set(w.tail)
-	w.tailFixed = [16]byte{}
-	copy(w.tailFixed[:], w.tail)
 	if cap(w.buf) < chunkSize+1024 && !hold {
 		w.buf = make([]byte, 0, chunkSize+1024)
 	}
@@ -247,7 +248,7 @@ func (w *lineWriter) object(m Metric, group string, names []string, values []flo
 	b, n := w.buf, 0
 	parts := w.parts[:len(names)]
 	pre, tail := &w.prefixPart, &w.tailPart
-	fits := pre.n > 0 && tail.n > 0 && tail.n <= len(w.tailFixed)
+	fits := pre.n > 0 && tail.n > 0 && tail.n <= tailCopy
 	const room = 2*len(fixedPart{}.fixed) + 1 // and a digit
 	for i, v := range values[:len(names)] {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
@@ -281,11 +282,11 @@ func (w *lineWriter) object(m Metric, group string, names []string, values []flo
 			b = AppendValue(b[:k], v)
 		}
 		k = len(b)
-		if cap(b)-k < len(w.tailFixed) {
-			b = slices.Grow(b, len(w.tailFixed))
+		if cap(b)-k < tailCopy {
+			b = slices.Grow(b, tailCopy)
 		}
-		b = b[:k+len(w.tailFixed)]
-		*(*[len(w.tailFixed)]byte)(b[k:]) = w.tailFixed
+		b = b[:k+tailCopy]
+		*(*[tailCopy]byte)(b[k:]) = [tailCopy]byte(tail.fixed[:tailCopy])
 		b = b[:k+tail.n]
 	}
 	w.buf = b
