@@ -124,6 +124,15 @@ func (e *encoder) intern(s string) uint32 {
 	return id
 }
 
+// internAt interns s, trying first id, when guess is true: the id of the
+// name of the same row in the last input.
+func (e *encoder) internAt(s string, guess bool, id uint32) uint32 {
+	if guess && int(id) < len(e.strs) && e.strs[id] == s {
+		return id
+	}
+	return e.intern(s)
+}
+
 // flagSameRows is bit 0 of the input header's flags (offset 60).
 const flagSameRows = 1
 
@@ -165,6 +174,11 @@ func (e *encoder) plan(snap *engine.Snapshot, columns []string) (int, error) {
 	st := &snap.Stats
 	n := st.Rows()
 	n = min(n, len(st.Proc), len(st.Kind), len(st.PxName), len(st.SvName))
+	// The rows of the last input whose names' ids are still in px and sv.
+	last := min(e.rows, len(e.px), len(e.sv))
+	if cap(e.px) < n || cap(e.sv) < n {
+		last = 0
+	}
 	e.rows = n
 	e.statProcs = e.statProcs[:0]
 	for _, p := range st.Procs {
@@ -173,18 +187,21 @@ func (e *encoder) plan(snap *engine.Snapshot, columns []string) (int, error) {
 	e.px = growU32(e.px, n)
 	e.sv = growU32(e.sv, n)
 	// Rows of one proxy are consecutive and the parser interns names, so
-	// comparing with the previous row avoids most map look-ups.
+	// comparing with the previous row avoids most map look-ups; a server
+	// name is checked against the name of the same row of the last input
+	// (a snapshot lists the same rows in the same order as the last one),
+	// which, being in the table under that id, is right when it is equal.
 	var lastPx, lastSv string
 	var lastPxID, lastSvID uint32
 	for i := 0; i < n; i++ {
 		p := st.PxName[i]
 		if i == 0 || !sameString(p, lastPx) {
-			lastPx, lastPxID = p, e.intern(p)
+			lastPx, lastPxID = p, e.internAt(p, i < last, e.px[i])
 		}
 		e.px[i] = lastPxID
 		s := st.SvName[i]
 		if i == 0 || !sameString(s, lastSv) {
-			lastSv, lastSvID = s, e.intern(s)
+			lastSv, lastSvID = s, e.internAt(s, i < last, e.sv[i])
 		}
 		e.sv[i] = lastSvID
 	}

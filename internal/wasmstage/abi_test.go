@@ -365,3 +365,53 @@ func TestInputSameRowsFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestInputNamesWhenRowsMove checks every row's proxy and server names in
+// inputs whose rows change from one to the next: the encoder tries the id
+// of the same row of the last input first, and must never keep it for
+// another name.
+func TestInputNamesWhenRowsMove(t *testing.T) {
+	const header = "# pxname,svname,scur,type,\n"
+	snapshot := func(name string, rows ...string) *engine.Snapshot {
+		files := []engine.File{{Name: "a_stat", Data: []byte(header + strings.Join(rows, "\n") + "\n")}}
+		return engine.NewParser([]string{"scur"}).Parse(name, files)
+	}
+	steps := []*engine.Snapshot{
+		snapshot("1795507783", "be1,s1,1,2,", "be1,s2,1,2,", "be1,BACKEND,2,1,", "be2,s1,1,2,", "be2,BACKEND,1,1,"),
+		// Servers swapped, a proxy renamed at the same rows.
+		snapshot("1795507784", "be1,s2,1,2,", "be1,s1,1,2,", "be1,BACKEND,2,1,", "bex,s1,1,2,", "bex,BACKEND,1,1,"),
+		// Fewer rows, then more than ever, names new and old.
+		snapshot("1795507785", "be2,s2,1,2,", "be2,BACKEND,1,1,"),
+		snapshot("1795507786", "be2,s2,1,2,", "be2,BACKEND,1,1,", "be1,s1,1,2,", "be1,s3,1,2,", "be1,s2,1,2,", "be1,BACKEND,3,1,", "bey,s9,1,2,"),
+		// The same rows again.
+		snapshot("1795507787", "be2,s2,1,2,", "be2,BACKEND,1,1,", "be1,s1,1,2,", "be1,s3,1,2,", "be1,s2,1,2,", "be1,BACKEND,3,1,", "bey,s9,1,2,"),
+	}
+	var e encoder
+	for step, snap := range steps {
+		if step == 4 {
+			e.reset() // a new instance: the ids of the last input are gone
+		}
+		size, err := e.plan(snap, []string{"scur"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, size)
+		e.write(b, snap)
+		r := docReader{t, b}
+		st := &snap.Stats
+		P, N := int(r.u32(36)), int(r.u32(40))
+		if N != st.Rows() || N == 0 {
+			t.Fatalf("step %d: %d rows, want %d", step, N, st.Rows())
+		}
+		off := int(r.u32(56)) + pad8(4*P)
+		px, sv := off+pad8(4*N), off+2*pad8(4*N)
+		for i := range N {
+			if got := r.str(r.u32(px + 4*i)); got != st.PxName[i] {
+				t.Errorf("step %d row %d: proxy %q, want %q", step, i, got, st.PxName[i])
+			}
+			if got := r.str(r.u32(sv + 4*i)); got != st.SvName[i] {
+				t.Errorf("step %d row %d: server %q, want %q", step, i, got, st.SvName[i])
+			}
+		}
+	}
+}
