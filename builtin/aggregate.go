@@ -116,6 +116,13 @@ type aggregator struct {
 	labels []string
 	values []float64
 
+	// Objects by name, for merges (nil until the first): every slot below
+	// named is in it. mhint is, per slot of the aggregator merged last, the
+	// slot it went to (checked by name before it is used).
+	byName map[objectName]int32
+	named  int
+	mhint  []int32
+
 	// With monotonic counters (nil without): what the snapshot's
 	// processes counted, per slot the object's number in the sample
 	// (valid for the slots of this snapshot), and per batch the sample
@@ -180,6 +187,9 @@ func (a *aggregator) forget() {
 	}
 	clear(a.names)
 	a.names, a.stamp, a.order, a.rows, a.served = a.names[:0], a.stamp[:0], a.order[:0], a.rows[:0], a.served[:0]
+	clear(a.byName)
+	a.named = 0
+	a.mhint = a.mhint[:0]
 	a.sobj = a.sobj[:0]
 	for i := range a.sums {
 		a.sums[i] = a.sums[i][:0]
@@ -212,22 +222,18 @@ func (a *aggregator) object(k uint64, name func() objectName) int32 {
 		o = a.dense[k]
 	}
 	if o < 0 {
-		o = int32(len(a.names))
+		// A merge may have made the object's slot already, without a key.
+		nm := name()
+		if s, ok := a.byName[nm]; ok {
+			o = s
+		} else {
+			o = a.newSlot(nm)
+		}
 		if a.sparse != nil {
 			a.sparse[k] = o
-			a.keys = append(a.keys, k)
+			a.keys[o] = k
 		} else {
 			a.dense[k] = o
-		}
-		a.names = append(a.names, name())
-		a.stamp = append(a.stamp, a.gen-1)
-		a.rows = append(a.rows, 0)
-		a.served = append(a.served, 0)
-		for s := range a.sums {
-			a.sums[s] = append(a.sums[s], 0)
-		}
-		if a.ctr != nil {
-			a.sobj = append(a.sobj, -1)
 		}
 	}
 	if a.sparse != nil {
@@ -246,6 +252,75 @@ func (a *aggregator) object(k uint64, name func() objectName) int32 {
 		}
 	}
 	return o
+}
+
+// noKey is the key of a slot that has none (made by merge): no pair of
+// name numbers makes it.
+const noKey = ^uint64(0)
+
+// newSlot adds a slot, without a key, for the object named nm.
+func (a *aggregator) newSlot(nm objectName) int32 {
+	o := int32(len(a.names))
+	a.names = append(a.names, nm)
+	if a.sparse != nil {
+		a.keys = append(a.keys, noKey)
+	}
+	a.stamp = append(a.stamp, a.gen-1)
+	a.rows = append(a.rows, 0)
+	a.served = append(a.served, 0)
+	for s := range a.sums {
+		a.sums[s] = append(a.sums[s], 0)
+	}
+	if a.ctr != nil {
+		a.sobj = append(a.sobj, -1)
+	}
+	if a.byName != nil {
+		a.byName[nm] = o
+		a.named = len(a.names)
+	}
+	return o
+}
+
+// merge adds to a the objects and sums of b, an aggregator of the same
+// series that folded the snapshot's later files, whose name numbers are
+// another parser's: objects are matched by name (an object only b saw
+// gets a slot without a key; a's own rows find it by name later). Sums
+// of integers, which HAProxy's counters are, are exact in any order, so
+// the result is what folding b's rows into a would give. Not with
+// monotonic counters (the samples are not merged).
+func (a *aggregator) merge(b *aggregator) {
+	if a.byName == nil {
+		a.byName = make(map[objectName]int32, len(a.names))
+	}
+	for ; a.named < len(a.names); a.named++ {
+		a.byName[a.names[a.named]] = int32(a.named)
+	}
+	for len(a.mhint) < len(b.names) {
+		a.mhint = append(a.mhint, -1)
+	}
+	for _, ob := range b.order {
+		nm := b.names[ob]
+		o := a.mhint[ob]
+		if o < 0 || int(o) >= len(a.names) || a.names[o] != nm {
+			var ok bool
+			if o, ok = a.byName[nm]; !ok {
+				o = a.newSlot(nm)
+			}
+			a.mhint[ob] = o
+		}
+		if a.stamp[o] != a.gen {
+			a.stamp[o] = a.gen
+			a.order = append(a.order, o)
+		}
+		a.rows[o] += b.rows[ob]
+		a.served[o] += b.served[ob]
+		for s := range a.sums {
+			a.sums[s][o] += b.sums[s][ob]
+		}
+	}
+	for s := range a.seen {
+		a.seen[s] = a.seen[s] || b.seen[s]
+	}
 }
 
 // fold adds the rows of b that selectRow returns true for to their
@@ -415,7 +490,7 @@ func (a *aggregator) emit(emit engine.Emitter, m func(o int) engine.Metric) {
 
 // Size reports the bytes the aggregator holds.
 func (a *aggregator) Size() int64 {
-	n := int64(cap(a.stamp)+cap(a.order)+cap(a.hint))*4 + int64(cap(a.keys))*8 + int64(cap(a.names))*32 + int64(len(a.sparse))*16 + int64(cap(a.dense))*4 + int64(cap(a.rows)+cap(a.served))*8
+	n := int64(cap(a.stamp)+cap(a.order)+cap(a.hint)+cap(a.mhint))*4 + int64(len(a.byName))*48 + int64(cap(a.keys))*8 + int64(cap(a.names))*32 + int64(len(a.sparse))*16 + int64(cap(a.dense))*4 + int64(cap(a.rows)+cap(a.served))*8
 	for _, s := range a.sums {
 		n += int64(cap(s)) * 8
 	}

@@ -300,3 +300,27 @@ func TestWorkerLabelsStableAcrossReload(t *testing.T) {
 		}
 	}
 }
+
+// TestCountingFoldsDoNotMerge checks that with monotonic counters the
+// stages that sum rows refuse to merge (their per-process samples would be
+// lost), so that the pipeline reads such a snapshot on one goroutine, and
+// that without them every Fold merges.
+func TestCountingFoldsDoNotMerge(t *testing.T) {
+	store, err := counters.Open(counters.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*counters.Store{nil, store} {
+		for _, spec := range Stages(Options{Counters: s, AggrServerMetrics: true}) {
+			m, ok := spec.Folder.NewFold().(engine.Merger)
+			if !ok {
+				t.Errorf("stage %s: its Fold is not an engine.Merger", spec.Name)
+				continue
+			}
+			_, daemon := spec.Folder.(*Daemon)
+			if want := s == nil || daemon; m.CanMerge() != want {
+				t.Errorf("stage %s, monotonic counters %t: CanMerge = %t, want %t", spec.Name, s != nil, m.CanMerge(), want)
+			}
+		}
+	}
+}

@@ -74,6 +74,13 @@ func (f *daemonFold) Reset(name string) {
 
 func (*daemonFold) Rows(*engine.StatTable) {}
 
+// CanMerge implements engine.Merger: the fold reads no row, so there is
+// nothing to merge.
+func (*daemonFold) CanMerge() bool { return true }
+
+// Merge implements engine.Merger.
+func (*daemonFold) Merge(engine.Fold) {}
+
 func (f *daemonFold) Finish(ctx context.Context, s *engine.Snapshot, emit engine.Emitter) error {
 	return f.d.process(ctx, s, emit, f.ctr)
 }

@@ -84,3 +84,13 @@ func (f *proxyFold) Finish(ctx context.Context, snap *engine.Snapshot, emit engi
 }
 
 func (f *proxyFold) Size() int64 { return f.agg.Size() }
+
+// CanMerge implements engine.Merger: not with monotonic counters.
+func (f *proxyFold) CanMerge() bool { return f.agg.ctr == nil }
+
+// Merge implements engine.Merger.
+func (f *proxyFold) Merge(other engine.Fold) {
+	o := other.(*proxyFold)
+	f.agg.merge(o.agg)
+	f.rows = f.rows || o.rows
+}

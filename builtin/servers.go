@@ -134,6 +134,19 @@ func (f *serverFold) Finish(ctx context.Context, snap *engine.Snapshot, emit eng
 	return nil
 }
 
+// CanMerge implements engine.Merger: not with monotonic counters.
+func (f *serverFold) CanMerge() bool { return f.agg.ctr == nil && (f.aggr == nil || f.aggr.ctr == nil) }
+
+// Merge implements engine.Merger.
+func (f *serverFold) Merge(other engine.Fold) {
+	o := other.(*serverFold)
+	f.agg.merge(o.agg)
+	if f.aggr != nil {
+		f.aggr.merge(o.aggr)
+	}
+	f.rows = f.rows || o.rows
+}
+
 func (f *serverFold) Size() int64 {
 	n := f.agg.Size()
 	if f.aggr != nil {

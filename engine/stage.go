@@ -86,6 +86,10 @@ type KindColumner interface {
 // Fold is the state of a Folder for the snapshot being processed. The
 // pipeline uses a Fold from one goroutine at a time: Reset, then Rows for
 // every batch of every `*_stat` file in file name order, then Finish.
+// When the Fold is a Merger and the snapshot is read on two goroutines, a
+// Fold gets the batches of its half of the files only; the first half's
+// Fold then gets Merge with the second's, and Finish (the second's is not
+// finished, only reset for another snapshot).
 type Fold interface {
 	// Reset starts a new snapshot named name: forget everything about the
 	// previous one (keeping allocated memory for reuse).
@@ -103,6 +107,35 @@ type Fold interface {
 	// returned after emitting cannot take back what was already sent. It
 	// is logged and counted as for a Stage.
 	Finish(ctx context.Context, snap *Snapshot, emit Emitter) error
+}
+
+// Merger is an optional interface of a Fold whose state can take in
+// another's. When every Fold of a pipeline is a Merger that can merge, a
+// snapshot that is the only one being processed, with room in the memory
+// budget, has its `*_stat` files read on two goroutines: the first half
+// of its files (in name order) into the worker's Folds, the second half
+// into Folds of a second work value, each Fold from one goroutine; then
+// the pipeline calls Merge on each of the worker's Folds with the other,
+// and Finish on the worker's only.
+//
+// A Fold sees the batches of its own files only: their Procs list those
+// files' processes, and the name numbers (PxID, SvID, NameEpoch) of the
+// two Folds are two numberings, in which the same name may have different
+// numbers. Merge must match objects by name. The second half's batches
+// have the columns the first half's headers named, as they would have if
+// one goroutine read every file (null where their file lacks them).
+// Time spent in Merge counts in the stage's time.
+type Merger interface {
+	// CanMerge reports whether the fold can merge another (a fold that
+	// keeps per-process state it cannot combine cannot). It must give the
+	// same answer for the whole life of the fold.
+	CanMerge() bool
+	// Merge adds to the fold what other, a Fold of the same Folder reset
+	// for the same snapshot, folded from the files after the fold's own:
+	// the state must then be what folding other's rows after its own
+	// would have made. other is reset before it is used again and must not
+	// be kept.
+	Merge(other Fold)
 }
 
 // StageSpec places a stage in a pipeline. Exactly one of Stage and Folder
