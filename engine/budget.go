@@ -64,6 +64,37 @@ func (b *budget) acquire(ctx context.Context, newWork func() *work) (*work, erro
 	}
 }
 
+// tryAcquire returns a second work value for a snapshot being processed,
+// without waiting, when that snapshot is the only one in progress and
+// the budget has room for another (or nothing was measured yet: the
+// first snapshot). The caller releases it as any other.
+func (b *budget) tryAcquire(newWork func() *work) *work {
+	b.mu.Lock()
+	if b.busy != 1 {
+		b.mu.Unlock()
+		return nil
+	}
+	if n := len(b.idle); n > 0 {
+		w := b.idle[n-1]
+		b.idle[n-1] = nil
+		b.idle = b.idle[:n-1]
+		b.busy++
+		b.mu.Unlock()
+		return w
+	}
+	if b.limit > 0 && b.largest > 0 && b.held+b.largest > b.limit {
+		b.mu.Unlock()
+		return nil
+	}
+	b.busy++
+	est := b.largest
+	b.held += est
+	b.mu.Unlock()
+	w := newWork()
+	w.held = est
+	return w
+}
+
 // release takes back w, whose size was just measured (a new one counts
 // from zero), and keeps it for reuse unless the budget is spent; a broken
 // w (a stage panicked while using it) is dropped.

@@ -56,3 +56,48 @@ func TestBudget(t *testing.T) {
 		t.Fatalf("acquire of the only work over budget = %v, want it", err)
 	}
 }
+
+func TestBudgetTryAcquire(t *testing.T) {
+	// A second work value for the only snapshot in progress, never waiting:
+	// the first snapshot gets one (nothing measured yet), and later ones
+	// while the budget has room and no other snapshot is being processed.
+	b := newBudget(10)
+	made := 0
+	newWork := func() *work { made++; return &work{} }
+	ctx := context.Background()
+	if h := b.tryAcquire(newWork); h != nil {
+		t.Fatal("a helper with no snapshot in progress")
+	}
+	w, _ := b.acquire(ctx, newWork)
+	h := b.tryAcquire(newWork)
+	if h == nil || made != 2 {
+		t.Fatalf("no helper for the first snapshot (%d made)", made)
+	}
+	if b.tryAcquire(newWork) != nil {
+		t.Error("a helper while two work values are busy")
+	}
+	h.size, w.size = 4, 4
+	b.release(h, false)
+	b.release(w, false)
+	// 4 + 4 held, both idle: the two are reused.
+	w, _ = b.acquire(ctx, newWork)
+	if h2 := b.tryAcquire(newWork); h2 != h || made != 2 {
+		t.Fatalf("helper %p (%d made), want the idle %p", h2, made, h)
+	}
+	b.release(h, true) // broken: dropped
+	// 4 held by w, a new one estimated at 4: fits in 10; then 12 does not.
+	if h = b.tryAcquire(newWork); h == nil {
+		t.Fatal("no helper with room in the budget")
+	}
+	// A helper of 8 bytes puts the budget over: it is dropped, and no
+	// other fits next to w (4 + 8 > 10).
+	h.size = 8
+	b.release(h, false)
+	if len(b.idle) != 0 || b.held != 4 {
+		t.Fatalf("held %d bytes, %d idle; want 4, none", b.held, len(b.idle))
+	}
+	if b.tryAcquire(newWork) != nil {
+		t.Error("a helper past the budget")
+	}
+	b.release(w, false)
+}

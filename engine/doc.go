@@ -6,12 +6,15 @@
 // process, the answer to `show info` (`<socket>_info`) and to `show stat`
 // (`<socket>_stat`). A Pipeline reads its files one at a time, in name
 // order, through a fixed buffer (only regular files, at most
-// Config.MaxFileSize bytes). The `show info` answers become the InfoTable
-// (one row per process, a few hundred bytes). The `show stat` rows are
-// parsed into batches of a few hundred rows (a StatTable holding only the
-// columns the stages asked for, found by header name in any HAProxy
-// version) and handed to the stages batch by batch; a batch is reused once
-// they have seen it.
+// Config.MaxFileSize bytes); when the snapshot is the only one being
+// processed and every Fold is a Merger, the second half of its `*_stat`
+// files is read at the same time on a second goroutine, with a second
+// buffer and parser and Folds of its own, merged at the end (see Merger).
+// The `show info` answers become the InfoTable (one row per process, a
+// few hundred bytes). The `show stat` rows are parsed into batches of a
+// few hundred rows (a StatTable holding only the columns the stages asked
+// for, found by header name in any HAProxy version) and handed to the
+// stages batch by batch; a batch is reused once they have seen it.
 //
 // # Stages: a fan-out
 //
@@ -20,10 +23,13 @@
 //
 //   - A Folder (the built-in stages) gets every batch of rows, as the
 //     files are read, and folds them into its own per-object state (a Fold,
-//     kept per worker and reused): the sums of the frontends, backends and
-//     servers, not the rows. When every file was read, each Fold's Finish
-//     emits its metrics, all Folds at once on several goroutines. A Fold's
-//     lines are written out as it emits them, in chunks of about 64 KiB.
+//     kept with a worker's working memory and reused): the sums of the
+//     frontends, backends and servers, not the rows. A snapshot read on
+//     two goroutines has two Folds per Folder, each given the batches of
+//     its half of the files, and the second merged into the first. When
+//     every file was read, each Fold's Finish emits its metrics, all Folds
+//     at once on several goroutines. A Fold's lines are written out as it
+//     emits them, in chunks of about 64 KiB.
 //   - A Stage (WebAssembly stages, most third-party stages) gets the
 //     materialised table of every row, with the columns it asked for
 //     (ColumnUser), once every file was read; the pipeline keeps that table
@@ -46,7 +52,9 @@
 // (a Folder by keeping per-snapshot state in its Folds; a Stage by
 // design, or by serializing its calls, as the WebAssembly stages do). The
 // working memory of the snapshots processed at once is bounded by
-// Config.MemoryBudget: a call that would exceed it waits. A call's lines
+// Config.MemoryBudget: a call that would exceed it waits, and a snapshot
+// is read on a second goroutine only when a second working memory fits
+// (or none was measured yet: the first snapshot). A call's lines
 // go to the io.Writer it is given, whole lines per Write, from one
 // goroutine at a time; nothing of a snapshot is kept once the call
 // returns. Stages must not keep the Snapshot, its tables or a batch.

@@ -331,6 +331,14 @@ func (in *interner) intern(b []byte) nameEntry {
 	return in.add(b)
 }
 
+// internString returns the entry of s.
+func (in *interner) internString(s string) nameEntry {
+	if e, ok := in.names[s]; ok {
+		return e
+	}
+	return in.add([]byte(s))
+}
+
 // add interns b, which is not interned yet.
 func (in *interner) add(b []byte) nameEntry {
 	s := string(b)

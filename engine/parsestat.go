@@ -197,6 +197,26 @@ func (sp *statParser) header(file, proc string, line []byte) error {
 	return nil
 }
 
+// columnsOf adds the batch columns that header line would add, before
+// header is called for any file: what reading the files before a helper's
+// own would have added (see Pipeline.prime).
+func (sp *statParser) columnsOf(line []byte) {
+	if len(line) == 0 || line[0] != '#' {
+		return
+	}
+	seen := make(map[string]bool, 128)
+	for _, name := range strings.Split(strings.TrimSpace(string(line[1:])), ",") {
+		name = strings.TrimSpace(name)
+		switch {
+		case seen[name], name == "pxname", name == "svname", name == "type":
+		case name == "" || (sp.want != nil && !sp.want[name]):
+		default:
+			sp.column(name)
+		}
+		seen[name] = true
+	}
+}
+
 // column returns the batch column name, adding it with room for a batch.
 func (sp *statParser) column(name string) *Column {
 	b := &sp.batch
@@ -625,7 +645,15 @@ func (sp *statParser) name(cell []byte, problem func(error)) nameEntry {
 	e := sp.names.add(cell)
 	if needsCare(cell) && sp.warned < maxNameWarnings {
 		sp.warned++
-		problem(&FileError{File: sp.file, Err: fmt.Errorf("name %q holds bytes outside [A-Za-z0-9_.:-]; written %q in metric paths", e.raw, e.path)})
+		problem(&FileError{File: sp.file, Err: &nameWarning{e.raw, e.path}})
 	}
 	return e
+}
+
+// nameWarning reports a name that holds bytes the path rule replaces, the
+// first time a parser's interner meets it.
+type nameWarning struct{ raw, path string }
+
+func (e *nameWarning) Error() string {
+	return fmt.Sprintf("name %q holds bytes outside [A-Za-z0-9_.:-]; written %q in metric paths", e.raw, e.path)
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"sort"
@@ -67,6 +68,7 @@ type Pipeline struct {
 	maxFile   int64
 	budget    *budget
 	lastTime  []atomic.Int64 // per stage, its duration on the last snapshot (ns)
+	serial    bool           // never read a snapshot on two goroutines (tests)
 }
 
 // Result is what processing one snapshot produced.
@@ -205,9 +207,11 @@ func (p *Pipeline) Columns() []string { return p.batchCols }
 // ProcessDir reads the snapshot directory dir (its base name is the
 // snapshot name), runs the stages and writes every line to w.
 //
-// The files are read through a fixed buffer, one at a time, in name order:
-// only regular files of at most Config.MaxFileSize bytes (others are
-// skipped with a problem naming them). w receives whole lines, at most a
+// The files are read through a fixed buffer, one at a time, in name order
+// (the second half of the `*_stat` files on a second goroutine when the
+// stages can merge, see Merger): only regular files of at most
+// Config.MaxFileSize bytes (others are skipped with a problem naming
+// them). w receives whole lines, at most a
 // chunk of about 64 KiB per Write, from one goroutine at a time; a Write
 // error stops the processing and is returned (what was written before
 // stays written). Any other error means the snapshot could not be read or
@@ -247,7 +251,10 @@ type work struct {
 	info    infoParser
 	stat    statParser
 	table   StatTable
-	folds   []Fold // per stage; nil for a Stage
+	folds   []Fold        // per stage; nil for a Stage
+	probs   []fileProblem // of this snapshot, at most maxProblems
+	dropped int           // problems past maxProblems
+	xl      idMap         // name numbers of a helper's table rows
 	writers []lineWriter
 	self    lineWriter
 	snap    Snapshot
@@ -357,60 +364,94 @@ func (p *Pipeline) run(ctx context.Context, w *work, name string, files []snapsh
 
 // readAll reads every file of the snapshot, handing the rows to the folds
 // (and to the table of the Stages), and returns the snapshot and when
-// reading its `*_stat` files started.
+// reading its `*_stat` files started. When it can (see Merger), the second
+// half of the `*_stat` files is read on another goroutine, into the Folds
+// of a second work value, which are then merged into w's.
 func (p *Pipeline) readAll(ctx context.Context, w *work, name string, files []snapshotFile) (*Snapshot, time.Time, error) {
 	snap := &w.snap
 	*snap = Snapshot{Name: name, Info: snap.Info}
 	snap.Info.reset()
 	w.info.reset()
-	w.stat.reset()
-	w.table.reset()
-	w.table.dropColumns() // the stages are done with the last snapshot's
-	dropped := 0
-	problem := func(err error) {
+	w.start(name)
+	var statsStart time.Time
+	for i := range files {
+		files[i].index = i
+	}
+	own, other := files, []snapshotFile(nil)
+	h := p.helper(w, files)
+	if h != nil {
+		own, other = splitStats(files)
+		// The helper is released once its goroutine returned, whatever
+		// happens here (a panic of a fold on this goroutine too), and
+		// dropped when a fold panicked on either or in a merge.
+		hctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		running, broken := false, false
+		defer func() {
+			cancel()
+			if running {
+				var perr *PanicError
+				if err := <-done; errors.As(err, &perr) {
+					broken = true
+				}
+			}
+			h.measure()
+			p.budget.release(h, broken)
+		}()
+		h.start(name)
+		h.snap = Snapshot{Name: name}
+		p.prime(h, own)
+		statsStart = time.Now()
+		running = true
+		go func() { done <- p.readHelper(hctx, h, other) }()
+		err := p.readFiles(ctx, w, own, snap, nil)
+		if err != nil {
+			cancel() // the helper's half is lost anyway
+		}
+		herr := <-done
+		running = false
+		var perr *PanicError
+		if errors.As(herr, &perr) {
+			broken = true
+			err = herr
+		} else if err == nil {
+			err = herr
+		}
+		if err != nil {
+			return nil, statsStart, err
+		}
+		broken = true // until the merge returns: a Merge may panic
+		p.merge(w, h)
+		broken = false
+	} else if err := p.readFiles(ctx, w, files, snap, &statsStart); err != nil {
+		return nil, statsStart, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, statsStart, err
+	}
+	// The problems in file order, the snapshot's own after them.
+	probs := w.probs
+	if h != nil {
+		probs = mergeProblems(w.probs, h.probs)
+	}
+	dropped := w.dropped
+	if h != nil {
+		dropped += h.dropped
+	}
+	for _, fp := range probs {
+		if len(snap.Problems) < maxProblems {
+			snap.Problems = append(snap.Problems, fp.err)
+		} else {
+			dropped++
+		}
+	}
+	w.info.finish(&snap.Info, func(err error) {
 		if len(snap.Problems) < maxProblems {
 			snap.Problems = append(snap.Problems, err)
 			return
 		}
 		dropped++
-	}
-	for i, f := range w.folds {
-		w.spent[i] = 0
-		if f != nil {
-			f.Reset(name)
-		}
-	}
-	var statsStart time.Time
-	for _, f := range files {
-		if err := ctx.Err(); err != nil {
-			return nil, statsStart, err
-		}
-		isInfo := strings.HasSuffix(f.name, InfoSuffix)
-		if isInfo {
-			snap.InfoFiles++
-		} else {
-			snap.StatFiles++
-			if statsStart.IsZero() {
-				statsStart = time.Now()
-			}
-		}
-		err := p.readFile(ctx, w, f, isInfo, snap, problem)
-		if errors.Is(err, errSkipFile) {
-			problem(&FileError{File: f.name, Err: err})
-			snap.Rejected++
-			continue
-		}
-		if err != nil {
-			return nil, statsStart, fmt.Errorf("read snapshot %s: %w", name, err)
-		}
-		if w.lr.tooBig > 0 {
-			problem(&FileError{File: f.name, Err: fmt.Errorf("%d line(s) longer than %d bytes skipped", w.lr.tooBig, readSize)})
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, statsStart, err
-	}
-	w.info.finish(&snap.Info, problem)
+	})
 	if p.needTable {
 		snap.Stats = w.table
 	}
@@ -421,6 +462,200 @@ func (p *Pipeline) readAll(ctx context.Context, w *work, name string, files []sn
 		statsStart = time.Now()
 	}
 	return snap, statsStart, nil
+}
+
+// start prepares w for the snapshot named name: the parser, the table of
+// the Stages, the folds, the problems.
+func (w *work) start(name string) {
+	w.stat.reset()
+	w.table.reset()
+	w.table.dropColumns() // the stages are done with the last snapshot's
+	for i, f := range w.folds {
+		w.spent[i] = 0
+		if f != nil {
+			f.Reset(name)
+		}
+	}
+	w.probs, w.dropped = w.probs[:0], 0
+}
+
+// fileProblem is a problem of the file at index file of the snapshot's
+// files (snapshotFile.index).
+type fileProblem struct {
+	file int
+	err  error
+}
+
+// mergeProblems merges two lists in file order.
+func mergeProblems(a, b []fileProblem) []fileProblem {
+	out := make([]fileProblem, 0, len(a)+len(b))
+	for len(a) > 0 && len(b) > 0 {
+		if b[0].file < a[0].file {
+			out, b = append(out, b[0]), b[1:]
+		} else {
+			out, a = append(out, a[0]), a[1:]
+		}
+	}
+	return append(append(out, a...), b...)
+}
+
+// readFiles reads files with w, counting them in snap.
+func (p *Pipeline) readFiles(ctx context.Context, w *work, files []snapshotFile, snap *Snapshot, statsStart *time.Time) error {
+	for _, f := range files {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		problem := func(err error) {
+			// Room for the name warnings a merge may drop.
+			if len(w.probs) < maxProblems+maxNameWarnings {
+				w.probs = append(w.probs, fileProblem{f.index, err})
+				return
+			}
+			w.dropped++
+		}
+		isInfo := strings.HasSuffix(f.name, InfoSuffix)
+		if isInfo {
+			snap.InfoFiles++
+		} else {
+			snap.StatFiles++
+			if statsStart != nil && statsStart.IsZero() {
+				*statsStart = time.Now()
+			}
+		}
+		err := p.readFile(ctx, w, f, isInfo, snap, problem)
+		if errors.Is(err, errSkipFile) {
+			problem(&FileError{File: f.name, Err: err})
+			snap.Rejected++
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read snapshot %s: %w", snap.Name, err)
+		}
+		if w.lr.tooBig > 0 {
+			problem(&FileError{File: f.name, Err: fmt.Errorf("%d line(s) longer than %d bytes skipped", w.lr.tooBig, readSize)})
+		}
+	}
+	return nil
+}
+
+// splitStats returns the files w reads (every `*_info` file and the first
+// half of the `*_stat` files) and those the helper reads (the other
+// `*_stat` files), each in name order. The helper's are last.
+func splitStats(files []snapshotFile) (own, other []snapshotFile) {
+	n := 0
+	for _, f := range files {
+		if !strings.HasSuffix(f.name, InfoSuffix) {
+			n++
+		}
+	}
+	keep := n - n/2
+	for _, f := range files {
+		if !strings.HasSuffix(f.name, InfoSuffix) {
+			if keep == 0 {
+				other = append(other, f)
+				continue
+			}
+			keep--
+		}
+		own = append(own, f)
+	}
+	return own, other
+}
+
+// prime gives the helper h's parser the columns that the headers of the
+// `*_stat` files before its own name (the first line that is not blank of
+// each of own), as reading them would have: a batch has every column some
+// header of the snapshot named so far, null in the rows of files without
+// it.
+func (p *Pipeline) prime(h *work, own []snapshotFile) {
+	for _, f := range own {
+		if strings.HasSuffix(f.name, InfoSuffix) {
+			continue
+		}
+		closeFile, err := p.open(h, f)
+		if err != nil {
+			continue // read and reported as a problem by the worker
+		}
+		for {
+			line, ok := h.lr.next()
+			if !ok {
+				break
+			}
+			if len(bytes.TrimSpace(line)) > 0 {
+				h.stat.columnsOf(line)
+				break
+			}
+		}
+		closeFile()
+	}
+}
+
+// helper returns a second work value to read the snapshot's files with,
+// or nil: when the machine has one processor for Go, a Fold is not a
+// Merger that can merge, the snapshot has fewer than two `*_stat` files,
+// another snapshot is being processed or the budget has no room.
+func (p *Pipeline) helper(w *work, files []snapshotFile) *work {
+	if p.serial || runtime.GOMAXPROCS(0) < 2 {
+		return nil
+	}
+	for _, f := range w.folds {
+		if m, ok := f.(Merger); f != nil && (!ok || !m.CanMerge()) {
+			return nil
+		}
+	}
+	n := 0
+	for _, f := range files {
+		if !strings.HasSuffix(f.name, InfoSuffix) {
+			n++
+		}
+	}
+	if n < 2 {
+		return nil
+	}
+	return p.budget.tryAcquire(p.newWork)
+}
+
+// readHelper reads files with the helper h, turning a panic into a
+// *PanicError (it runs on a goroutine of its own).
+func (p *Pipeline) readHelper(ctx context.Context, h *work, files []snapshotFile) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Stage: h.current, Value: v, Stack: debug.Stack()}
+		}
+	}()
+	h.current = "(parser)"
+	return p.readFiles(ctx, h, files, &h.snap, nil)
+}
+
+// merge takes in what the helper h read: its Folds into w's (a stage's
+// time is the longer of the two halves' plus the merge: they ran at
+// once), its table rows after w's, its file counts, and its name warnings
+// up to the snapshot's bound.
+func (p *Pipeline) merge(w, h *work) {
+	for i, f := range w.folds {
+		if f == nil {
+			continue
+		}
+		w.current = p.stages[i].Name
+		t0 := time.Now()
+		f.(Merger).Merge(h.folds[i])
+		w.spent[i] = max(w.spent[i], h.spent[i]) + time.Since(t0)
+	}
+	w.current = "(parser)"
+	if p.needTable {
+		w.table.appendPart(&h.table, w.stat.batch.Procs, w.stat.names, h.stat.names, &w.xl)
+	}
+	w.snap.StatFiles += h.snap.StatFiles
+	w.snap.Rejected += h.snap.Rejected
+	warned := w.stat.warned
+	h.probs = slices.DeleteFunc(h.probs, func(fp fileProblem) bool {
+		var nw *nameWarning
+		if !errors.As(fp.err, &nw) {
+			return false
+		}
+		warned++
+		return warned > maxNameWarnings
+	})
 }
 
 // open prepares w.lr to read f; the returned function closes the file.

@@ -310,3 +310,70 @@ func (t *StatTable) appendRows(b *StatTable) {
 	}
 	t.n = n
 }
+
+// idMap maps the name numbers of another interner to those of one, for
+// the rows of a helper's table (see Pipeline.merge): per number of the
+// other, the number here plus one (0: not looked up yet). It is valid
+// for one pair of interners and epochs.
+type idMap struct {
+	from, to  *interner
+	fromEpoch uint64
+	toEpoch   uint64
+	ids       []uint32
+}
+
+// id returns the number in m.to of the path name of raw, numbered n in
+// m.from.
+func (m *idMap) id(n uint32, raw string) uint32 {
+	if int(n) < len(m.ids) {
+		if v := m.ids[n]; v > 0 {
+			return v - 1
+		}
+	} else {
+		m.ids = append(m.ids, make([]uint32, int(n)+1-len(m.ids))...)
+	}
+	v := m.to.internString(raw).id
+	m.ids[n] = v + 1
+	return v
+}
+
+// appendPart appends the rows of o, a table another parser made from the
+// snapshot's later files with the interner from (t's parser has to):
+// its processes follow procs (every process t's parser read, rows or
+// not), and its name numbers become to's. Columns of o that t lacks are
+// added (null in t's rows), as are t's columns in o's rows.
+func (t *StatTable) appendPart(o *StatTable, procs []string, to, from *interner, m *idMap) {
+	if o.n == 0 {
+		return
+	}
+	if m.from != from || m.to != to || m.fromEpoch != from.epoch || m.toEpoch != to.epoch {
+		*m = idMap{from: from, to: to, fromEpoch: from.epoch, toEpoch: to.epoch, ids: m.ids[:0]}
+	}
+	base := int32(len(procs))
+	// A new array: procs is a batch's.
+	t.Procs = append(procs[:len(procs):len(procs)], o.Procs...)
+	t.NameEpoch = to.epoch
+	for _, c := range o.cols {
+		t.column(c.Name)
+	}
+	n := t.n + o.n
+	for r := range o.n {
+		t.Proc = append(t.Proc, o.Proc[r]+base)
+		t.PxID = append(t.PxID, m.id(o.PxID[r], o.Px[r]))
+		t.SvID = append(t.SvID, m.id(o.SvID[r], o.Sv[r]))
+	}
+	t.Kind = append(t.Kind, o.Kind[:o.n]...)
+	t.Px = append(t.Px, o.Px[:o.n]...)
+	t.Sv = append(t.Sv, o.Sv[:o.n]...)
+	t.PxName = append(t.PxName, o.PxName[:o.n]...)
+	t.SvName = append(t.SvName, o.SvName[:o.n]...)
+	for _, c := range t.cols {
+		start := t.n
+		c.resize(n)
+		if src := o.Column(c.Name); src != nil {
+			copy(c.Values[start:], src.Values[:o.n])
+			copyBits(c.null, start, src.null, o.n)
+		}
+	}
+	t.n = n
+}

@@ -31,9 +31,10 @@ var errSkipFile = errors.New("file skipped")
 // snapshotFile is one `*_info` or `*_stat` file of a snapshot, in a
 // directory or in memory.
 type snapshotFile struct {
-	name string
-	path string // in a directory
-	data []byte // in memory
+	index int // in the snapshot's files, in name order (set by readAll)
+	name  string
+	path  string // in a directory
+	data  []byte // in memory
 }
 
 func isSnapshotFile(name string) bool {
