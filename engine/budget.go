@@ -20,6 +20,7 @@ type budget struct {
 	idle    []*work
 	held    int64 // sizes of every work value alive, busy or idle
 	busy    int
+	waiting int // acquire calls waiting for memory
 	largest int64
 	wake    chan struct{} // closed and replaced when a work value is released
 }
@@ -55,22 +56,29 @@ func (b *budget) acquire(ctx context.Context, newWork func() *work) (*work, erro
 			return w, nil
 		}
 		wake := b.wake
+		b.waiting++
 		b.mu.Unlock()
 		select {
 		case <-wake:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+		}
+		b.mu.Lock()
+		b.waiting--
+		b.mu.Unlock()
+		if err := ctx.Err(); err != nil {
+			return nil, err
 		}
 	}
 }
 
 // tryAcquire returns a second work value for a snapshot being processed,
-// without waiting, when that snapshot is the only one in progress and
-// the budget has room for another (or nothing was measured yet: the
-// first snapshot). The caller releases it as any other.
+// without waiting, when that snapshot is the only one in progress, no
+// other waits for memory (a backlog's snapshots get it first), and the
+// budget has room for another (or nothing was measured yet: the first
+// snapshot). The caller releases it as any other.
 func (b *budget) tryAcquire(newWork func() *work) *work {
 	b.mu.Lock()
-	if b.busy != 1 {
+	if b.busy != 1 || b.waiting > 0 {
 		b.mu.Unlock()
 		return nil
 	}

@@ -101,3 +101,43 @@ func TestBudgetTryAcquire(t *testing.T) {
 	}
 	b.release(w, false)
 }
+
+func TestBudgetNoHelperWhileOthersWait(t *testing.T) {
+	// The first snapshot of a backlog: the others wait for memory (nothing
+	// measured yet), so it gets no second work value.
+	b := newBudget(10)
+	newWork := func() *work { return &work{} }
+	ctx := context.Background()
+	w, _ := b.acquire(ctx, newWork)
+	got := make(chan *work, 1)
+	go func() {
+		o, _ := b.acquire(ctx, newWork)
+		got <- o
+	}()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		b.mu.Lock()
+		n := b.waiting
+		b.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the second acquire never waited")
+		}
+	}
+	if b.tryAcquire(newWork) != nil {
+		t.Error("a helper while a snapshot waits for memory")
+	}
+	w.size = 4
+	b.release(w, false)
+	o := <-got
+	if b.waiting != 0 {
+		t.Errorf("%d waiting after the wait ended", b.waiting)
+	}
+	if h := b.tryAcquire(newWork); h == nil {
+		t.Error("no helper once nothing waits")
+	} else {
+		b.release(h, false)
+	}
+	b.release(o, false)
+}
