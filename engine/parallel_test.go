@@ -520,3 +520,25 @@ func TestPipelineParallelMainPanic(t *testing.T) {
 		}
 	}
 }
+
+func TestPipelineBacklogReadsSerially(t *testing.T) {
+	// While Config.Backlog reports snapshots waiting, a snapshot is read
+	// on one goroutine: one Fold; once it reports none, on two.
+	waiting := true
+	var sums rowSums
+	p := newPipeline(t, engine.Config{Backlog: func() bool { return waiting }}, engine.StageSpec{Name: "Sums", Folder: &sums})
+	files := []engine.File{statRows("a", 10), statRows("b", 20), statRows("c", 30)}
+	if _, err := p.ProcessFiles(context.Background(), "100", files, &recorder{t: t}); err != nil {
+		t.Fatal(err)
+	}
+	if n := sums.folds.Load(); n != 1 {
+		t.Errorf("%d Folds with a backlog, want 1", n)
+	}
+	waiting = false
+	if _, err := p.ProcessFiles(context.Background(), "101", files, &recorder{t: t}); err != nil {
+		t.Fatal(err)
+	}
+	if n := sums.folds.Load(); n != 2 {
+		t.Errorf("%d Folds without a backlog, want 2", n)
+	}
+}

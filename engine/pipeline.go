@@ -49,6 +49,11 @@ type Config struct {
 	// an earlier one can no longer be kept waiting by the budget. It may be
 	// called concurrently.
 	Started func(snapshot string)
+	// Backlog, when set, reports whether snapshots are waiting to be
+	// processed. A snapshot processed alone is read on two goroutines
+	// (see Merger) only when it reports false: the memory goes to the
+	// waiting snapshots instead. It may be called concurrently.
+	Backlog func() bool
 }
 
 // Pipeline reads snapshots and runs its stages over them, formatting every
@@ -65,6 +70,7 @@ type Pipeline struct {
 	kinds     *[classes]map[string]bool // per row class, the columns read; nil: batchCols
 	extra     func(emit Emitter)
 	started   func(snapshot string)
+	backlog   func() bool
 	maxFile   int64
 	budget    *budget
 	lastTime  []atomic.Int64 // per stage, its duration on the last snapshot (ns)
@@ -101,7 +107,7 @@ func NewPipeline(cfg Config, stages ...StageSpec) (*Pipeline, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Pipeline{paths: cfg.Paths, logger: logger, stages: stages, maxFile: cfg.MaxFileSize, extra: cfg.SelfMetrics, started: cfg.Started}
+	p := &Pipeline{paths: cfg.Paths, logger: logger, stages: stages, maxFile: cfg.MaxFileSize, extra: cfg.SelfMetrics, started: cfg.Started, backlog: cfg.Backlog}
 	if p.maxFile <= 0 {
 		p.maxFile = DefaultMaxFileSize
 	}
@@ -593,9 +599,10 @@ func (p *Pipeline) prime(h *work, own []snapshotFile) {
 // helper returns a second work value to read the snapshot's files with,
 // or nil: when the machine has one processor for Go, a Fold is not a
 // Merger that can merge, the snapshot has fewer than two `*_stat` files,
-// another snapshot is being processed or the budget has no room.
+// another snapshot is being processed or waiting (Config.Backlog) or the
+// budget has no room.
 func (p *Pipeline) helper(w *work, files []snapshotFile) *work {
-	if p.serial || runtime.GOMAXPROCS(0) < 2 {
+	if p.serial || runtime.GOMAXPROCS(0) < 2 || (p.backlog != nil && p.backlog()) {
 		return nil
 	}
 	for _, f := range w.folds {

@@ -41,6 +41,9 @@ type Options struct {
 	// Started is engine.Config.Started: the daemon's hand-out order with
 	// monotonic counters.
 	Started func(snapshot string)
+	// Backlog is engine.Config.Backlog: whether the daemon's queue holds
+	// snapshots not handed out yet.
+	Backlog func() bool
 	// CountersInMemory keeps the state of [process] monotonic-counters in
 	// memory instead of counters-dir (haproxystats-engine run, check and
 	// test, which must not touch a daemon's state).
@@ -144,6 +147,7 @@ func New(cfg *config.Config, opts Options) (*Built, error) {
 		MemoryBudget: p.MemoryBudget,
 		SelfMetrics:  opts.SelfMetrics,
 		Started:      opts.Started,
+		Backlog:      opts.Backlog,
 	}, append(stages, opts.Stages...)...)
 	if err != nil {
 		r.Close()

@@ -67,15 +67,17 @@ func FromConfig(cfg *config.Config, logger *slog.Logger, opts Options) (*Daemon,
 		dests = append(dests, destination(producer.Name(), producer.Run, producer.Open, producer.Stalled))
 		selfMetrics = kafkaMetrics(producer)
 	}
-	// The pipeline's Started hook is the daemon's, built below (it is
-	// called only once the daemon runs).
+	// The pipeline's Started and Backlog hooks are the daemon's and the
+	// spool's, made below (they are called only once the daemon runs).
 	var d *Daemon
+	var queued func() int
 	built, err := assemble.New(cfg, assemble.Options{
 		Logger:      logger,
 		ConfigDir:   opts.ConfigDir,
 		Stages:      opts.Stages,
 		SelfMetrics: selfMetrics,
 		Started:     func(name string) { d.Started(name) },
+		Backlog:     func() bool { return queued != nil && queued() > 0 },
 	})
 	if err != nil {
 		return nil, nil, err
@@ -97,9 +99,11 @@ func FromConfig(cfg *config.Config, logger *slog.Logger, opts Options) (*Daemon,
 		if err := config.CheckReadWrite(src); err != nil {
 			return fail(fmt.Errorf("[process] src-dir = %q: %w", src, err))
 		}
-		if queue, err = spool.NewWatcher(src, logger.With("component", "spool")); err != nil {
+		w, err := spool.NewWatcher(src, logger.With("component", "spool"))
+		if err != nil {
 			return fail(err)
 		}
+		queue, queued = w, w.Queued
 	}
 	var seq Sequencer
 	if built.Counters != nil {
