@@ -298,6 +298,10 @@ func (a *aggregator) merge(b *aggregator) {
 	for len(a.mhint) < len(b.names) {
 		a.mhint = append(a.mhint, -1)
 	}
+	// The slot of each of b's objects first, then the sums series by
+	// series: each series' values of both are read in slot order, not 40
+	// series at a time per object.
+	a.sel = a.sel[:0]
 	for _, ob := range b.order {
 		nm := b.names[ob]
 		o := a.mhint[ob]
@@ -314,8 +318,16 @@ func (a *aggregator) merge(b *aggregator) {
 		}
 		a.rows[o] += b.rows[ob]
 		a.served[o] += b.served[ob]
-		for s := range a.sums {
-			a.sums[s][o] += b.sums[s][ob]
+		a.sel = append(a.sel, o)
+	}
+	to := a.sel
+	for s := range a.sums {
+		if !b.seen[s] {
+			continue // b's sums of the series are 0
+		}
+		dst, src := a.sums[s], b.sums[s]
+		for i, ob := range b.order[:len(to)] {
+			dst[to[i]] += src[ob]
 		}
 	}
 	for s := range a.seen {

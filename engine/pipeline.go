@@ -636,9 +636,24 @@ func (p *Pipeline) readHelper(ctx context.Context, h *work, files []snapshotFile
 
 // merge takes in what the helper h read: its Folds into w's (a stage's
 // time is the longer of the two halves' plus the merge: they ran at
-// once), its table rows after w's, its file counts, and its name warnings
-// up to the snapshot's bound.
+// once), its table rows after w's (at the same time, on a goroutine of
+// their own), its file counts, and its name warnings up to the
+// snapshot's bound.
 func (p *Pipeline) merge(w, h *work) {
+	// The table's rows are appended on another goroutine while the Folds
+	// merge (engine code only: a panic there is handed back here).
+	if p.needTable {
+		done := make(chan any, 1)
+		go func() {
+			defer func() { done <- recover() }()
+			w.table.appendPart(&h.table, w.stat.batch.Procs, w.stat.names, h.stat.names, &w.xl)
+		}()
+		defer func() {
+			if v := <-done; v != nil {
+				panic(v)
+			}
+		}()
+	}
 	for i, f := range w.folds {
 		if f == nil {
 			continue
@@ -649,9 +664,6 @@ func (p *Pipeline) merge(w, h *work) {
 		w.spent[i] = max(w.spent[i], h.spent[i]) + time.Since(t0)
 	}
 	w.current = "(parser)"
-	if p.needTable {
-		w.table.appendPart(&h.table, w.stat.batch.Procs, w.stat.names, h.stat.names, &w.xl)
-	}
 	w.snap.StatFiles += h.snap.StatFiles
 	w.snap.Rejected += h.snap.Rejected
 	warned := w.stat.warned

@@ -325,11 +325,15 @@ type idMap struct {
 // id returns the number in m.to of the path name of raw, numbered n in
 // m.from.
 func (m *idMap) id(n uint32, raw string) uint32 {
-	if int(n) < len(m.ids) {
-		if v := m.ids[n]; v > 0 {
-			return v - 1
-		}
-	} else {
+	if int(n) < len(m.ids) && m.ids[n] > 0 {
+		return m.ids[n] - 1
+	}
+	return m.miss(n, raw)
+}
+
+// miss is id for a number not looked up yet.
+func (m *idMap) miss(n uint32, raw string) uint32 {
+	if int(n) >= len(m.ids) {
 		m.ids = append(m.ids, make([]uint32, int(n)+1-len(m.ids))...)
 	}
 	v := m.to.internString(raw).id
@@ -357,10 +361,15 @@ func (t *StatTable) appendPart(o *StatTable, procs []string, to, from *interner,
 		t.column(c.Name)
 	}
 	n := t.n + o.n
+	k := len(t.Proc)
+	t.Proc = append(t.Proc, o.Proc[:o.n]...)
+	t.PxID = append(t.PxID, o.PxID[:o.n]...)
+	t.SvID = append(t.SvID, o.SvID[:o.n]...)
+	proc, px, sv := t.Proc[k:], t.PxID[k:], t.SvID[k:]
 	for r := range o.n {
-		t.Proc = append(t.Proc, o.Proc[r]+base)
-		t.PxID = append(t.PxID, m.id(o.PxID[r], o.Px[r]))
-		t.SvID = append(t.SvID, m.id(o.SvID[r], o.Sv[r]))
+		proc[r] += base
+		px[r] = m.id(px[r], o.Px[r])
+		sv[r] = m.id(sv[r], o.Sv[r])
 	}
 	t.Kind = append(t.Kind, o.Kind[:o.n]...)
 	t.Px = append(t.Px, o.Px[:o.n]...)
