@@ -36,20 +36,14 @@ func newBudget(limit int64) *budget {
 func (b *budget) acquire(ctx context.Context, newWork func() *work) (*work, error) {
 	for {
 		b.mu.Lock()
-		if n := len(b.idle); n > 0 {
-			w := b.idle[n-1]
-			b.idle[n-1] = nil
-			b.idle = b.idle[:n-1]
-			b.busy++
+		if w := b.reuse(); w != nil {
 			b.mu.Unlock()
 			return w, nil
 		}
 		// Until a snapshot was measured, one at a time: a first backlog
 		// of large snapshots must not start every worker at once.
 		if b.limit == 0 || b.busy == 0 || (b.largest > 0 && b.held+b.largest <= b.limit) {
-			b.busy++
-			est := b.largest
-			b.held += est
+			est := b.reserve()
 			b.mu.Unlock()
 			w := newWork()
 			w.held = est
@@ -82,11 +76,7 @@ func (b *budget) tryAcquire(newWork func() *work) *work {
 		b.mu.Unlock()
 		return nil
 	}
-	if n := len(b.idle); n > 0 {
-		w := b.idle[n-1]
-		b.idle[n-1] = nil
-		b.idle = b.idle[:n-1]
-		b.busy++
+	if w := b.reuse(); w != nil {
 		b.mu.Unlock()
 		return w
 	}
@@ -94,13 +84,32 @@ func (b *budget) tryAcquire(newWork func() *work) *work {
 		b.mu.Unlock()
 		return nil
 	}
-	b.busy++
-	est := b.largest
-	b.held += est
+	est := b.reserve()
 	b.mu.Unlock()
 	w := newWork()
 	w.held = est
 	return w
+}
+
+// reuse hands out the last idle work value, or nil. b.mu is held.
+func (b *budget) reuse() *work {
+	n := len(b.idle)
+	if n == 0 {
+		return nil
+	}
+	w := b.idle[n-1]
+	b.idle[n-1] = nil
+	b.idle = b.idle[:n-1]
+	b.busy++
+	return w
+}
+
+// reserve counts a new work value, at the size of the largest one
+// measured, and returns that size. b.mu is held.
+func (b *budget) reserve() int64 {
+	b.busy++
+	b.held += b.largest
+	return b.largest
 }
 
 // release takes back w, whose size was just measured (a new one counts

@@ -285,38 +285,6 @@ func TestPipelineNotMergerReadsSerially(t *testing.T) {
 	}
 }
 
-func TestPipelineParallelPanicAndCancel(t *testing.T) {
-	// A Fold of the helper's goroutine panics: a *PanicError naming its
-	// stage, and the next snapshot is read normally. A cancel seen on the
-	// helper's goroutine ends the snapshot with the context's error.
-	files := []engine.File{statRows("a", 10), statRows("b", 20), statRows("c", 30), statRows("d", 40)}
-	sums := &rowSums{panicOn: "d"}
-	p := newPipeline(t, engine.Config{}, engine.StageSpec{Name: "Sums", Folder: sums})
-	_, err := p.ProcessFiles(context.Background(), "100", files, &recorder{t: t})
-	var perr *engine.PanicError
-	if !errors.As(err, &perr) || perr.Stage != "Sums" || perr.Value != "rowSums: d" {
-		t.Fatalf("error = %v, want the PanicError of Sums", err)
-	}
-	sums.panicOn = ""
-	ctx, cancel := context.WithCancel(context.Background())
-	sums.cancel, sums.cancelOn = cancel, "d"
-	if _, err := p.ProcessFiles(ctx, "101", files, &recorder{t: t}); !errors.Is(err, context.Canceled) {
-		t.Fatalf("error = %v, want context.Canceled", err)
-	}
-	sums.cancel = nil
-	out := &recorder{t: t}
-	res, err := p.ProcessFiles(context.Background(), "102", files, out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := "p.be_s0_rows 4 102"; !slices.Contains(out.lines(res), want) || !slices.Contains(out.lines(res), "p.be_s39_scur 39 102") {
-		t.Errorf("after the panic, the lines lack %q:\n%s", want, strings.Join(out.lines(res), "\n"))
-	}
-	if sums.folds.Load() < 3 {
-		t.Errorf("%d Folds: the broken work values were not replaced", sums.folds.Load())
-	}
-}
-
 // serialAndParallel returns two pipelines of the same stages, one that
 // reads every snapshot on one goroutine.
 func serialAndParallel(t *testing.T, specs func() []engine.StageSpec) (serial, parallel *engine.Pipeline) {
@@ -495,28 +463,52 @@ func TestPipelineParallelRandom(t *testing.T) {
 	}
 }
 
-func TestPipelineParallelMainPanic(t *testing.T) {
-	// A Fold panics on the worker's goroutine while the helper still
-	// reads its half: the helper's work value is released only once its
-	// goroutine returned (-race sees two goroutines on one work value
-	// otherwise), and the next snapshots are read normally.
-	files := []engine.File{statRows("a", 10), statRows("b", 10), statRows("c", 200000), statRows("d", 200000)}
-	sums := &rowSums{panicOn: "a"}
-	p := newPipeline(t, engine.Config{}, engine.StageSpec{Name: "Sums", Folder: sums})
-	_, err := p.ProcessFiles(context.Background(), "100", files, &recorder{t: t})
-	var perr *engine.PanicError
-	if !errors.As(err, &perr) || perr.Value != "rowSums: a" {
-		t.Fatalf("error = %v, want the PanicError of Sums", err)
-	}
-	sums.panicOn = ""
-	for i := range 3 {
-		out := &recorder{t: t}
-		res, err := p.ProcessFiles(context.Background(), fmt.Sprint(101+i), files, out)
-		if err != nil {
-			t.Fatal(err)
+func TestPipelineParallelPanicAndCancel(t *testing.T) {
+	// A Fold panics on either goroutine: a *PanicError naming its stage.
+	// On the worker's, while the helper still reads its (long) half, the
+	// helper's work value is released only once its goroutine returned
+	// (-race sees two goroutines on one work value otherwise). The next
+	// snapshots are read normally. A cancel seen on the helper's goroutine
+	// ends the snapshot with the context's error.
+	small := []engine.File{statRows("a", 10), statRows("b", 20), statRows("c", 30), statRows("d", 40)}
+	long := []engine.File{statRows("a", 10), statRows("b", 10), statRows("c", 200000), statRows("d", 200000)}
+	for _, c := range []struct {
+		side, panicOn string
+		files         []engine.File
+		last          string
+	}{
+		{"helper", "d", small, "be_s39_scur 39"},
+		{"worker", "a", long, "be_s199999_rows 2"},
+	} {
+		sums := &rowSums{panicOn: c.panicOn}
+		p := newPipeline(t, engine.Config{}, engine.StageSpec{Name: "Sums", Folder: sums})
+		_, err := p.ProcessFiles(context.Background(), "100", c.files, &recorder{t: t})
+		var perr *engine.PanicError
+		if !errors.As(err, &perr) || perr.Stage != "Sums" || perr.Value != "rowSums: "+c.panicOn {
+			t.Fatalf("panic on the %s's goroutine: error = %v, want the PanicError of Sums", c.side, err)
 		}
-		if want := fmt.Sprintf("p.be_s199999_rows 2 %d", 101+i); !slices.Contains(out.lines(res), want) {
-			t.Errorf("snapshot %d lacks %q", 101+i, want)
+		sums.panicOn = ""
+		if c.side == "helper" {
+			ctx, cancel := context.WithCancel(context.Background())
+			sums.cancel, sums.cancelOn = cancel, "d"
+			if _, err := p.ProcessFiles(ctx, "101", c.files, &recorder{t: t}); !errors.Is(err, context.Canceled) {
+				t.Fatalf("error = %v, want context.Canceled", err)
+			}
+			sums.cancel = nil
+		}
+		for i := range 2 {
+			name := fmt.Sprint(102 + i)
+			out := &recorder{t: t}
+			res, err := p.ProcessFiles(context.Background(), name, c.files, out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := "p." + c.last + " " + name; !slices.Contains(out.lines(res), want) {
+				t.Errorf("after the panic on the %s's goroutine, the lines lack %q", c.side, want)
+			}
+		}
+		if sums.folds.Load() < 3 {
+			t.Errorf("%d Folds: the broken work values were not replaced", sums.folds.Load())
 		}
 	}
 }

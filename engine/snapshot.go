@@ -287,26 +287,31 @@ func (t *StatTable) reset() {
 // appendRows appends the rows of b, and the values of the columns t has;
 // t's Procs must be b's.
 func (t *StatTable) appendRows(b *StatTable) {
-	n := t.n + b.n
 	t.Procs = b.Procs
 	t.NameEpoch = b.NameEpoch
 	t.Proc = append(t.Proc, b.Proc[:b.n]...)
+	t.PxID = append(t.PxID, b.PxID[:b.n]...)
+	t.SvID = append(t.SvID, b.SvID[:b.n]...)
+	t.appendCells(b)
+}
+
+// appendCells appends the kinds, names and cells of b's rows (the values
+// of the columns t has, null where b lacks one), after t's process
+// numbers and name numbers of them were appended.
+func (t *StatTable) appendCells(b *StatTable) {
+	n := t.n + b.n
 	t.Kind = append(t.Kind, b.Kind[:b.n]...)
 	t.Px = append(t.Px, b.Px[:b.n]...)
 	t.Sv = append(t.Sv, b.Sv[:b.n]...)
 	t.PxName = append(t.PxName, b.PxName[:b.n]...)
 	t.SvName = append(t.SvName, b.SvName[:b.n]...)
-	t.PxID = append(t.PxID, b.PxID[:b.n]...)
-	t.SvID = append(t.SvID, b.SvID[:b.n]...)
 	for _, c := range t.cols {
 		start := t.n
 		c.resize(n)
-		src := b.Column(c.Name)
-		if src == nil {
-			continue
+		if src := b.Column(c.Name); src != nil {
+			copy(c.Values[start:], src.Values[:b.n])
+			copyBits(c.null, start, src.null, b.n)
 		}
-		copy(c.Values[start:], src.Values[:b.n])
-		copyBits(c.null, start, src.null, b.n)
 	}
 	t.n = n
 }
@@ -360,7 +365,6 @@ func (t *StatTable) appendPart(o *StatTable, procs []string, to, from *interner,
 	for _, c := range o.cols {
 		t.column(c.Name)
 	}
-	n := t.n + o.n
 	k := len(t.Proc)
 	t.Proc = append(t.Proc, o.Proc[:o.n]...)
 	t.PxID = append(t.PxID, o.PxID[:o.n]...)
@@ -371,18 +375,5 @@ func (t *StatTable) appendPart(o *StatTable, procs []string, to, from *interner,
 		px[r] = m.id(px[r], o.Px[r])
 		sv[r] = m.id(sv[r], o.Sv[r])
 	}
-	t.Kind = append(t.Kind, o.Kind[:o.n]...)
-	t.Px = append(t.Px, o.Px[:o.n]...)
-	t.Sv = append(t.Sv, o.Sv[:o.n]...)
-	t.PxName = append(t.PxName, o.PxName[:o.n]...)
-	t.SvName = append(t.SvName, o.SvName[:o.n]...)
-	for _, c := range t.cols {
-		start := t.n
-		c.resize(n)
-		if src := o.Column(c.Name); src != nil {
-			copy(c.Values[start:], src.Values[:o.n])
-			copyBits(c.null, start, src.null, o.n)
-		}
-	}
-	t.n = n
+	t.appendCells(o)
 }
