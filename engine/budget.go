@@ -45,9 +45,7 @@ func (b *budget) acquire(ctx context.Context, newWork func() *work) (*work, erro
 		if b.limit == 0 || b.busy == 0 || (b.largest > 0 && b.held+b.largest <= b.limit) {
 			est := b.reserve()
 			b.mu.Unlock()
-			w := newWork()
-			w.held = est
-			return w, nil
+			return b.make(newWork, est), nil
 		}
 		wake := b.wake
 		b.waiting++
@@ -86,8 +84,29 @@ func (b *budget) tryAcquire(newWork func() *work) *work {
 	}
 	est := b.reserve()
 	b.mu.Unlock()
+	return b.make(newWork, est)
+}
+
+// make returns newWork's work value, counted at est bytes (reserved). When
+// newWork panics (a Folder's NewFold), the reservation is taken back
+// before the panic goes on: the budget must not count a work value that
+// never was.
+func (b *budget) make(newWork func() *work, est int64) *work {
+	made := false
+	defer func() {
+		if made {
+			return
+		}
+		b.mu.Lock()
+		b.busy--
+		b.held -= est
+		close(b.wake)
+		b.wake = make(chan struct{})
+		b.mu.Unlock()
+	}()
 	w := newWork()
 	w.held = est
+	made = true
 	return w
 }
 

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/haproxystats-go/haproxystats/builtin"
 	"github.com/haproxystats-go/haproxystats/engine"
@@ -532,5 +533,83 @@ func TestPipelineBacklogReadsSerially(t *testing.T) {
 	}
 	if n := sums.folds.Load(); n != 2 {
 		t.Errorf("%d Folds without a backlog, want 2", n)
+	}
+}
+
+func TestPipelineParallelNameWarnedOnce(t *testing.T) {
+	// A name needing care in both halves is reported once, as one
+	// goroutine reports it.
+	stat := func(name string, rows ...string) engine.File {
+		return engine.File{Name: name + "_stat", Data: []byte("# pxname,svname,scur,type,\n" + strings.Join(rows, "\n") + "\n")}
+	}
+	files := []engine.File{stat("a", "be,s 1,1,2,"), stat("b", "be,s2,1,2,"), stat("c", "be,s 1,1,2,"), stat("d", "be,s2,1,2,")}
+	serial, parallel := serialAndParallel(t, func() []engine.StageSpec {
+		return []engine.StageSpec{{Name: "Sums", Folder: &rowSums{}}}
+	})
+	_, wantRes := run(t, serial, "100", files)
+	_, gotRes := run(t, parallel, "100", files)
+	if !slices.Equal(problems(gotRes), problems(wantRes)) || len(problems(wantRes)) != 1 {
+		t.Errorf("problems\n%q\nwant one\n%q", problems(gotRes), problems(wantRes))
+	}
+}
+
+// failingFolds is a merging Folder whose NewFold panics at its call
+// number newPanics, and whose Folds panic in Reset at the Reset number
+// resetPanics (0: never).
+type failingFolds struct {
+	rowSums
+	news, resets           atomic.Int32
+	newPanics, resetPanics int32
+}
+
+func (f *failingFolds) NewFold() engine.Fold {
+	if f.news.Add(1) == f.newPanics {
+		panic("NewFold")
+	}
+	return &failingFold{sumFold: f.rowSums.NewFold().(*sumFold), f: f}
+}
+
+type failingFold struct {
+	*sumFold
+	f *failingFolds
+}
+
+func (d *failingFold) Reset(name string) {
+	if d.f.resets.Add(1) == d.f.resetPanics {
+		panic("Reset")
+	}
+	d.sumFold.Reset(name)
+}
+
+func (d *failingFold) Merge(o engine.Fold) { d.sumFold.Merge(o.(*failingFold).sumFold) }
+
+func TestPipelineParallelHelperPanics(t *testing.T) {
+	// The helper's NewFold panics: the budget takes back what it counted
+	// for it, so the next snapshot proceeds (with a budget smaller than
+	// a snapshot, only a call alone does). The helper's Reset panics: it
+	// is dropped with the worker's, not kept for the next snapshot.
+	files := []engine.File{statRows("a", 10), statRows("b", 10), statRows("c", 10), statRows("d", 10)}
+	f := &failingFolds{newPanics: 2}
+	p := newPipeline(t, engine.Config{MemoryBudget: 1}, engine.StageSpec{Name: "Sums", Folder: f})
+	var perr *engine.PanicError
+	if _, err := p.ProcessFiles(context.Background(), "100", files, &recorder{t: t}); !errors.As(err, &perr) {
+		t.Fatalf("NewFold's panic: error = %v, want a PanicError", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := p.ProcessFiles(ctx, "101", files, &recorder{t: t}); err != nil {
+		t.Fatalf("the snapshot after: %v (the budget still counts the helper)", err)
+	}
+
+	f = &failingFolds{resetPanics: 4} // the helper's Reset of the second snapshot
+	p = newPipeline(t, engine.Config{}, engine.StageSpec{Name: "Sums", Folder: f})
+	for i, want := range []bool{false, true, false} {
+		_, err := p.ProcessFiles(context.Background(), fmt.Sprint(100+i), files, &recorder{t: t})
+		if got := errors.As(err, &perr); got != want {
+			t.Fatalf("snapshot %d: error = %v", i, err)
+		}
+	}
+	if n := f.news.Load(); n != 4 {
+		t.Errorf("%d Folds made, want 4: the helper whose Reset panicked was kept", n)
 	}
 }

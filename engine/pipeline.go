@@ -350,7 +350,11 @@ func (p *Pipeline) process(ctx context.Context, name string, files []snapshotFil
 func (p *Pipeline) read(ctx context.Context, w *work, name string, files []snapshotFile, out io.Writer, start time.Time) (res *Result, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			res, err = nil, &PanicError{Stage: w.current, Value: v, Stack: debug.Stack()}
+			perr, ok := v.(*PanicError) // from another goroutine, with its stack
+			if !ok {
+				perr = &PanicError{Stage: w.current, Value: v, Stack: debug.Stack()}
+			}
+			res, err = nil, perr
 		}
 	}()
 	w.current = "(parser)"
@@ -404,9 +408,11 @@ func (p *Pipeline) readAll(ctx context.Context, w *work, name string, files []sn
 			h.measure()
 			p.budget.release(h, broken)
 		}()
+		broken = true // until its Folds were reset and its parser primed
 		h.start(name)
 		h.snap = Snapshot{Name: name}
 		p.prime(h, own)
+		broken = false
 		statsStart = time.Now()
 		running = true
 		go func() { done <- p.readHelper(hctx, h, other) }()
@@ -640,17 +646,41 @@ func (p *Pipeline) readHelper(ctx context.Context, h *work, files []snapshotFile
 // their own), its file counts, and its name warnings up to the
 // snapshot's bound.
 func (p *Pipeline) merge(w, h *work) {
+	// A name the helper's parser reported that the worker's interner
+	// already had was reported by the worker or before this snapshot
+	// (before appendPart interns the helper's names into it); the others,
+	// within the snapshot's bound.
+	warned := w.stat.warned
+	h.probs = slices.DeleteFunc(h.probs, func(fp fileProblem) bool {
+		var nw *nameWarning
+		if !errors.As(fp.err, &nw) {
+			return false
+		}
+		if _, known := w.stat.names.names[nw.raw]; known {
+			return true
+		}
+		warned++
+		return warned > maxNameWarnings
+	})
 	// The table's rows are appended on another goroutine while the Folds
-	// merge (engine code only: a panic there is handed back here).
+	// merge (engine code only: a panic there is handed back here, unless
+	// a Merge's panic is already on its way).
+	merged := false
 	if p.needTable {
-		done := make(chan any, 1)
+		done := make(chan *PanicError, 1)
 		go func() {
-			defer func() { done <- recover() }()
+			defer func() {
+				var perr *PanicError
+				if v := recover(); v != nil {
+					perr = &PanicError{Stage: "(parser)", Value: v, Stack: debug.Stack()}
+				}
+				done <- perr
+			}()
 			w.table.appendPart(&h.table, w.stat.batch.Procs, w.stat.names, h.stat.names, &w.xl)
 		}()
 		defer func() {
-			if v := <-done; v != nil {
-				panic(v)
+			if perr := <-done; perr != nil && merged {
+				panic(perr)
 			}
 		}()
 	}
@@ -664,17 +694,9 @@ func (p *Pipeline) merge(w, h *work) {
 		w.spent[i] = max(w.spent[i], h.spent[i]) + time.Since(t0)
 	}
 	w.current = "(parser)"
+	merged = true
 	w.snap.StatFiles += h.snap.StatFiles
 	w.snap.Rejected += h.snap.Rejected
-	warned := w.stat.warned
-	h.probs = slices.DeleteFunc(h.probs, func(fp fileProblem) bool {
-		var nw *nameWarning
-		if !errors.As(fp.err, &nw) {
-			return false
-		}
-		warned++
-		return warned > maxNameWarnings
-	})
 }
 
 // open prepares w.lr to read f; the returned function closes the file.
