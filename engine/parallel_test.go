@@ -613,3 +613,51 @@ func TestPipelineParallelHelperPanics(t *testing.T) {
 		t.Errorf("%d Folds made, want 4: the helper whose Reset panicked was kept", n)
 	}
 }
+
+func TestNameEpochUnique(t *testing.T) {
+	// No two numberings share a NameEpoch: of two parsers, of two
+	// snapshots of one parser (each a new working memory), of a pipeline's
+	// two work values. A stage shared by workers keys what it derives from
+	// the numbers on it.
+	files := []engine.File{statRows("a", 3), statRows("b", 3)}
+	seen := map[uint64]bool{}
+	add := func(e uint64, what string) {
+		if e == 0 || seen[e] {
+			t.Errorf("%s: NameEpoch %d is 0 or seen before", what, e)
+		}
+		seen[e] = true
+	}
+	p1, p2 := engine.NewParser(nil), engine.NewParser(nil)
+	add(p1.Parse("100", files).Stats.NameEpoch, "first parser")
+	add(p2.Parse("100", files).Stats.NameEpoch, "second parser")
+	add(p1.Parse("101", files).Stats.NameEpoch, "first parser again")
+	var epochs []uint64
+	var mu sync.Mutex
+	stage := engine.StageFunc(func(_ context.Context, snap *engine.Snapshot, _ engine.Emitter) error {
+		mu.Lock()
+		defer mu.Unlock()
+		epochs = append(epochs, snap.Stats.NameEpoch)
+		return nil
+	})
+	p := newPipeline(t, engine.Config{}, engine.StageSpec{Name: "Epochs", Stage: stage})
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range 2 { // two at once: two work values
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			p.ProcessFiles(context.Background(), fmt.Sprint(200+i), files, &recorder{t: t})
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if len(epochs) != 2 {
+		t.Fatalf("%d snapshots seen", len(epochs))
+	}
+	for _, e := range epochs {
+		if e == 0 || seen[e] {
+			t.Errorf("pipeline: NameEpoch %d is 0 or a parser's", e)
+		}
+	}
+}

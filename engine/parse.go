@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"strconv"
+	"sync/atomic"
 )
 
 // File suffixes of the spool layout: `<socket>_info` and `<socket>_stat`.
@@ -300,15 +301,20 @@ type interner struct {
 	names map[string]nameEntry
 	raws  []nameEntry       // by num
 	ids   map[string]uint32 // path form -> number
-	epoch uint64            // incremented when the numbering starts again
+	epoch uint64            // the numbering's, new when it starts again (nameEpochs)
 }
+
+// nameEpochs numbers the name numberings of every interner of the
+// process (NameEpoch): a stage that several workers and pipelines share
+// can keep what it derived from a table's name numbers per NameEpoch.
+var nameEpochs atomic.Uint64
 
 // maxInterned bounds the name cache; it is emptied when it grows past
 // this (names that churn without bound).
 const maxInterned = 1 << 18
 
 func newInterner() *interner {
-	return &interner{names: make(map[string]nameEntry), ids: make(map[string]uint32)}
+	return &interner{names: make(map[string]nameEntry), ids: make(map[string]uint32), epoch: nameEpochs.Add(1)}
 }
 
 // limit empties the caches when they grew past maxInterned; called between
@@ -319,7 +325,7 @@ func (in *interner) limit() {
 		clear(in.ids)
 		clear(in.raws)
 		in.raws = in.raws[:0]
-		in.epoch++
+		in.epoch = nameEpochs.Add(1)
 	}
 }
 

@@ -112,8 +112,11 @@ type StatTable struct {
 	// snapshot to the next as long as NameEpoch is the same (a Fold can
 	// keep what it derived from them).
 	PxID, SvID []uint32
-	// NameEpoch changes when the numbering of names starts again (names
-	// churned past a bound).
+	// NameEpoch identifies the numbering of PxID and SvID: it changes
+	// when the numbering starts again (names churned past a bound), and
+	// no two numberings in the process share one, whichever worker or
+	// pipeline made them, so that a stage shared by workers can keep per
+	// NameEpoch what it derived from the numbers.
 	NameEpoch uint64
 
 	cols  []*Column

@@ -109,6 +109,10 @@ type encoder struct {
 	prevRows []byte
 	havePrev bool
 
+	// The ids of the engine's name numbers, per NameEpoch (see numbering).
+	numberings    []numbering
+	nextNumbering int
+
 	// Section offsets, computed by plan.
 	strOff, infoOff, statOff, size int
 }
@@ -121,6 +125,65 @@ func (e *encoder) intern(s string) uint32 {
 	e.ids[s] = id
 	e.strs = append(e.strs, s)
 	e.blob += len(s)
+	return id
+}
+
+// numbering is the string id plus one (0: not looked up yet) of every
+// name number of one NameEpoch of the engine.
+type numbering struct {
+	epoch uint64
+	ids   []uint32
+}
+
+// Bounds of the numberings an encoder keeps: one per worker whose
+// snapshots the stage is given, usually; a name number past maxNumber is
+// looked up every time.
+const (
+	maxNumberings = 8
+	maxNumber     = 1 << 20
+)
+
+// numbering returns the ids kept for the name numbers of epoch, or nil
+// for epoch 0 (a table not numbered by the engine's parser).
+func (e *encoder) numbering(epoch uint64) *[]uint32 {
+	if epoch == 0 {
+		return nil
+	}
+	for i := range e.numberings {
+		if e.numberings[i].epoch == epoch {
+			return &e.numberings[i].ids
+		}
+	}
+	if len(e.numberings) < maxNumberings {
+		e.numberings = append(e.numberings, numbering{epoch: epoch})
+		return &e.numberings[len(e.numberings)-1].ids
+	}
+	nb := &e.numberings[e.nextNumbering%maxNumberings]
+	e.nextNumbering++
+	nb.epoch = epoch
+	clear(nb.ids)
+	return &nb.ids
+}
+
+// nameID returns the id of name, numbered n in the numbering ids.
+func (e *encoder) nameID(ids *[]uint32, n uint32, name string) uint32 {
+	if int(n) < len(*ids) {
+		if v := (*ids)[n]; v > 0 {
+			return v - 1
+		}
+	}
+	return e.nameIDMiss(ids, n, name)
+}
+
+// nameIDMiss is nameID for a number not looked up yet.
+func (e *encoder) nameIDMiss(ids *[]uint32, n uint32, name string) uint32 {
+	id := e.intern(name)
+	if n < maxNumber {
+		if int(n) >= len(*ids) {
+			*ids = append(*ids, make([]uint32, int(n)+1-len(*ids))...)
+		}
+		(*ids)[n] = id + 1
+	}
 	return id
 }
 
@@ -148,6 +211,7 @@ func (e *encoder) reset() {
 	clear(e.ids)
 	e.strs, e.blob = e.strs[:0], 0
 	e.prevRows, e.havePrev = e.prevRows[:0], false
+	e.numberings = e.numberings[:0]
 }
 
 // full reports whether the string table has grown past its bounds.
@@ -191,19 +255,29 @@ func (e *encoder) plan(snap *engine.Snapshot, columns []string) (int, error) {
 	// name is checked against the name of the same row of the last input
 	// (a snapshot lists the same rows in the same order as the last one),
 	// which, being in the table under that id, is right when it is equal.
-	var lastPx, lastSv string
-	var lastPxID, lastSvID uint32
-	for i := 0; i < n; i++ {
-		p := st.PxName[i]
-		if i == 0 || !sameString(p, lastPx) {
-			lastPx, lastPxID = p, e.internAt(p, i < last, e.px[i])
+	// A table of the engine's parser numbers its names (PxID, SvID) in a
+	// numbering no other shares (NameEpoch): a number's id, looked up
+	// once, is kept for the next inputs of that numbering.
+	if ids := e.numbering(st.NameEpoch); ids != nil && len(st.PxID) >= n && len(st.SvID) >= n {
+		for i := 0; i < n; i++ {
+			e.px[i] = e.nameID(ids, st.PxID[i], st.PxName[i])
+			e.sv[i] = e.nameID(ids, st.SvID[i], st.SvName[i])
 		}
-		e.px[i] = lastPxID
-		s := st.SvName[i]
-		if i == 0 || !sameString(s, lastSv) {
-			lastSv, lastSvID = s, e.internAt(s, i < last, e.sv[i])
+	} else {
+		var lastPx, lastSv string
+		var lastPxID, lastSvID uint32
+		for i := 0; i < n; i++ {
+			p := st.PxName[i]
+			if i == 0 || !sameString(p, lastPx) {
+				lastPx, lastPxID = p, e.internAt(p, i < last, e.px[i])
+			}
+			e.px[i] = lastPxID
+			s := st.SvName[i]
+			if i == 0 || !sameString(s, lastSv) {
+				lastSv, lastSvID = s, e.internAt(s, i < last, e.sv[i])
+			}
+			e.sv[i] = lastSvID
 		}
-		e.sv[i] = lastSvID
 	}
 
 	e.cols, e.colIDs = e.cols[:0], e.colIDs[:0]

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -386,6 +387,14 @@ func TestInputNamesWhenRowsMove(t *testing.T) {
 		// The same rows again.
 		snapshot("1795507787", "be2,s2,1,2,", "be2,BACKEND,1,1,", "be1,s1,1,2,", "be1,s3,1,2,", "be1,s2,1,2,", "be1,BACKEND,3,1,", "bey,s9,1,2,"),
 	}
+	// The same tables again, then more numberings than the encoder keeps
+	// (each Parse numbers names anew), then the first ones again: ids kept
+	// per NameEpoch must follow each table's own numbering.
+	steps = append(steps, steps...)
+	for i := range maxNumberings + 1 {
+		steps = append(steps, snapshot(fmt.Sprint(1795507790+i), fmt.Sprintf("be%d,s%d,1,2,", i, 9-i), "bex,s1,1,2,"))
+	}
+	steps = append(steps, steps[:4]...)
 	var e encoder
 	for step, snap := range steps {
 		if step == 4 {
