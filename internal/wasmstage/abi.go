@@ -187,15 +187,6 @@ func (e *encoder) nameIDMiss(ids *[]uint32, n uint32, name string) uint32 {
 	return id
 }
 
-// internAt interns s, trying first id, when guess is true: the id of the
-// name of the same row in the last input.
-func (e *encoder) internAt(s string, guess bool, id uint32) uint32 {
-	if guess && int(id) < len(e.strs) && e.strs[id] == s {
-		return id
-	}
-	return e.intern(s)
-}
-
 // flagSameRows is bit 0 of the input header's flags (offset 60).
 const flagSameRows = 1
 
@@ -238,11 +229,6 @@ func (e *encoder) plan(snap *engine.Snapshot, columns []string) (int, error) {
 	st := &snap.Stats
 	n := st.Rows()
 	n = min(n, len(st.Proc), len(st.Kind), len(st.PxName), len(st.SvName))
-	// The rows of the last input whose names' ids are still in px and sv.
-	last := min(e.rows, len(e.px), len(e.sv))
-	if cap(e.px) < n || cap(e.sv) < n {
-		last = 0
-	}
 	e.rows = n
 	e.statProcs = e.statProcs[:0]
 	for _, p := range st.Procs {
@@ -250,14 +236,11 @@ func (e *encoder) plan(snap *engine.Snapshot, columns []string) (int, error) {
 	}
 	e.px = growU32(e.px, n)
 	e.sv = growU32(e.sv, n)
-	// Rows of one proxy are consecutive and the parser interns names, so
-	// comparing with the previous row avoids most map look-ups; a server
-	// name is checked against the name of the same row of the last input
-	// (a snapshot lists the same rows in the same order as the last one),
-	// which, being in the table under that id, is right when it is equal.
 	// A table of the engine's parser numbers its names (PxID, SvID) in a
 	// numbering no other shares (NameEpoch): a number's id, looked up
-	// once, is kept for the next inputs of that numbering.
+	// once, is kept for the next inputs of that numbering. A table without
+	// a NameEpoch (none with rows comes from the engine so) has its names
+	// looked up by string, the rows of one proxy being consecutive.
 	if ids := e.numbering(st.NameEpoch); ids != nil && len(st.PxID) >= n && len(st.SvID) >= n {
 		for i := 0; i < n; i++ {
 			e.px[i] = e.nameID(ids, st.PxID[i], st.PxName[i])
@@ -267,14 +250,12 @@ func (e *encoder) plan(snap *engine.Snapshot, columns []string) (int, error) {
 		var lastPx, lastSv string
 		var lastPxID, lastSvID uint32
 		for i := 0; i < n; i++ {
-			p := st.PxName[i]
-			if i == 0 || !sameString(p, lastPx) {
-				lastPx, lastPxID = p, e.internAt(p, i < last, e.px[i])
+			if p := st.PxName[i]; i == 0 || !sameString(p, lastPx) {
+				lastPx, lastPxID = p, e.intern(p)
 			}
 			e.px[i] = lastPxID
-			s := st.SvName[i]
-			if i == 0 || !sameString(s, lastSv) {
-				lastSv, lastSvID = s, e.internAt(s, i < last, e.sv[i])
+			if s := st.SvName[i]; i == 0 || !sameString(s, lastSv) {
+				lastSv, lastSvID = s, e.intern(s)
 			}
 			e.sv[i] = lastSvID
 		}
