@@ -322,12 +322,11 @@ func (t *StatTable) appendCells(b *StatTable) {
 // idMap maps the name numbers of another interner to those of one, for
 // the rows of a helper's table (see Pipeline.merge): per number of the
 // other, the number here plus one (0: not looked up yet). It is valid
-// for one pair of interners and epochs.
+// for one pair of numberings (epochs, unique in the process).
 type idMap struct {
-	from, to  *interner
-	fromEpoch uint64
-	toEpoch   uint64
-	ids       []uint32
+	to                 *interner
+	fromEpoch, toEpoch uint64
+	ids                []uint32
 }
 
 // id returns the number in m.to of the path name of raw, numbered n in
@@ -358,8 +357,8 @@ func (t *StatTable) appendPart(o *StatTable, procs []string, to, from *interner,
 	if o.n == 0 {
 		return
 	}
-	if m.from != from || m.to != to || m.fromEpoch != from.epoch || m.toEpoch != to.epoch {
-		*m = idMap{from: from, to: to, fromEpoch: from.epoch, toEpoch: to.epoch, ids: m.ids[:0]}
+	if m.fromEpoch != from.epoch || m.toEpoch != to.epoch {
+		*m = idMap{to: to, fromEpoch: from.epoch, toEpoch: to.epoch, ids: m.ids[:0]}
 	}
 	base := int32(len(procs))
 	// A new array: procs is a batch's.
