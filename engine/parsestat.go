@@ -121,31 +121,7 @@ func (sp *statParser) header(file, proc string, line []byte) error {
 	if len(line) == 0 || line[0] != '#' {
 		return fmt.Errorf("%w: first line %q", ErrNotCSV, clip(line))
 	}
-	var slots []int32
-	px, sv := -1, -1
-	seen := make(map[string]bool, 128)
-	var names []string
-	for i, name := range strings.Split(strings.TrimSpace(string(line[1:])), ",") {
-		name = strings.TrimSpace(name)
-		slot := slotSkip
-		switch {
-		case seen[name]:
-			// A repeated header name: the first occurrence wins.
-		case name == "pxname":
-			slot, px = slotPx, i
-		case name == "svname":
-			slot, sv = slotSv, i
-		case name == "type":
-			slot = slotType
-		case name == "" || (sp.want != nil && !sp.want[name]):
-		default:
-			sp.column(name)
-			slot = int32(sp.batch.index[name])
-		}
-		seen[name] = true
-		slots = append(slots, slot)
-		names = append(names, name)
-	}
+	slots, names, px, sv := sp.headerSlots(line)
 	if px < 0 || sv < 0 {
 		return fmt.Errorf("%w: header %q has no pxname/svname", ErrNotCSV, clip(line))
 	}
@@ -169,6 +145,10 @@ func (sp *statParser) header(file, proc string, line []byte) error {
 	sp.all.build(slots, b.cols)
 	sp.all.zero = sp.all.zero[:0]
 	b.Procs = append(b.Procs, proc)
+	seen := make(map[string]bool, len(names))
+	for _, name := range names {
+		seen[name] = true
+	}
 	sp.absent = sp.absent[:0]
 	for _, c := range b.cols {
 		if !seen[c.Name] {
@@ -197,23 +177,42 @@ func (sp *statParser) header(file, proc string, line []byte) error {
 	return nil
 }
 
+// headerSlots maps the fields of header line (which starts with '#') to
+// slots, adding the batch columns it names that are wanted, and returns
+// the fields' names and the fields of pxname and svname (-1 when absent).
+func (sp *statParser) headerSlots(line []byte) (slots []int32, names []string, px, sv int) {
+	px, sv = -1, -1
+	seen := make(map[string]bool, 128)
+	for i, name := range strings.Split(strings.TrimSpace(string(line[1:])), ",") {
+		name = strings.TrimSpace(name)
+		slot := slotSkip
+		switch {
+		case seen[name]:
+			// A repeated header name: the first occurrence wins.
+		case name == "pxname":
+			slot, px = slotPx, i
+		case name == "svname":
+			slot, sv = slotSv, i
+		case name == "type":
+			slot = slotType
+		case name == "" || (sp.want != nil && !sp.want[name]):
+		default:
+			sp.column(name)
+			slot = int32(sp.batch.index[name])
+		}
+		seen[name] = true
+		slots = append(slots, slot)
+		names = append(names, name)
+	}
+	return slots, names, px, sv
+}
+
 // columnsOf adds the batch columns that header line would add, before
 // header is called for any file: what reading the files before a helper's
 // own would have added (see Pipeline.prime).
 func (sp *statParser) columnsOf(line []byte) {
-	if len(line) == 0 || line[0] != '#' {
-		return
-	}
-	seen := make(map[string]bool, 128)
-	for _, name := range strings.Split(strings.TrimSpace(string(line[1:])), ",") {
-		name = strings.TrimSpace(name)
-		switch {
-		case seen[name], name == "pxname", name == "svname", name == "type":
-		case name == "" || (sp.want != nil && !sp.want[name]):
-		default:
-			sp.column(name)
-		}
-		seen[name] = true
+	if len(line) > 0 && line[0] == '#' {
+		sp.headerSlots(line)
 	}
 }
 
