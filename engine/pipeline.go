@@ -450,20 +450,17 @@ func (p *Pipeline) readAll(ctx context.Context, w *work, name string, files []sn
 	if h != nil {
 		dropped += h.dropped
 	}
-	for _, fp := range probs {
-		if len(snap.Problems) < maxProblems {
-			snap.Problems = append(snap.Problems, fp.err)
-		} else {
-			dropped++
-		}
-	}
-	w.info.finish(&snap.Info, func(err error) {
+	problem := func(err error) {
 		if len(snap.Problems) < maxProblems {
 			snap.Problems = append(snap.Problems, err)
 			return
 		}
 		dropped++
-	})
+	}
+	for _, fp := range probs {
+		problem(fp.err)
+	}
+	w.info.finish(&snap.Info, problem)
 	if p.needTable {
 		snap.Stats = w.table
 	}
@@ -550,16 +547,22 @@ func (p *Pipeline) readFiles(ctx context.Context, w *work, files []snapshotFile,
 	return nil
 }
 
-// splitStats returns the files w reads (every `*_info` file and the first
-// half of the `*_stat` files) and those the helper reads (the other
-// `*_stat` files), each in name order. The helper's are last.
-func splitStats(files []snapshotFile) (own, other []snapshotFile) {
+// statFiles returns the number of `*_stat` files of files.
+func statFiles(files []snapshotFile) int {
 	n := 0
 	for _, f := range files {
 		if !strings.HasSuffix(f.name, InfoSuffix) {
 			n++
 		}
 	}
+	return n
+}
+
+// splitStats returns the files w reads (every `*_info` file and the first
+// half of the `*_stat` files) and those the helper reads (the other
+// `*_stat` files), each in name order. The helper's are last.
+func splitStats(files []snapshotFile) (own, other []snapshotFile) {
+	n := statFiles(files)
 	keep := n - n/2
 	for _, f := range files {
 		if !strings.HasSuffix(f.name, InfoSuffix) {
@@ -616,13 +619,7 @@ func (p *Pipeline) helper(w *work, files []snapshotFile) *work {
 			return nil
 		}
 	}
-	n := 0
-	for _, f := range files {
-		if !strings.HasSuffix(f.name, InfoSuffix) {
-			n++
-		}
-	}
-	if n < 2 {
+	if statFiles(files) < 2 {
 		return nil
 	}
 	return p.budget.tryAcquire(p.newWork)
