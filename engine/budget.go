@@ -100,8 +100,7 @@ func (b *budget) make(newWork func() *work, est int64) *work {
 		b.mu.Lock()
 		b.busy--
 		b.held -= est
-		close(b.wake)
-		b.wake = make(chan struct{})
+		b.wakeAll()
 		b.mu.Unlock()
 	}()
 	w := newWork()
@@ -147,6 +146,11 @@ func (b *budget) release(w *work, broken bool) {
 	} else {
 		b.idle = append(b.idle, w)
 	}
+	b.wakeAll()
+}
+
+// wakeAll wakes every acquire waiting for memory. b.mu is held.
+func (b *budget) wakeAll() {
 	close(b.wake)
 	b.wake = make(chan struct{})
 }
