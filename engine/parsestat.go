@@ -83,11 +83,14 @@ type statParser struct {
 	plans   [classes]plan // per class, when kinds is set and the header starts pxname,svname
 	byClass bool
 	absent  []*Column // batch columns this file does not have
-	record  int       // records of the file so far
-	svCache *[]uint32 // the file's server name (raw number + 1) per record, from earlier snapshots
-	svPrev  *[]uint32 // the svCache of the snapshot's previous file (nil for the first)
-	bounds  []int32   // the bounds of the fields of the record being read
-	slow    []int32   // the cells of the record read after the others: indexes in the plan's nums
+	// classRows has a bit per row of the batch read with the plan of
+	// its class (plans), whose zero columns are made null by settle.
+	classRows [classes][batchRows / 64]uint64
+	record    int       // records of the file so far
+	svCache   *[]uint32 // the file's server name (raw number + 1) per record, from earlier snapshots
+	svPrev    *[]uint32 // the svCache of the snapshot's previous file (nil for the first)
+	bounds    []int32   // the bounds of the fields of the record being read
+	slow      []int32   // the cells of the record read after the others: indexes in the plan's nums
 
 	// Across snapshots.
 	cache  map[string]*[]uint32 // svCache per socket name
@@ -104,6 +107,7 @@ func (sp *statParser) reset() {
 	b := &sp.batch
 	b.reset()
 	b.dropColumns()
+	sp.classRows = [classes][batchRows / 64]uint64{}
 	epoch := sp.names.epoch
 	sp.names.limit()
 	if sp.names.epoch != epoch || len(sp.cache) > 1024 {
@@ -270,21 +274,25 @@ func (sp *statParser) row(line []byte, lineNo int, problem func(error)) {
 		setNull(c, r)
 	}
 	typ := int64(-1)
-	pl := &sp.all
-	// A quoted field, or more fields than the fast path has room for,
-	// takes the general path.
-	quoted := bytes.IndexByte(line, '"') >= 0 || sp.all.last+1+slack > maxFields
-	if sp.byClass && !quoted {
-		pl = &sp.plans[rowClass(line)]
-	}
-	for _, c := range pl.zero {
-		setNull(c, r)
-	}
-	var field int
-	if quoted {
-		field = sp.quoted(line, r, &typ, lineNo, problem)
-	} else {
+	pl, class, field := &sp.all, -1, -1
+	if sp.all.last+1+slack <= maxFields {
+		if sp.byClass {
+			class = rowClass(line)
+			pl = &sp.plans[class]
+		}
 		field = sp.fields(line, r, pl, &typ, problem)
+	}
+	if field < 0 {
+		// A double quote in the fields the plan reads, or more fields
+		// than the fast path has room for: the general path, which reads
+		// every wanted column. (A quote past them changes none of them.)
+		pl, class = &sp.all, -1
+		field = sp.quoted(line, r, &typ, lineNo, problem)
+	}
+	if class >= 0 {
+		// The columns this class does not read are made null by settle,
+		// for the whole batch at once.
+		sp.classRows[class][r>>6] |= 1 << (uint(r) & 63)
 	}
 	// A short record: the cells it lacks are null.
 	for ; field <= pl.last && field < len(pl.slots); field++ {
@@ -304,27 +312,58 @@ func (sp *statParser) row(line []byte, lineNo int, problem func(error)) {
 }
 
 // rowClass returns the class of a record that starts `pxname,svname,`.
+// The names are short: a plain loop finds the first comma sooner than
+// bytes.IndexByte's call and setup.
 func rowClass(line []byte) int {
-	i := bytes.IndexByte(line, ',')
-	if i < 0 {
+	i := 0
+	for i < len(line) && line[i] != ',' {
+		i++
+	}
+	if i == len(line) {
 		return classOther
 	}
 	sv := line[i+1:]
-	if j := bytes.IndexByte(sv, ','); j >= 0 {
-		sv = sv[:j]
-	}
-	switch string(sv) {
-	case "FRONTEND":
+	switch {
+	case hasField(sv, "FRONTEND"):
 		return classFrontend
-	case "BACKEND":
+	case hasField(sv, "BACKEND"):
 		return classBackend
 	}
 	return classOther
 }
 
-// fields stores the cells of one unquoted record, as pl says, and returns
-// the number of fields read; fields after the last one to store are not
-// looked at. scan finds where the fields end; store reads the numbers the
+// hasField reports whether the first field of s is name.
+func hasField(s []byte, name string) bool {
+	return len(s) >= len(name) && string(s[:len(name)]) == name && (len(s) == len(name) || s[len(name)] == ',')
+}
+
+// settle makes null, and 0, the cells of the columns that the rows of the
+// batch did not read for their class (each plan's zero columns): a few
+// bit operations per column instead of a write per cell as each row is
+// read. It is called once the batch's rows are read, before anything
+// reads the batch.
+func (sp *statParser) settle() {
+	for k := range sp.classRows {
+		rows := &sp.classRows[k]
+		if *rows == ([batchRows / 64]uint64{}) {
+			continue
+		}
+		for _, c := range sp.plans[k].zero {
+			for w, m := range rows {
+				c.null[w] |= m
+				for ; m != 0; m &= m - 1 {
+					c.Values[w<<6|bits.TrailingZeros64(m)] = 0
+				}
+			}
+		}
+		*rows = [batchRows / 64]uint64{}
+	}
+}
+
+// fields stores the cells of one record, as pl says, and returns the
+// number of fields read, or -1 without storing anything when a double
+// quote is in them (the record is for quoted); fields after the last one
+// to store are not looked at. scan finds where the fields end; store reads the numbers the
 // plan uses, and only those; the other cells it uses (empty, not plain
 // numbers, names) are read after. (This is the innermost work of the
 // program: about 12 million bytes, 5 million fields and 3 million stored
@@ -337,6 +376,9 @@ func (sp *statParser) fields(line []byte, r int, pl *plan, typ *int64, problem f
 		sp.slow = make([]int32, len(pl.nums))
 	}
 	nf := scan(line, sp.bounds, pl.last+1)
+	if nf < 0 {
+		return -1
+	}
 	bounds := sp.bounds[:nf+1]
 	cols := sp.batch.cols
 	slow := sp.slow[:len(pl.nums)]
@@ -363,6 +405,7 @@ const (
 	ones   = 0x0101010101010101
 	highs  = 0x8080808080808080
 	commas = ',' * ones
+	quotes = '"' * ones
 )
 
 // scan finds the bounds of the first want fields of record line, and
@@ -370,7 +413,10 @@ const (
 // line[bounds[f]+1:bounds[f+1]], bounds[0] being -1 and every other bound
 // the index of a comma or len(line). bounds has maxFields entries, and
 // want+slack is at most maxFields: the slots past the last bound found
-// are scratch.
+// are scratch. It returns -1 when one of those fields holds a double
+// quote, which may hide commas: the record is then for the general path.
+// A quote past them is not looked for (HAProxy quotes text fields such as
+// check_desc, which come after the counters).
 //
 // On amd64 it reads the line sixteen bytes at a time in assembly
 // (scanBlocks), and the rest (under sixteen bytes) as scanWords does.
@@ -402,11 +448,17 @@ func scanUsing(line []byte, bounds []int32, want int, useBlocks bool) int {
 // line eight bytes at a time and finds the commas of a word with a few
 // arithmetic operations, without a branch per byte, and looks at no
 // digit: store reads the numbers of the fields the plan uses, and no
-// others. It calls nothing, which keeps the loop's variables in registers.
+// others. A word holding a double quote, and the rest of the line, are
+// read byte by byte, to tell whether the quote is in a wanted field. It
+// calls nothing, which keeps the loop's variables in registers.
 func scanWords(line []byte, b *[maxFields]int32, want, f, i int) int {
 	// Indexes masked into an array need no bounds checks; f+8 < maxFields.
 	for ; i+8 <= len(line); i += 8 {
-		x := binary.LittleEndian.Uint64(line[i:i+8]) ^ commas
+		w := binary.LittleEndian.Uint64(line[i : i+8])
+		if q := w ^ quotes; ^((q&^highs+^uint64(highs))|q)&highs != 0 {
+			break
+		}
+		x := w ^ commas
 		// The high bit of each byte that was a comma (exact: no carry
 		// crosses a byte).
 		m := ^((x&^highs + ^uint64(highs)) | x) & highs
@@ -444,12 +496,15 @@ func scanWords(line []byte, b *[maxFields]int32, want, f, i int) int {
 		}
 	}
 	for ; i < len(line); i++ {
-		if line[i] == ',' {
+		switch line[i] {
+		case ',':
 			f++
 			b[f&(maxFields-1)] = int32(i)
 			if f == want {
 				return f
 			}
+		case '"':
+			return -1
 		}
 	}
 	b[(f+1)&(maxFields-1)] = int32(len(line))

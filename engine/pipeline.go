@@ -782,6 +782,7 @@ func (p *Pipeline) fold(w *work) {
 	if b.n == 0 {
 		return
 	}
+	w.stat.settle()
 	// The columns' slices hold the batch's rows, no more.
 	for _, c := range b.cols {
 		c.Values, c.null = c.Values[:b.n], c.null[:(b.n+63)/64]

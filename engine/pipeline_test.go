@@ -283,6 +283,39 @@ func TestPipelineKindColumns(t *testing.T) {
 	}
 }
 
+func TestPipelineKindColumnsQuotes(t *testing.T) {
+	// A double quote in the fields a row's kind reads sends the row to
+	// the general path, which reads every wanted column; one past them
+	// (HAProxy quotes check_desc) does not change how the row is read.
+	f := kindFolder{&folder{columns: []string{"scur", "stot"}, kinds: map[uint8][]string{
+		engine.KindFrontend: {"scur"}, engine.KindServer: {"stot"},
+	}}}
+	p := newPipeline(t, engine.Config{}, engine.StageSpec{Name: "F", Folder: f})
+	stat := "# pxname,svname,scur,stot,type,check_desc\n" +
+		"fe,FRONTEND,1,2,0,\n" +
+		"be,s1,3,4,2,\"Layer7 wrong status, code: 503\"\n" + // past the server's fields
+		"be,s2,5,6,2,\"open\n" + // an unclosed quote past them
+		"\"b,e\",s3,7,8,2,\n" + // in pxname: every wanted column
+		"be,BACKEND,9,10,1,\"x\"\n"
+	res, err := p.ProcessFiles(context.Background(), "100", []engine.File{{Name: "a_stat", Data: []byte(stat)}}, &recorder{t: t})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, wantValues := range map[string][]float64{
+		"scur/1/false": {1}, "stot/1/true": {0},
+		"scur/3/true": {0, 0}, "stot/3/false": {4, 6, 8}, "scur/3/false": {7},
+		"scur/2/true": {0}, "stot/2/true": {0},
+	} {
+		if got := f.seen[key]; !slices.Equal(got, wantValues) {
+			t.Errorf("%s: %v, want %v (seen %v)", key, got, wantValues, f.seen)
+		}
+	}
+	// The unclosed quote is past the fields read: no problem but the name.
+	if len(res.Problems) != 1 || !strings.Contains(res.Problems[0].Error(), `name "b,e"`) {
+		t.Errorf("problems %v, want only the name warning of \"b,e\"", res.Problems)
+	}
+}
+
 func TestPipelineFoldPanic(t *testing.T) {
 	// A Fold that panics while the rows are read fails the snapshot with a
 	// PanicError naming its stage; the pipeline goes on with the next.

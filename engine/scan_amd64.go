@@ -12,7 +12,8 @@ const asm = true
 // the position of comma f at b[f] (b[0] is the caller's), and stops after
 // the block in which it has found want commas, returning want and the
 // block's offset, or before the first block that the line does not hold
-// whole, returning the commas found and the offset of that block. It
+// whole or that holds a double quote, returning the commas found and the
+// offset of that block (scanWords goes on from there). It
 // writes garbage in up to sixteen slots past the last comma it counted:
 // want+16 must be below maxFields. line must be shorter than 2^31 bytes.
 //

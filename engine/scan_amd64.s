@@ -23,6 +23,9 @@ TEXT ·scanBlocks(SB), NOSPLIT, $0-56
 	MOVQ $0x2c2c2c2c2c2c2c2c, AX
 	MOVQ AX, X0
 	PUNPCKLQDQ X0, X0 // sixteen commas
+	MOVQ $0x2222222222222222, AX
+	MOVQ AX, X2
+	PUNPCKLQDQ X2, X2 // sixteen double quotes
 	SUBQ $16, DX      // the last i at which a whole block starts
 	JLT  done
 
@@ -30,6 +33,11 @@ loop:
 	CMPQ CX, DX
 	JGT  done
 	MOVOU   (SI)(CX*1), X1
+	MOVOU   X1, X3
+	PCMPEQB X2, X3
+	PMOVMSKB X3, AX // one bit per double quote
+	TESTL   AX, AX
+	JNZ     done    // scanWords reads this block byte by byte
 	PCMPEQB X0, X1
 	PMOVMSKB X1, AX // one bit per comma of line[i:i+16]
 	TESTL   AX, AX
