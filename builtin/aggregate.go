@@ -160,10 +160,21 @@ func (a *aggregator) reset(name string) {
 	if len(a.names) > 4*len(a.order)+1024 {
 		a.forget()
 	}
-	for _, o := range a.order {
-		a.rows[o], a.served[o] = 0, 0
+	if 2*len(a.order) >= len(a.rows) {
+		// Most slots were used (the same objects every snapshot): clear
+		// every series whole, in order, rather than slot by slot across
+		// them (the slots not used are 0 already).
+		clear(a.rows)
+		clear(a.served)
 		for s := range a.sums {
-			a.sums[s][o] = 0
+			clear(a.sums[s])
+		}
+	} else {
+		for _, o := range a.order {
+			a.rows[o], a.served[o] = 0, 0
+			for s := range a.sums {
+				a.sums[s][o] = 0
+			}
 		}
 	}
 	a.order = a.order[:0]
