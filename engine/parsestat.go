@@ -419,25 +419,49 @@ const (
 // check_desc, which come after the counters).
 //
 // On amd64 it reads the line sixteen bytes at a time in assembly
-// (scanBlocks), and the rest (under sixteen bytes) as scanWords does.
+// (scanCompress with AVX-512, else scanBlocks), and the rest (under
+// sixteen bytes) as scanWords does.
 func scan(line []byte, bounds []int32, want int) int {
-	return scanUsing(line, bounds, want, blocks)
+	return scanUsing(line, bounds, want, scanWay)
 }
 
 // slack is how many slots of bounds past want scan may write.
 const slack = 17
 
-// scanUsing is scan, with scanBlocks or only scanWords (for the tests,
-// which check both where both run).
-func scanUsing(line []byte, bounds []int32, want int, useBlocks bool) int {
+// The ways of scan: scanWords alone, or after scanBlocks or scanCompress.
+const (
+	byWords = iota
+	byBlocks
+	byCompress
+)
+
+// scanWay is the fastest way of scan this processor runs.
+var scanWay = func() int {
+	switch {
+	case compress:
+		return byCompress
+	case blocks:
+		return byBlocks
+	}
+	return byWords
+}()
+
+// scanUsing is scan, the way way (for the tests, which check every way
+// the processor runs).
+func scanUsing(line []byte, bounds []int32, want int, way int) int {
 	if want <= 0 || want+slack > maxFields || len(bounds) < maxFields {
 		return 0
 	}
 	b := (*[maxFields]int32)(bounds)
 	b[0] = -1
 	f, i := 0, 0
-	if useBlocks && uint64(len(line)) < 1<<31 {
-		if f, i = scanBlocks(line, b, want); f >= want {
+	if way != byWords && uint64(len(line)) < 1<<31 {
+		if way == byCompress {
+			f, i = scanCompress(line, b, want)
+		} else {
+			f, i = scanBlocks(line, b, want)
+		}
+		if f >= want {
 			return want
 		}
 	}

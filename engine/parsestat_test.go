@@ -26,16 +26,16 @@ func checkScanStore(t *testing.T, line []byte, want int) {
 	}
 	bounds := make([]int32, maxFields)
 	var nf int
-	// Both ways of scan where the assembly runs (blocks), else the one.
-	for _, useBlocks := range []bool{blocks, false} {
+	// Every way of scan this processor runs.
+	for _, way := range scanWays() {
 		clear(bounds)
-		nf = scanUsing(line, bounds, want, useBlocks)
+		nf = scanUsing(line, bounds, want, way)
 		if nf != w {
-			t.Fatalf("scan(%q, want %d, blocks %v) = %d fields, want %d", line, want, useBlocks, nf, w)
+			t.Fatalf("scan(%q, want %d, way %d) = %d fields, want %d", line, want, way, nf, w)
 		}
 		for f := range nf {
 			if got := line[bounds[f]+1 : bounds[f+1]]; !bytes.Equal(got, fields[f]) {
-				t.Fatalf("scan(%q, blocks %v): field %d = %q, want %q", line, useBlocks, f, got, fields[f])
+				t.Fatalf("scan(%q, way %d): field %d = %q, want %q", line, way, f, got, fields[f])
 			}
 		}
 	}
@@ -50,6 +50,18 @@ func checkScanStore(t *testing.T, line []byte, want int) {
 			checkStore(t, line, fields, bounds, nf, useAsm, skip)
 		}
 	}
+}
+
+// scanWays returns the ways of scan this processor runs.
+func scanWays() []int {
+	ways := []int{byWords}
+	if blocks {
+		ways = append(ways, byBlocks)
+	}
+	if compress {
+		ways = append(ways, byCompress)
+	}
+	return ways
 }
 
 // checkStore runs store (storeNums, or storeGo) on the fields scan

@@ -164,3 +164,69 @@ slowcell:
 done:
 	MOVQ R13, ret+96(FP)
 	RET
+
+// The dword offsets 0 to 15 of a block's bytes, for scanCompress.
+DATA offsets<>+0(SB)/8, $0x0000000100000000
+DATA offsets<>+8(SB)/8, $0x0000000300000002
+DATA offsets<>+16(SB)/8, $0x0000000500000004
+DATA offsets<>+24(SB)/8, $0x0000000700000006
+DATA offsets<>+32(SB)/8, $0x0000000900000008
+DATA offsets<>+40(SB)/8, $0x0000000b0000000a
+DATA offsets<>+48(SB)/8, $0x0000000d0000000c
+DATA offsets<>+56(SB)/8, $0x0000000f0000000e
+GLOBL offsets<>(SB), RODATA|NOPTR, $64
+
+// func scanCompress(line []byte, b *[maxFields]int32, want int) (f, i int)
+//
+// scanBlocks with AVX-512: the offsets of a block's commas are packed by
+// VPCOMPRESSD and stored sixteen at once, whatever their number.
+TEXT ·scanCompress(SB), NOSPLIT, $0-56
+	MOVQ line_base+0(FP), SI
+	MOVQ line_len+8(FP), DX
+	MOVQ b+24(FP), DI
+	MOVQ want+32(FP), R10
+	XORQ BX, BX // f
+	XORQ CX, CX // i
+	MOVL $0x2c, AX
+	VPBROADCASTB AX, X0 // sixteen commas
+	MOVL $0x22, AX
+	VPBROADCASTB AX, X2 // sixteen double quotes
+	VMOVDQU32 offsets<>(SB), Z3
+	SUBQ $16, DX // the last i at which a whole block starts
+	JLT  cdone
+
+cloop:
+	CMPQ CX, DX
+	JGT  cdone
+	VMOVDQU (SI)(CX*1), X1
+	VPCMPEQB X2, X1, K2
+	KORTESTW K2, K2
+	JNZ      cdone // scanWords reads this block byte by byte
+	VPCMPEQB X0, X1, K1
+	KMOVW    K1, AX
+	TESTL    AX, AX
+	JZ       cnext
+	VPBROADCASTD CX, Z4
+	VPADDD       Z3, Z4, Z4 // i+0 ... i+15
+	VPCOMPRESSD.Z Z4, K1, Z5
+	VMOVDQU32    Z5, 4(DI)(BX*4) // b[f+1:f+17]
+	POPCNTL      AX, R8
+	ADDQ         R8, BX
+	CMPQ         BX, R10
+	JGE          cfound
+
+cnext:
+	ADDQ $16, CX
+	JMP  cloop
+
+cfound:
+	VZEROUPPER
+	MOVQ R10, f+40(FP)
+	MOVQ CX, i+48(FP)
+	RET
+
+cdone:
+	VZEROUPPER
+	MOVQ BX, f+40(FP)
+	MOVQ CX, i+48(FP)
+	RET
