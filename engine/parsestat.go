@@ -260,6 +260,13 @@ func (sp *statParser) row(line []byte, lineNo int, problem func(error)) {
 			c.null = c.null[:batchRows/64]
 			clear(c.null)
 		}
+		if sp.byClass {
+			// Servers are most rows: the columns they do not read are 0
+			// from the start, and settle only marks them null.
+			for _, c := range sp.plans[classOther].zero {
+				clear(c.Values)
+			}
+		}
 	}
 	b.n++
 	b.Proc = append(b.Proc, int32(len(b.Procs)-1))
@@ -339,9 +346,10 @@ func hasField(s []byte, name string) bool {
 
 // settle makes null, and 0, the cells of the columns that the rows of the
 // batch did not read for their class (each plan's zero columns): a few
-// bit operations per column instead of a write per cell as each row is
-// read. It is called once the batch's rows are read, before anything
-// reads the batch.
+// bit operations per column instead of writes per cell as each row is
+// read. (Those of classOther are 0 already: row cleared them whole at
+// the batch's first row.) It is called once the batch's rows are read,
+// before anything reads the batch.
 func (sp *statParser) settle() {
 	for k := range sp.classRows {
 		rows := &sp.classRows[k]
@@ -351,6 +359,9 @@ func (sp *statParser) settle() {
 		for _, c := range sp.plans[k].zero {
 			for w, m := range rows {
 				c.null[w] |= m
+				if k == classOther {
+					continue
+				}
 				for ; m != 0; m &= m - 1 {
 					c.Values[w<<6|bits.TrailingZeros64(m)] = 0
 				}
