@@ -214,6 +214,15 @@ func (t *StatTable) dropColumns() {
 // resize makes room for n rows; new rows are null.
 func (c *Column) resize(n int) {
 	old := len(c.Values)
+	c.extend(n)
+	clear(c.Values[old:n])
+	setBits(c.null, old, n) // only the new rows' bits: none past n
+}
+
+// extend makes c n rows long (n at least its length). The new rows'
+// values are left as the memory held them, to be written by the caller;
+// their null bits are clear, as every bit past the rows is.
+func (c *Column) extend(n int) {
 	if n <= cap(c.Values) {
 		c.Values = c.Values[:n]
 	} else {
@@ -221,7 +230,6 @@ func (c *Column) resize(n int) {
 		copy(v, c.Values)
 		c.Values = v
 	}
-	clear(c.Values[old:n])
 	words := (n + 63) / 64
 	oldWords := len(c.null)
 	if words <= cap(c.null) {
@@ -232,7 +240,6 @@ func (c *Column) resize(n int) {
 		c.null = b
 	}
 	clear(c.null[oldWords:])
-	setBits(c.null, old, n) // only the new rows' bits: none past n
 }
 
 // setBits sets bits [from, to) of words, a word at a time.
@@ -265,14 +272,16 @@ func copyBits(dst []uint64, off int, src []uint64, n int) {
 }
 
 // truncate empties the table, keeping its memory, its columns and Procs
-// (a batch keeps the socket names of the snapshot so far).
+// (a batch keeps the socket names of the snapshot so far). The names of
+// the rows are not cleared: each is a string of a parser's interner, which
+// keeps it anyway until its numbering starts again, and the next rows
+// overwrite them (clearing them cost a write of 64 bytes per row, on every
+// batch and on the table of every snapshot). At worst the memory past the
+// rows keeps the names of a numbering that started again until it is
+// overwritten: no more names than the table has room for rows.
 func (t *StatTable) truncate() {
 	t.n = 0
 	t.Proc, t.Kind = t.Proc[:0], t.Kind[:0]
-	clear(t.Px)
-	clear(t.Sv)
-	clear(t.PxName)
-	clear(t.SvName)
 	t.Px, t.Sv, t.PxName, t.SvName = t.Px[:0], t.Sv[:0], t.PxName[:0], t.SvName[:0]
 	t.PxID, t.SvID = t.PxID[:0], t.SvID[:0]
 	for _, c := range t.cols {
@@ -310,11 +319,14 @@ func (t *StatTable) appendCells(b *StatTable) {
 	t.SvName = append(t.SvName, b.SvName[:b.n]...)
 	for _, c := range t.cols {
 		start := t.n
-		c.resize(n)
-		if src := b.Column(c.Name); src != nil {
-			copy(c.Values[start:], src.Values[:b.n])
-			copyBits(c.null, start, src.null, b.n)
+		src := b.Column(c.Name)
+		if src == nil {
+			c.resize(n) // null
+			continue
 		}
+		c.extend(n)
+		copy(c.Values[start:], src.Values[:b.n])
+		copyBits(c.null, start, src.null, b.n)
 	}
 	t.n = n
 }
