@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -56,6 +57,55 @@ func TestExamples(t *testing.T) {
 			module := example(t, name)
 			testenv.ExampleCase(t, name, filepath.Join(examplesDir, name), module, caseBuilder(t), *update)
 		})
+	}
+}
+
+// TestReqrateIgnoredSnapshot checks that a snapshot reqrate ignores (not
+// newer than the last one) changes nothing, even when its rows differ and
+// the next snapshot has the same rows as it (the host then says SameRows,
+// relative to the ignored call): A, then C, gives the rates of C against
+// A whether or not B came between them.
+func TestReqrateIgnoredSnapshot(t *testing.T) {
+	module := example(t, "reqrate")
+	incoming := filepath.Join(examplesDir, "reqrate", "testcase", "incoming")
+	read := func(name string, drop string) []engine.File {
+		files, err := engine.ReadDir(filepath.Join(incoming, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.DeleteFunc(files, func(f engine.File) bool { return strings.HasPrefix(f.Name, drop) })
+	}
+	a := read("1795507783", "-")
+	c := read("1795507785", "admin1") // other rows than A's: one process fewer
+	run := func(names []string, seq ...[]engine.File) string {
+		s := newStage(t, Options{Name: "reqrate", Module: module})
+		p, err := engine.NewPipeline(engine.Config{Paths: &engine.Paths{Prefix: "p"}}, engine.StageSpec{Name: "reqrate", Stage: s})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out strings.Builder
+		for i, files := range seq {
+			if _, err := p.ProcessFiles(context.Background(), names[i], files, &out); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var rates []string
+		for l := range strings.Lines(out.String()) {
+			if strings.Contains(l, "_rate ") && strings.HasSuffix(l, " 1795507785\n") {
+				rates = append(rates, l)
+			}
+		}
+		slices.Sort(rates)
+		return strings.Join(rates, "")
+	}
+	want := run([]string{"1795507783", "1795507785"}, a, c)
+	if strings.Count(want, "\n") < 4 {
+		t.Fatalf("A then C: %q, want rates", want)
+	}
+	// B: C's rows, named older than A (ignored), so C has the same rows as
+	// the call before it.
+	if got := run([]string{"1795507783", "1795507700", "1795507785"}, a, c, c); got != want {
+		t.Errorf("A, B (ignored, C's rows), C:\n%s\nwant (A, C):\n%s", got, want)
 	}
 }
 

@@ -35,21 +35,12 @@ func init() {
 
 func main() {}
 
-// The counters of one snapshot, summed per sample (object and process).
-// IDs are stable for the life of the instance, so the samples of the
-// previous snapshot are found by key.
-type state struct {
-	time      int64
-	samples   hsabi.Index  // sample key -> sample slot
-	sampleKey []uint64     // sample slot -> key
-	sampleObj []int32      // sample slot -> object slot
-	value     [][2]float64 // sample slot -> counters
-	present   [][2]bool    // sample slot -> counter not null
-	objects   hsabi.Index  // object key -> object slot
-	order     []object     // object slot -> object
-	procs     []int        // object slot -> number of processes
-}
-
+// A sample is one object (a frontend or a backend) in one HAProxy process.
+// IDs are stable for the life of the instance, so samples and objects keep
+// their slots from one snapshot to the next, and each slot holds the
+// counters of the last two snapshots, by parity: the previous snapshot's
+// are found without a look-up, and a snapshot whose rows are those of the
+// previous one (Snapshot.SameRows) needs no hashing at all.
 type object struct {
 	kind hsabi.Kind
 	px   hsabi.ID
@@ -60,54 +51,87 @@ func objectKey(kind hsabi.Kind, px hsabi.ID) uint64 {
 	return uint64(kind)<<62 | uint64(px)<<31
 }
 
+// snapshotState is what one snapshot left, per slot.
+type snapshotState struct {
+	time    int64
+	value   [][2]float64 // sample slot -> counters summed
+	present [][2]bool    // sample slot -> counter not null
+	seen    []bool       // sample slot -> in this snapshot
+	procs   []int32      // object slot -> its samples in this snapshot
+	order   []int32      // the objects of this snapshot, in the order of their first row
+	sampled []int32      // the samples of this snapshot, in the order of their first row
+}
+
 var (
-	prev, cur = &state{time: -1}, &state{}
-	delta     [][2]float64
-	valid     [][2]bool
+	samples   hsabi.Index // sample key -> sample slot
+	objects   hsabi.Index // object key -> object slot
+	sampleObj []int32     // sample slot -> object slot
+	objs      []object    // object slot -> object
+
+	states [2]snapshotState // by parity of gen
+	gen    int              // snapshots collected; 0: none, no previous
+
+	// The rows of frontends and backends and their sample slots, valid
+	// while every call since they were found had the same rows (rowsValid).
+	rowIdx, rowSlot []int32
+	rowsValid       bool
+
+	delta [][2]float64 // object slot -> counter deltas
+	valid [][2]bool    // object slot -> rate computable
 )
 
 func process(snap *hsabi.Snapshot, out *hsabi.Emitter) error {
+	// SameRows compares with the previous call, whatever this stage did
+	// with it: the rows indexed stay valid only while every call has them.
+	if !snap.SameRows {
+		rowsValid = false
+	}
 	if snap.Time < 0 {
 		return nil // not a timestamp
 	}
-	if prev.time >= 0 && snap.Time <= prev.time {
-		hsabi.Logf(hsabi.LevelWarn, "snapshot %s is not newer than %d, ignored", snap.Name, prev.time)
+	if gen > 0 && snap.Time <= states[(gen-1)&1].time {
+		hsabi.Logf(hsabi.LevelWarn, "snapshot %s is not newer than %d, ignored", snap.Name, states[(gen-1)&1].time)
 		return nil
 	}
+	forgetChurned()
+	cur := &states[gen&1]
 	collect(snap, cur)
-	if prev.time >= 0 {
-		emit(snap, out, float64(snap.Time-prev.time))
+	if gen > 0 {
+		emit(snap, out, cur, &states[(gen-1)&1], float64(snap.Time-states[(gen-1)&1].time))
 	}
-	prev, cur = cur, prev
+	gen++
 	return nil
 }
 
 // collect sums the counters of snap per sample into s.
-func collect(snap *hsabi.Snapshot, s *state) {
+func collect(snap *hsabi.Snapshot, s *snapshotState) {
 	t := &snap.Stats
+	if !rowsValid {
+		index(t)
+	}
 	s.time = snap.Time
-	s.samples.Reset()
-	s.objects.Reset()
-	s.sampleKey, s.sampleObj = s.sampleKey[:0], s.sampleObj[:0]
-	s.value, s.present = s.value[:0], s.present[:0]
-	s.order, s.procs = s.order[:0], s.procs[:0]
+	clear(s.value)
+	clear(s.present)
+	clear(s.seen)
+	clear(s.procs)
+	s.order, s.sampled = s.order[:0], s.sampled[:0]
 	var cols [2]*hsabi.Column
 	for c, name := range counters {
 		cols[c] = t.Column(name)
 	}
-	// One pass over the rows.
-	for i, kind := range t.Kind {
-		if kind != hsabi.KindFrontend && kind != hsabi.KindBackend {
-			continue
-		}
-		okey := objectKey(kind, t.PxID[i])
-		key := okey | uint64(t.ProcIDs[t.Proc[i]])
-		slot := s.samples.Home(key) // inlined: no call for samples seen before
-		if slot < 0 {
-			slot = s.add(key, kind, t.PxID[i])
+	for k, i := range rowIdx {
+		slot := rowSlot[k]
+		if !s.seen[slot] {
+			s.seen[slot] = true
+			s.sampled = append(s.sampled, slot)
+			o := sampleObj[slot]
+			if s.procs[o] == 0 {
+				s.order = append(s.order, o)
+			}
+			s.procs[o]++
 		}
 		for c, col := range cols {
-			if v, ok := col.Get(i); ok {
+			if v, ok := col.Get(int(i)); ok {
 				s.value[slot][c] += v
 				s.present[slot][c] = true
 			}
@@ -115,49 +139,80 @@ func collect(snap *hsabi.Snapshot, s *state) {
 	}
 }
 
-// add returns the slot of a sample, creating it and its object if new.
-func (s *state) add(key uint64, kind hsabi.Kind, px hsabi.ID) int {
-	slot, added := s.samples.Slot(key)
-	if !added {
-		return slot
+// forgetChurned drops every slot, and with them the previous snapshot (no
+// rate for one interval), when objects churned: far more slots than the
+// last two snapshots used.
+func forgetChurned() {
+	n := samples.Len()
+	if n <= 4096 || n <= 4*(len(states[0].sampled)+len(states[1].sampled)) {
+		return
 	}
-	o, newObject := s.objects.Slot(objectKey(kind, px))
-	if newObject {
-		s.order = append(s.order, object{kind, px})
-		s.procs = append(s.procs, 0)
+	samples.Reset()
+	objects.Reset()
+	sampleObj, objs, delta, valid = sampleObj[:0], objs[:0], delta[:0], valid[:0]
+	for p := range states {
+		states[p] = snapshotState{}
 	}
-	s.procs[o]++
-	s.sampleKey = append(s.sampleKey, key)
-	s.sampleObj = append(s.sampleObj, int32(o))
-	s.value = append(s.value, [2]float64{})
-	s.present = append(s.present, [2]bool{})
-	return slot
+	gen, rowsValid = 0, false
 }
 
-// emit sends the rate of every object of cur that can be computed.
-func emit(snap *hsabi.Snapshot, out *hsabi.Emitter, seconds float64) {
-	delta, valid = delta[:0], valid[:0]
-	for o, obj := range cur.order {
-		// The same number of processes as before, or no rate.
-		p := prev.objects.Lookup(objectKey(obj.kind, obj.px))
-		ok := p >= 0 && prev.procs[p] == cur.procs[o]
-		delta = append(delta, [2]float64{})
-		valid = append(valid, [2]bool{ok, ok})
+// index finds the rows of frontends and backends of t and their sample
+// slots, adding the samples and objects not seen before.
+func index(t *hsabi.StatTable) {
+	rowIdx, rowSlot = rowIdx[:0], rowSlot[:0]
+	for i, kind := range t.Kind {
+		if kind != hsabi.KindFrontend && kind != hsabi.KindBackend {
+			continue
+		}
+		okey := objectKey(kind, t.PxID[i])
+		slot, added := samples.Slot(okey | uint64(t.ProcIDs[t.Proc[i]]))
+		if added {
+			o, newObject := objects.Slot(okey)
+			if newObject {
+				objs = append(objs, object{kind, t.PxID[i]})
+				for p := range states {
+					states[p].procs = append(states[p].procs, 0)
+				}
+				delta = append(delta, [2]float64{})
+				valid = append(valid, [2]bool{})
+			}
+			sampleObj = append(sampleObj, int32(o))
+			for p := range states {
+				st := &states[p]
+				st.value = append(st.value, [2]float64{})
+				st.present = append(st.present, [2]bool{})
+				st.seen = append(st.seen, false)
+			}
+		}
+		rowIdx = append(rowIdx, int32(i))
+		rowSlot = append(rowSlot, int32(slot))
 	}
-	for slot, key := range cur.sampleKey {
-		o := cur.sampleObj[slot]
-		p := prev.samples.Lookup(key)
+	rowsValid = true
+}
+
+// emit sends the rate of every object of cur that can be computed from
+// prev.
+func emit(snap *hsabi.Snapshot, out *hsabi.Emitter, cur, prev *snapshotState, seconds float64) {
+	for _, o := range cur.order {
+		// The same number of processes as before, or no rate.
+		ok := prev.procs[o] == cur.procs[o]
+		delta[o] = [2]float64{}
+		valid[o] = [2]bool{ok, ok}
+	}
+	for _, slot := range cur.sampled {
+		o := sampleObj[slot]
 		for c := range counters {
 			switch {
 			case !valid[o][c]:
-			case p < 0 || !cur.present[slot][c] || !prev.present[p][c] || cur.value[slot][c] < prev.value[p][c]:
+			case !prev.seen[slot] || !cur.present[slot][c] || !prev.present[slot][c] || cur.value[slot][c] < prev.value[slot][c]:
 				valid[o][c] = false // another process, a null, or a reset
 			default:
-				delta[o][c] += cur.value[slot][c] - prev.value[p][c]
+				delta[o][c] += cur.value[slot][c] - prev.value[slot][c]
 			}
 		}
 	}
-	for o, obj := range cur.order {
+	for _, o := range cur.order {
+		obj := objs[o]
 		for c := range counters {
 			if !valid[o][c] {
 				continue
