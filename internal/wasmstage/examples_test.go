@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -106,6 +108,51 @@ func TestReqrateIgnoredSnapshot(t *testing.T) {
 	// the call before it.
 	if got := run([]string{"1795507783", "1795507700", "1795507785"}, a, c, c); got != want {
 		t.Errorf("A, B (ignored, C's rows), C:\n%s\nwant (A, C):\n%s", got, want)
+	}
+}
+
+// TestReqrateChurn checks that reqrate's slots, compacted when objects
+// churn (a configuration of 4100 frontends reloaded with 10), lose no
+// interval: every snapshot after the first has the rates of the 10.
+func TestReqrateChurn(t *testing.T) {
+	s := newStage(t, Options{Name: "reqrate", Module: example(t, "reqrate")})
+	p, err := engine.NewPipeline(engine.Config{Paths: &engine.Paths{Prefix: "p"}}, engine.StageSpec{Name: "reqrate", Stage: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		objects := 4100
+		if i > 0 {
+			objects = 10
+		}
+		var b strings.Builder
+		b.WriteString("# pxname,svname,req_tot,stot,type\n")
+		for o := range objects {
+			fmt.Fprintf(&b, "f%d,FRONTEND,%d,%d,0\n", o, 100+10*i, 200+20*i)
+		}
+		name := strconv.Itoa(1795507000 + 10*i)
+		var out strings.Builder
+		if _, err := p.ProcessFiles(context.Background(), name, []engine.File{{Name: "a_stat", Data: []byte(b.String())}}, &out); err != nil {
+			t.Fatal(err)
+		}
+		var rates []string
+		for l := range strings.Lines(out.String()) {
+			if strings.Contains(l, "_rate ") {
+				rates = append(rates, l)
+			}
+		}
+		want := 20
+		if i == 0 {
+			want = 0 // no previous snapshot
+		}
+		if len(rates) != want {
+			t.Fatalf("snapshot %d: %d rates, want %d:\n%s", i, len(rates), want, strings.Join(rates, ""))
+		}
+		for _, l := range rates {
+			if !strings.HasSuffix(l, "_rate 1 "+name+"\n") && !strings.HasSuffix(l, "_rate 2 "+name+"\n") {
+				t.Errorf("snapshot %d: %q, want a rate of 1 (req_tot) or 2 (stot)", i, l)
+			}
+		}
 	}
 }
 

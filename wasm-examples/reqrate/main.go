@@ -65,6 +65,7 @@ type snapshotState struct {
 var (
 	samples   hsabi.Index // sample key -> sample slot
 	objects   hsabi.Index // object key -> object slot
+	sampleKey []uint64    // sample slot -> sample key
 	sampleObj []int32     // sample slot -> object slot
 	objs      []object    // object slot -> object
 
@@ -93,12 +94,12 @@ func process(snap *hsabi.Snapshot, out *hsabi.Emitter) error {
 		hsabi.Logf(hsabi.LevelWarn, "snapshot %s is not newer than %d, ignored", snap.Name, states[(gen-1)&1].time)
 		return nil
 	}
-	forgetChurned()
 	cur := &states[gen&1]
 	collect(snap, cur)
 	if gen > 0 {
 		emit(snap, out, cur, &states[(gen-1)&1], float64(snap.Time-states[(gen-1)&1].time))
 	}
+	compact(cur)
 	gen++
 	return nil
 }
@@ -139,21 +140,60 @@ func collect(snap *hsabi.Snapshot, s *snapshotState) {
 	}
 }
 
-// forgetChurned drops every slot, and with them the previous snapshot (no
-// rate for one interval), when objects churned: far more slots than the
-// last two snapshots used.
-func forgetChurned() {
+// compact keeps only the samples and objects of cur, the snapshot just
+// collected, in new slots, when objects churned (far more slots than cur
+// uses): the next snapshot finds cur's counters as before.
+func compact(cur *snapshotState) {
 	n := samples.Len()
-	if n <= 4096 || n <= 4*(len(states[0].sampled)+len(states[1].sampled)) {
+	if n <= 4096 || n <= 4*len(cur.sampled) {
 		return
 	}
+	old, oldKey, oldObj, oldObjs := *cur, sampleKey, sampleObj, objs
 	samples.Reset()
 	objects.Reset()
-	sampleObj, objs, delta, valid = sampleObj[:0], objs[:0], delta[:0], valid[:0]
+	sampleKey, sampleObj, objs, delta, valid = nil, nil, nil, nil, nil
 	for p := range states {
-		states[p] = snapshotState{}
+		states[p] = snapshotState{time: states[p].time}
 	}
-	gen, rowsValid = 0, false
+	for _, s := range old.sampled {
+		o := oldObj[s]
+		slot := newSample(oldKey[s], oldObjs[o].kind, oldObjs[o].px)
+		cur.value[slot], cur.present[slot], cur.seen[slot] = old.value[s], old.present[s], true
+		cur.sampled = append(cur.sampled, int32(slot))
+	}
+	for _, o := range old.order {
+		no := objects.Lookup(objectKey(oldObjs[o].kind, oldObjs[o].px))
+		cur.order = append(cur.order, int32(no))
+		cur.procs[no] = old.procs[o]
+	}
+	rowsValid = false
+}
+
+// newSample adds the sample of key, of the object (kind, px), and its
+// object if new, with empty counters in both states; it returns its slot.
+func newSample(key uint64, kind hsabi.Kind, px hsabi.ID) int {
+	slot, added := samples.Slot(key)
+	if !added {
+		return slot
+	}
+	o, newObject := objects.Slot(objectKey(kind, px))
+	if newObject {
+		objs = append(objs, object{kind, px})
+		for p := range states {
+			states[p].procs = append(states[p].procs, 0)
+		}
+		delta = append(delta, [2]float64{})
+		valid = append(valid, [2]bool{})
+	}
+	sampleKey = append(sampleKey, key)
+	sampleObj = append(sampleObj, int32(o))
+	for p := range states {
+		st := &states[p]
+		st.value = append(st.value, [2]float64{})
+		st.present = append(st.present, [2]bool{})
+		st.seen = append(st.seen, false)
+	}
+	return slot
 }
 
 // index finds the rows of frontends and backends of t and their sample
@@ -164,26 +204,7 @@ func index(t *hsabi.StatTable) {
 		if kind != hsabi.KindFrontend && kind != hsabi.KindBackend {
 			continue
 		}
-		okey := objectKey(kind, t.PxID[i])
-		slot, added := samples.Slot(okey | uint64(t.ProcIDs[t.Proc[i]]))
-		if added {
-			o, newObject := objects.Slot(okey)
-			if newObject {
-				objs = append(objs, object{kind, t.PxID[i]})
-				for p := range states {
-					states[p].procs = append(states[p].procs, 0)
-				}
-				delta = append(delta, [2]float64{})
-				valid = append(valid, [2]bool{})
-			}
-			sampleObj = append(sampleObj, int32(o))
-			for p := range states {
-				st := &states[p]
-				st.value = append(st.value, [2]float64{})
-				st.present = append(st.present, [2]bool{})
-				st.seen = append(st.seen, false)
-			}
-		}
+		slot := newSample(objectKey(kind, t.PxID[i])|uint64(t.ProcIDs[t.Proc[i]]), kind, t.PxID[i])
 		rowIdx = append(rowIdx, int32(i))
 		rowSlot = append(rowSlot, int32(slot))
 	}
