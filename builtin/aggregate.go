@@ -271,9 +271,6 @@ const noKey = ^uint64(0)
 
 // newSlot adds a slot, without a key, for the object named nm.
 func (a *aggregator) newSlot(nm objectName) int32 {
-	if len(a.rows) == cap(a.rows) {
-		a.grow()
-	}
 	o := int32(len(a.names))
 	a.names = append(a.names, nm)
 	if a.sparse != nil {
@@ -293,26 +290,6 @@ func (a *aggregator) newSlot(nm objectName) int32 {
 		a.named = len(a.names)
 	}
 	return o
-}
-
-// grow doubles the room of the per-slot slices, all at once. append alone
-// grows a large slice by a quarter at a time: the first snapshot, which
-// makes every slot, then copied each series about five times over.
-func (a *aggregator) grow() {
-	n := max(len(a.rows), 64)
-	a.names = slices.Grow(a.names, n)
-	if a.sparse != nil {
-		a.keys = slices.Grow(a.keys, n)
-	}
-	a.stamp = slices.Grow(a.stamp, n)
-	a.rows = slices.Grow(a.rows, n)
-	a.served = slices.Grow(a.served, n)
-	for s := range a.sums {
-		a.sums[s] = slices.Grow(a.sums[s], n)
-	}
-	if a.ctr != nil {
-		a.sobj = slices.Grow(a.sobj, n)
-	}
 }
 
 // merge adds to a the objects and sums of b, an aggregator of the same
