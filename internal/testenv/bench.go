@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,9 +19,11 @@ import (
 // (parse, built-in stages with their defaults, Graphite lines) on files:
 // it runs a pipeline without and one with the stage alternately in one
 // loop, so that noise from other processes hits both alike, and reports
-// builtin-ms/op, with-stage-ms/op and overhead-%. Every run gets a newer
-// snapshot name, as stateful stages expect. each, when not nil, runs in
-// the loop too (timed by the caller).
+// builtin-ms/op, with-stage-ms/op and overhead-% (of the sums), and
+// overhead-median-%: the median over the loop's pairs of the pair's
+// overhead, which one slow run (a collection, another process) moves
+// less. Every run gets a newer snapshot name, as stateful stages expect.
+// each, when not nil, runs in the loop too (timed by the caller).
 func StageOverhead(b *testing.B, files []engine.File, stage engine.StageSpec, each func()) {
 	b.Helper()
 	newPipeline := func(extra ...engine.StageSpec) *engine.Pipeline {
@@ -50,19 +53,35 @@ func StageOverhead(b *testing.B, files []engine.File, stage engine.StageSpec, ea
 		run(with)
 	}
 	var tBase, tWith time.Duration
+	pairs := make([]float64, 0, b.N)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
 		if each != nil {
 			each()
 		}
-		tBase += run(base)
-		tWith += run(with)
+		db, dw := run(base), run(with)
+		tBase += db
+		tWith += dw
+		pairs = append(pairs, 100*(dw-db).Seconds()/db.Seconds())
 	}
 	n := float64(b.N)
 	b.ReportMetric(tBase.Seconds()*1e3/n, "builtin-ms/op")
 	b.ReportMetric(tWith.Seconds()*1e3/n, "with-stage-ms/op")
 	b.ReportMetric(100*(tWith-tBase).Seconds()/tBase.Seconds(), "overhead-%")
+	b.ReportMetric(median(pairs), "overhead-median-%")
+}
+
+// median returns the median of xs (sorting them), 0 for none.
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	slices.Sort(xs)
+	if m := len(xs) / 2; len(xs)%2 == 0 {
+		return (xs[m-1] + xs[m]) / 2
+	}
+	return xs[len(xs)/2]
 }
 
 // PeakRSS returns the peak resident set size of process pid (VmHWM), in
