@@ -301,6 +301,7 @@ type interner struct {
 	names map[string]nameEntry
 	raws  []nameEntry       // by num
 	ids   map[string]uint32 // path form -> number
+	byID  []nameEntry       // by number: the first name of that path form
 	epoch uint64            // the numbering's, new when it starts again (nameEpochs)
 }
 
@@ -325,6 +326,8 @@ func (in *interner) limit() {
 		clear(in.ids)
 		clear(in.raws)
 		in.raws = in.raws[:0]
+		clear(in.byID)
+		in.byID = in.byID[:0]
 		in.epoch = nameEpochs.Add(1)
 	}
 }
@@ -357,5 +360,8 @@ func (in *interner) add(b []byte) nameEntry {
 	e.id, e.num = id, uint32(len(in.raws))
 	in.names[s] = e
 	in.raws = append(in.raws, e)
+	if !ok {
+		in.byID = append(in.byID, e)
+	}
 	return e
 }

@@ -113,7 +113,7 @@ func (sp *statParser) reset() {
 	if sp.names.epoch != epoch || len(sp.cache) > 1024 {
 		clear(sp.cache) // numbers changed meaning, or sockets churned
 	}
-	b.NameEpoch = sp.names.epoch
+	b.NameEpoch, b.names = sp.names.epoch, sp.names
 	sp.empty = sp.names.intern(nil)
 	sp.warned = 0
 }

@@ -67,6 +67,7 @@ type Pipeline struct {
 	batchCols []string                  // columns the parser reads; nil: all
 	tableCols []string                  // columns Stages read; nil: all
 	needTable bool                      // a Stage needs the rows
+	noNames   bool                      // every Stage is a NameNumberer: the table holds no name slices
 	kinds     *[classes]map[string]bool // per row class, the columns read; nil: batchCols
 	extra     func(emit Emitter)
 	started   func(snapshot string)
@@ -117,7 +118,7 @@ func NewPipeline(cfg Config, stages ...StageSpec) (*Pipeline, error) {
 	p.budget = newBudget(cfg.MemoryBudget)
 	seen := map[string]bool{}
 	var batch, table []string
-	allBatch, allTable := false, false
+	allBatch, allTable, names := false, false, false
 	for i, s := range stages {
 		if s.Name == "" || (s.Stage == nil) == (s.Folder == nil) {
 			return nil, fmt.Errorf("engine: stage %d (%q) needs a name and exactly one of Stage and Folder", i, s.Name)
@@ -131,6 +132,9 @@ func NewPipeline(cfg Config, stages ...StageSpec) (*Pipeline, error) {
 			continue
 		}
 		p.needTable = true
+		if nn, ok := s.Stage.(NameNumberer); !ok || !nn.NamesByNumber() {
+			names = true
+		}
 		cu, ok := s.Stage.(ColumnUser)
 		if !ok {
 			allTable = true
@@ -151,6 +155,7 @@ func NewPipeline(cfg Config, stages ...StageSpec) (*Pipeline, error) {
 			p.batchCols = []string{}
 		}
 	}
+	p.noNames = p.needTable && !names
 	p.kinds = kindColumns(stages)
 	if p.needTable && p.tableCols == nil {
 		// The Stages' table has every column (a Stage that names none,
@@ -281,6 +286,7 @@ func (p *Pipeline) newWork() *work {
 		spent:   make([]time.Duration, len(p.stages)),
 	}
 	w.stat.kinds = p.kinds
+	w.table.noNames = p.noNames
 	if p.batchCols != nil {
 		w.stat.want = make(map[string]bool, len(p.batchCols))
 		for _, c := range p.batchCols {

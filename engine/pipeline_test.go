@@ -797,3 +797,77 @@ func TestPipelineKindColumnsWithWholeTable(t *testing.T) {
 		}
 	}
 }
+
+// nameStage records, per snapshot, the names of every row of the Stages'
+// table: the name slices', or, as a NameNumberer, PathName's of the
+// rows' numbers.
+type nameStage struct {
+	byNumber bool
+	rows     []string
+	sawNames bool
+}
+
+func (s *nameStage) Columns() []string   { return []string{"scur"} }
+func (s *nameStage) NamesByNumber() bool { return s.byNumber }
+func (s *nameStage) Process(_ context.Context, snap *engine.Snapshot, _ engine.Emitter) error {
+	t := &snap.Stats
+	s.rows, s.sawNames = s.rows[:0], len(t.PxName) > 0
+	for r := range t.Rows() {
+		if s.byNumber {
+			s.rows = append(s.rows, t.PathName(t.PxID[r])+"/"+t.PathName(t.SvID[r]))
+		} else {
+			s.rows = append(s.rows, t.PxName[r]+"/"+t.SvName[r])
+		}
+	}
+	return nil
+}
+
+func TestPipelineNameNumberer(t *testing.T) {
+	// Stages that read names by number get a table without name slices,
+	// and PathName gives the names the slices would hold, whether the
+	// snapshot is read on one goroutine or two; a Stage that reads the
+	// slices gets them, next to a NameNumberer too.
+	var files []engine.File
+	for f := range 4 {
+		var b strings.Builder
+		b.WriteString("# pxname,svname,scur,stot,type\n")
+		for i := range 300 {
+			px := (i + 37*f) % 300 // each file its own order: other numbers per half
+			fmt.Fprintf(&b, "fe.%d,FRONTEND,1,2,0\n", px)
+			for sv := range 3 {
+				fmt.Fprintf(&b, "be.%d,s:%d.%d,%d,1,2\n", px, sv, f, sv)
+			}
+			fmt.Fprintf(&b, "be.%d,BACKEND,1,2,1\n", px)
+		}
+		files = append(files, engine.File{Name: fmt.Sprintf("p%d_stat", f), Data: []byte(b.String())})
+	}
+	for _, serial := range []bool{false, true} {
+		plain, byNumber, mixed := &nameStage{}, &nameStage{byNumber: true}, &nameStage{byNumber: true}
+		pipelines := map[*nameStage]*engine.Pipeline{
+			plain:    newPipeline(t, engine.Config{}, engine.StageSpec{Name: "S", Stage: plain}),
+			byNumber: newPipeline(t, engine.Config{}, engine.StageSpec{Name: "S", Stage: byNumber}),
+			mixed:    newPipeline(t, engine.Config{}, engine.StageSpec{Name: "S", Stage: mixed}, engine.StageSpec{Name: "T", Stage: &nameStage{}}),
+		}
+		for round := range 2 { // the second with every number known
+			for s, p := range pipelines {
+				if serial {
+					engine.SetSerial(p)
+				}
+				if _, err := p.ProcessFiles(context.Background(), strconv.Itoa(100+round), files, &recorder{t: t}); err != nil {
+					t.Fatal(err)
+				}
+				if s != plain && s.sawNames != (s == mixed) {
+					t.Errorf("serial %v: a table with name slices: %v, want %v", serial, s.sawNames, s == mixed)
+				}
+			}
+			if len(plain.rows) != 4*300*5 || plain.rows[1] != "be_0/s:0_0" || plain.rows[3*300*5+1] != "be_111/s:0_3" {
+				t.Fatalf("serial %v: rows %d, %q", serial, len(plain.rows), plain.rows[:2])
+			}
+			for _, s := range []*nameStage{byNumber, mixed} {
+				if !slices.Equal(s.rows, plain.rows) {
+					t.Errorf("serial %v round %d: names by number differ from the name slices' (%d rows, %d)", serial, round, len(s.rows), len(plain.rows))
+				}
+			}
+		}
+	}
+}

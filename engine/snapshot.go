@@ -98,7 +98,10 @@ type StatTable struct {
 	Proc []int32
 	// Kind is, per row, one of KindFrontend, KindBackend, KindServer, KindOther.
 	Kind []uint8
-	// Px and Sv are the raw pxname and svname of every row.
+	// Px and Sv are the raw pxname and svname of every row. In the table
+	// a Stage gets, Px, Sv, PxName and SvName are empty when every Stage
+	// of the pipeline is a NameNumberer (it reads names by PxID, SvID and
+	// PathName).
 	Px, Sv []string
 	// PxName and SvName are Px and Sv as they appear in metric paths: every
 	// byte outside [A-Za-z0-9_:-] (a '.' among them) replaced by '_' (see
@@ -119,14 +122,26 @@ type StatTable struct {
 	// NameEpoch what it derived from the numbers.
 	NameEpoch uint64
 
-	cols  []*Column
-	index map[string]int
-	n     int
-	spare []*Column // the memory of dropped columns, for newColumn
+	names   *interner // of PxID and SvID (PathName); nil for tables made by hand
+	noNames bool      // the Stages' table of a pipeline whose Stages are all NameNumberers: Px, Sv, PxName, SvName stay empty
+	cols    []*Column
+	index   map[string]int
+	n       int
+	spare   []*Column // the memory of dropped columns, for newColumn
 }
 
 // Rows reports the number of rows.
 func (t *StatTable) Rows() int { return t.n }
+
+// PathName returns the path name numbered id in PxID and SvID ("" for a
+// number the table's numbering does not have, or a table that was not
+// made by the engine's parser). It is how a NameNumberer reads names.
+func (t *StatTable) PathName(id uint32) string {
+	if t.names == nil || int(id) >= len(t.names.byID) {
+		return ""
+	}
+	return t.names.byID[id].path
+}
 
 // Column returns the column with that header name, or nil when no file of
 // the snapshot had it or no stage asked for it.
@@ -300,7 +315,7 @@ func (t *StatTable) reset() {
 // t's Procs must be b's.
 func (t *StatTable) appendRows(b *StatTable) {
 	t.Procs = b.Procs
-	t.NameEpoch = b.NameEpoch
+	t.NameEpoch, t.names = b.NameEpoch, b.names
 	t.Proc = append(t.Proc, b.Proc[:b.n]...)
 	t.PxID = append(t.PxID, b.PxID[:b.n]...)
 	t.SvID = append(t.SvID, b.SvID[:b.n]...)
@@ -313,10 +328,12 @@ func (t *StatTable) appendRows(b *StatTable) {
 func (t *StatTable) appendCells(b *StatTable) {
 	n := t.n + b.n
 	t.Kind = append(t.Kind, b.Kind[:b.n]...)
-	t.Px = append(t.Px, b.Px[:b.n]...)
-	t.Sv = append(t.Sv, b.Sv[:b.n]...)
-	t.PxName = append(t.PxName, b.PxName[:b.n]...)
-	t.SvName = append(t.SvName, b.SvName[:b.n]...)
+	if !t.noNames {
+		t.Px = append(t.Px, b.Px[:b.n]...)
+		t.Sv = append(t.Sv, b.Sv[:b.n]...)
+		t.PxName = append(t.PxName, b.PxName[:b.n]...)
+		t.SvName = append(t.SvName, b.SvName[:b.n]...)
+	}
 	for _, c := range t.cols {
 		start := t.n
 		src := b.Column(c.Name)
@@ -375,7 +392,7 @@ func (t *StatTable) appendPart(o *StatTable, procs []string, to, from *interner,
 	base := int32(len(procs))
 	// A new array: procs is a batch's.
 	t.Procs = append(procs[:len(procs):len(procs)], o.Procs...)
-	t.NameEpoch = to.epoch
+	t.NameEpoch, t.names = to.epoch, to
 	for _, c := range o.cols {
 		t.column(c.Name)
 	}
@@ -384,10 +401,12 @@ func (t *StatTable) appendPart(o *StatTable, procs []string, to, from *interner,
 	t.PxID = append(t.PxID, o.PxID[:o.n]...)
 	t.SvID = append(t.SvID, o.SvID[:o.n]...)
 	proc, px, sv := t.Proc[k:], t.PxID[k:], t.SvID[k:]
+	// A number of the other is translated by a name of its path form
+	// (the other table may hold no names).
 	for r := range o.n {
 		proc[r] += base
-		px[r] = m.id(px[r], o.Px[r])
-		sv[r] = m.id(sv[r], o.Sv[r])
+		px[r] = m.id(px[r], from.byID[px[r]].raw)
+		sv[r] = m.id(sv[r], from.byID[sv[r]].raw)
 	}
 	t.appendCells(o)
 }

@@ -52,6 +52,16 @@ type ColumnUser interface {
 	Columns() []string
 }
 
+// NameNumberer is an optional interface of a Stage that reads the rows'
+// names only by their numbers: PxID, SvID and StatTable.PathName, never
+// the Px, Sv, PxName and SvName slices. NamesByNumber reports whether it
+// does. When every Stage of a pipeline does (Folders aside), the Stages'
+// table leaves those four slices empty: 64 bytes a row not copied while
+// the files are read. The WASM stages are NameNumberers.
+type NameNumberer interface {
+	NamesByNumber() bool
+}
+
 // Folder is a stage that computes its metrics from the rows as the parser
 // reads them, one batch of rows at a time, instead of from a materialised
 // table: its memory is proportional to the objects it aggregates (the

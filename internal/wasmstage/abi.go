@@ -165,18 +165,29 @@ func (e *encoder) numbering(epoch uint64) *[]uint32 {
 	return &nb.ids
 }
 
-// nameID returns the id of name, numbered n in the numbering ids.
-func (e *encoder) nameID(ids *[]uint32, n uint32, name string) uint32 {
+// nameID returns the id of the name numbered n in the numbering ids: the
+// name of row's proxy (or server) in st.
+func (e *encoder) nameID(ids *[]uint32, n uint32, st *engine.StatTable, row int, server bool) uint32 {
 	if int(n) < len(*ids) {
 		if v := (*ids)[n]; v > 0 {
 			return v - 1
 		}
 	}
-	return e.nameIDMiss(ids, n, name)
+	return e.nameIDMiss(ids, n, st, row, server)
 }
 
-// nameIDMiss is nameID for a number not looked up yet.
-func (e *encoder) nameIDMiss(ids *[]uint32, n uint32, name string) uint32 {
+// nameIDMiss is nameID for a number not looked up yet: the name is the
+// row's, or the number's when the table holds no names.
+func (e *encoder) nameIDMiss(ids *[]uint32, n uint32, st *engine.StatTable, row int, server bool) uint32 {
+	var name string
+	switch {
+	case server && row < len(st.SvName):
+		name = st.SvName[row]
+	case !server && row < len(st.PxName):
+		name = st.PxName[row]
+	default:
+		name = st.PathName(n)
+	}
 	id := e.intern(name)
 	if n < maxNumber {
 		if int(n) >= len(*ids) {
@@ -228,7 +239,11 @@ func (e *encoder) plan(snap *engine.Snapshot, columns []string) (int, error) {
 
 	st := &snap.Stats
 	n := st.Rows()
-	n = min(n, len(st.Proc), len(st.Kind), len(st.PxName), len(st.SvName))
+	n = min(n, len(st.Proc), len(st.Kind))
+	// The engine's table holds no name slices when every Stage reads
+	// names by number (the Stage is an engine.NameNumberer): a number's
+	// name is then StatTable.PathName's.
+	byNumber := len(st.PxName) < n || len(st.SvName) < n
 	e.rows = n
 	e.statProcs = e.statProcs[:0]
 	for _, p := range st.Procs {
@@ -243,9 +258,12 @@ func (e *encoder) plan(snap *engine.Snapshot, columns []string) (int, error) {
 	// looked up by string, the rows of one proxy being consecutive.
 	if ids := e.numbering(st.NameEpoch); ids != nil && len(st.PxID) >= n && len(st.SvID) >= n {
 		for i := 0; i < n; i++ {
-			e.px[i] = e.nameID(ids, st.PxID[i], st.PxName[i])
-			e.sv[i] = e.nameID(ids, st.SvID[i], st.SvName[i])
+			e.px[i] = e.nameID(ids, st.PxID[i], st, i, false)
+			e.sv[i] = e.nameID(ids, st.SvID[i], st, i, true)
 		}
+	} else if byNumber {
+		// Neither names nor a numbering: not a table of the engine's.
+		return 0, fmt.Errorf("stat table of %d rows has neither names nor name numbers", n)
 	} else {
 		var lastPx, lastSv string
 		var lastPxID, lastSvID uint32

@@ -145,6 +145,11 @@ func (s *Stage) Name() string { return s.opts.Name }
 // hs_columns; only those are written into its memory.
 func (s *Stage) Columns() []string { return append([]string(nil), s.columns...) }
 
+// NamesByNumber reports true: the input buffer names rows by the engine's
+// name numbers (engine.NameNumberer), so a pipeline whose Stages are all
+// WASM stages copies no names into its table.
+func (s *Stage) NamesByNumber() bool { return true }
+
 // Process hands snap to the module and emits the metrics it returns. See
 // the Stage documentation for what happens on failure. When ctx ends
 // first, the call is abandoned (its child process killed) and ctx's error
