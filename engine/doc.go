@@ -33,8 +33,9 @@
 //   - A Stage (WebAssembly stages, most third-party stages) gets the
 //     materialised table of every row, with the columns it asked for
 //     (ColumnUser), once every file was read; the pipeline keeps that table
-//     only when a Stage needs it. A Stage's lines are held until it returns
-//     (an error discards them).
+//     only when a Stage needs it, and without the rows' name strings when
+//     every Stage reads names by number (NameNumberer). A Stage's lines
+//     are held until it returns (an error discards them).
 //
 // A metric is handed to the Emitter as a Metric: a Scope (daemon, process,
 // frontend, backend, server, aggregated server, self, or a free path),
