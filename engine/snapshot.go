@@ -99,9 +99,10 @@ type StatTable struct {
 	// Kind is, per row, one of KindFrontend, KindBackend, KindServer, KindOther.
 	Kind []uint8
 	// Px and Sv are the raw pxname and svname of every row. In the table
-	// a Stage gets, Px, Sv, PxName and SvName are empty when every Stage
-	// of the pipeline is a NameNumberer (it reads names by PxID, SvID and
-	// PathName).
+	// of every row (the Snapshot's Stats, which Stages get, and Folds in
+	// Finish), Px, Sv, PxName and SvName are empty when every Stage of
+	// the pipeline is a NameNumberer (it reads names by PxID, SvID and
+	// PathName); the batches a Fold gets in Rows always have them.
 	Px, Sv []string
 	// PxName and SvName are Px and Sv as they appear in metric paths: every
 	// byte outside [A-Za-z0-9_:-] (a '.' among them) replaced by '_' (see
@@ -133,9 +134,10 @@ type StatTable struct {
 // Rows reports the number of rows.
 func (t *StatTable) Rows() int { return t.n }
 
-// PathName returns the path name numbered id in PxID and SvID ("" for a
-// number the table's numbering does not have, or a table that was not
-// made by the engine's parser). It is how a NameNumberer reads names.
+// PathName returns the path name numbered id in PxID and SvID. It is how
+// a NameNumberer reads names. It returns "" for a number the table's
+// numbering does not have and in a table the engine's parser did not
+// make, as for the number of the empty name (rows without one).
 func (t *StatTable) PathName(id uint32) string {
 	if t.names == nil || int(id) >= len(t.names.byID) {
 		return ""

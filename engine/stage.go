@@ -55,9 +55,11 @@ type ColumnUser interface {
 // NameNumberer is an optional interface of a Stage that reads the rows'
 // names only by their numbers: PxID, SvID and StatTable.PathName, never
 // the Px, Sv, PxName and SvName slices. NamesByNumber reports whether it
-// does. When every Stage of a pipeline does (Folders aside), the Stages'
-// table leaves those four slices empty: 64 bytes a row not copied while
-// the files are read. The WASM stages are NameNumberers.
+// does. When every Stage of a pipeline does (Folders aside), the table
+// of every row (Snapshot.Stats, which a Fold's Finish sees too) leaves
+// those four slices empty: 64 bytes a row not copied while the files are
+// read. The batches of Fold.Rows keep them. The WASM stages are
+// NameNumberers.
 type NameNumberer interface {
 	NamesByNumber() bool
 }
