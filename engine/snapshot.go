@@ -355,26 +355,27 @@ func (t *StatTable) appendCells(b *StatTable) {
 // other, the number here plus one (0: not looked up yet). It is valid
 // for one pair of numberings (epochs, unique in the process).
 type idMap struct {
-	to                 *interner
+	from, to           *interner
 	fromEpoch, toEpoch uint64
 	ids                []uint32
 }
 
-// id returns the number in m.to of the path name of raw, numbered n in
-// m.from.
-func (m *idMap) id(n uint32, raw string) uint32 {
+// id returns the number in m.to of the path name numbered n in m.from.
+func (m *idMap) id(n uint32) uint32 {
 	if int(n) < len(m.ids) && m.ids[n] > 0 {
 		return m.ids[n] - 1
 	}
-	return m.miss(n, raw)
+	return m.miss(n)
 }
 
-// miss is id for a number not looked up yet.
-func (m *idMap) miss(n uint32, raw string) uint32 {
+// miss is id for a number not looked up yet: it interns in m.to the
+// first name of that path form in m.from (the other table may hold no
+// names).
+func (m *idMap) miss(n uint32) uint32 {
 	if int(n) >= len(m.ids) {
 		m.ids = append(m.ids, make([]uint32, int(n)+1-len(m.ids))...)
 	}
-	v := m.to.internString(raw).id
+	v := m.to.internString(m.from.byID[n].raw).id
 	m.ids[n] = v + 1
 	return v
 }
@@ -389,7 +390,7 @@ func (t *StatTable) appendPart(o *StatTable, procs []string, to, from *interner,
 		return
 	}
 	if m.fromEpoch != from.epoch || m.toEpoch != to.epoch {
-		*m = idMap{to: to, fromEpoch: from.epoch, toEpoch: to.epoch, ids: m.ids[:0]}
+		*m = idMap{from: from, to: to, fromEpoch: from.epoch, toEpoch: to.epoch, ids: m.ids[:0]}
 	}
 	base := int32(len(procs))
 	// A new array: procs is a batch's.
@@ -403,12 +404,10 @@ func (t *StatTable) appendPart(o *StatTable, procs []string, to, from *interner,
 	t.PxID = append(t.PxID, o.PxID[:o.n]...)
 	t.SvID = append(t.SvID, o.SvID[:o.n]...)
 	proc, px, sv := t.Proc[k:], t.PxID[k:], t.SvID[k:]
-	// A number of the other is translated by a name of its path form
-	// (the other table may hold no names).
 	for r := range o.n {
 		proc[r] += base
-		px[r] = m.id(px[r], from.byID[px[r]].raw)
-		sv[r] = m.id(sv[r], from.byID[sv[r]].raw)
+		px[r] = m.id(px[r])
+		sv[r] = m.id(sv[r])
 	}
 	t.appendCells(o)
 }
