@@ -165,27 +165,24 @@ func (e *encoder) numbering(epoch uint64) *[]uint32 {
 	return &nb.ids
 }
 
-// nameID returns the id of the name numbered n in the numbering ids: the
-// name of row's proxy (or server) in st.
-func (e *encoder) nameID(ids *[]uint32, n uint32, st *engine.StatTable, row int, server bool) uint32 {
+// nameID returns the id of the name numbered n in the numbering ids,
+// names[row] in st (st.PxName or st.SvName).
+func (e *encoder) nameID(ids *[]uint32, n uint32, st *engine.StatTable, names []string, row int) uint32 {
 	if int(n) < len(*ids) {
 		if v := (*ids)[n]; v > 0 {
 			return v - 1
 		}
 	}
-	return e.nameIDMiss(ids, n, st, row, server)
+	return e.nameIDMiss(ids, n, st, names, row)
 }
 
 // nameIDMiss is nameID for a number not looked up yet: the name is the
 // row's, or the number's when the table holds no names.
-func (e *encoder) nameIDMiss(ids *[]uint32, n uint32, st *engine.StatTable, row int, server bool) uint32 {
+func (e *encoder) nameIDMiss(ids *[]uint32, n uint32, st *engine.StatTable, names []string, row int) uint32 {
 	var name string
-	switch {
-	case server && row < len(st.SvName):
-		name = st.SvName[row]
-	case !server && row < len(st.PxName):
-		name = st.PxName[row]
-	default:
+	if row < len(names) {
+		name = names[row]
+	} else {
 		name = st.PathName(n)
 	}
 	id := e.intern(name)
@@ -258,8 +255,8 @@ func (e *encoder) plan(snap *engine.Snapshot, columns []string) (int, error) {
 	// looked up by string, the rows of one proxy being consecutive.
 	if ids := e.numbering(st.NameEpoch); ids != nil && len(st.PxID) >= n && len(st.SvID) >= n {
 		for i := 0; i < n; i++ {
-			e.px[i] = e.nameID(ids, st.PxID[i], st, i, false)
-			e.sv[i] = e.nameID(ids, st.SvID[i], st, i, true)
+			e.px[i] = e.nameID(ids, st.PxID[i], st, st.PxName, i)
+			e.sv[i] = e.nameID(ids, st.SvID[i], st, st.SvName, i)
 		}
 	} else if byNumber {
 		// Neither names nor a numbering: not a table of the engine's.
