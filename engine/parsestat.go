@@ -374,11 +374,11 @@ func (sp *statParser) settle() {
 // fields stores the cells of one record, as pl says, and returns the
 // number of fields read, or -1 without storing anything when a double
 // quote is in them (the record is for quoted); fields after the last one
-// to store are not looked at. scan finds where the fields end; store reads the numbers the
-// plan uses, and only those; the other cells it uses (empty, not plain
-// numbers, names) are read after. (This is the innermost work of the
-// program: about 12 million bytes, 5 million fields and 3 million stored
-// cells per large snapshot.)
+// to store are not looked at. scan finds where the fields end; store
+// reads the numbers the plan uses, and only those; the other cells it
+// uses (empty, not plain numbers, names) are read after. (This is the
+// innermost work of the program: about 12 million bytes, 5 million
+// fields and 3 million stored cells per large snapshot.)
 func (sp *statParser) fields(line []byte, r int, pl *plan, typ *int64, problem func(error)) int {
 	if sp.bounds == nil {
 		sp.bounds = make([]int32, maxFields)
