@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"slices"
+	"sync/atomic"
 
 	"github.com/haproxystats-go/haproxystats/engine"
 )
@@ -130,7 +131,21 @@ type aggregator struct {
 	ctr  *foldCounters
 	sobj []int32
 	ents []int32
+
+	// The number of objects of the last snapshot one of the Folder's
+	// aggregators finished (nil: none to share).
+	size *sizeHint
 }
+
+// sizeHint is the number of objects of the last snapshot one of a
+// Folder's aggregators sent, for the aggregators made after it: the
+// Folder's Folds (one per work value of the pipeline) see the same load
+// balancer, so a new one makes its slots at once instead of growing every
+// per-slot slice by a quarter at a time (in a backlog, the work values
+// made after the first snapshot). It is the last snapshot's number, not
+// the largest: it follows a load balancer that shrinks. Safe for
+// concurrent use.
+type sizeHint struct{ n atomic.Int64 }
 
 // objectName is the proxy (or the server alone) and the server of an
 // object, as in metric paths.
@@ -138,12 +153,19 @@ type objectName struct{ object, server string }
 
 // newAggregator returns an aggregator of the series ss; pairs selects keys
 // made of two name numbers. cp is the counter part of the series, nil
-// without monotonic counters.
-func newAggregator(ss []series, pairs bool, cp *counterPart) *aggregator {
-	a := &aggregator{series: ss, sums: make([][]float64, len(ss)), seen: make([]bool, len(ss))}
-	if pairs {
-		a.sparse = make(map[uint64]int32)
+// without monotonic counters. size is shared by the aggregators of the
+// same series, one per Fold (nil: none).
+func newAggregator(ss []series, pairs bool, cp *counterPart, size *sizeHint) *aggregator {
+	a := &aggregator{series: ss, sums: make([][]float64, len(ss)), seen: make([]bool, len(ss)), size: size}
+	n := 0
+	if size != nil {
+		n = int(size.n.Load())
 	}
+	if pairs {
+		a.sparse = make(map[uint64]int32, n)
+		a.hint = make([]int32, 0, n)
+	}
+	a.reserve(n)
 	if cp != nil {
 		a.ctr = cp.newSample()
 	}
@@ -290,6 +312,25 @@ func (a *aggregator) newSlot(nm objectName) int32 {
 		a.named = len(a.names)
 	}
 	return o
+}
+
+// reserve makes room for n slots in every per-slot slice.
+func (a *aggregator) reserve(n int) {
+	grow := func(n0 int) int { return max(n-n0, 0) }
+	a.names = slices.Grow(a.names, grow(len(a.names)))
+	if a.sparse != nil {
+		a.keys = slices.Grow(a.keys, grow(len(a.keys)))
+	}
+	a.stamp = slices.Grow(a.stamp, grow(len(a.stamp)))
+	a.order = slices.Grow(a.order, grow(len(a.order)))
+	a.rows = slices.Grow(a.rows, grow(len(a.rows)))
+	a.served = slices.Grow(a.served, grow(len(a.served)))
+	for s := range a.sums {
+		a.sums[s] = slices.Grow(a.sums[s], grow(len(a.sums[s])))
+	}
+	if a.ctr != nil {
+		a.sobj = slices.Grow(a.sobj, grow(len(a.sobj)))
+	}
 }
 
 // merge adds to a the objects and sums of b, an aggregator of the same
@@ -471,6 +512,9 @@ func (a *aggregator) present() int {
 // emit sends the metrics of every object, with the template m(o) (scope
 // and names set), through an ObjectEmitter when emit is one.
 func (a *aggregator) emit(emit engine.Emitter, m func(o int) engine.Metric) {
+	if a.size != nil {
+		a.size.n.Store(int64(len(a.order)))
+	}
 	a.labels, a.values = a.labels[:0], a.values[:0]
 	for s, ser := range a.series {
 		if a.seen[s] {

@@ -12,6 +12,7 @@ type Backends struct {
 	series  []series
 	exclude *Exclusions
 	ctr     *counterPart // nil without monotonic counters
+	size    sizeHint     // shared by the Folds' aggregators
 }
 
 func newBackends(opts Options) *Backends {
@@ -38,5 +39,5 @@ func (b *Backends) KindColumns(kind uint8) []string {
 // NewFold implements engine.Folder.
 func (b *Backends) NewFold() engine.Fold {
 	return &proxyFold{scope: engine.ScopeBackend, kind: engine.KindBackend, count: "MetricsBackend",
-		exclusions: b.exclude, agg: newAggregator(b.series, false, b.ctr)}
+		exclusions: b.exclude, agg: newAggregator(b.series, false, b.ctr, &b.size)}
 }

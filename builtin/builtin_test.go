@@ -433,3 +433,71 @@ func TestServersInAnyOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestNewFoldSizedFromLastSnapshot: once a Fold of a Folder finished a
+// snapshot, the Folder's new Folds (a new work value, in a backlog) have
+// room for that snapshot's objects at once rather than growing their
+// slots a row at a time, and a pipeline whose first Folds are made so
+// writes the same lines.
+func TestNewFoldSizedFromLastSnapshot(t *testing.T) {
+	var rows []string
+	for b := range 3 {
+		for s := range 4 {
+			rows = append(rows, fmt.Sprintf("be%d,srv%d,0,%d,1,%d,0,1,1,2,", b, s, b+s, 10*s))
+		}
+		rows = append(rows, fmt.Sprintf("be%d,BACKEND,0,1,1,1,0,1,1,1,", b))
+	}
+	rows = append(rows, "fe,FRONTEND,,3,,,,,1,0,")
+	files := []engine.File{statFile("a", rows...), statFile("b", rows...)}
+	opts := Options{AggrServerMetrics: true}
+	sv, fe, be := newServers(opts), newFrontends(opts), newBackends(opts)
+	before := sv.NewFold().(*serverFold)
+	lines := func() string {
+		p, err := engine.NewPipeline(engine.Config{Paths: &engine.Paths{Prefix: "lb"}},
+			engine.StageSpec{Name: "frontends", Folder: fe},
+			engine.StageSpec{Name: "backends", Folder: be},
+			engine.StageSpec{Name: "servers", Folder: sv})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		if _, err := p.ProcessFiles(context.Background(), "100", files, &out); err != nil {
+			t.Fatal(err)
+		}
+		// Sorted (the stages' blocks come in any order), without the
+		// times, which differ.
+		var kept []string
+		for _, l := range strings.SplitAfter(out.String(), "\n") {
+			if !strings.Contains(l, "WallClockTime") {
+				kept = append(kept, l)
+			}
+		}
+		sort.Strings(kept)
+		return strings.Join(kept, "")
+	}
+	first := lines()
+	after := sv.NewFold().(*serverFold)
+	for _, c := range []struct {
+		name          string
+		before, after *aggregator
+		objects       int
+	}{
+		{"servers", before.agg, after.agg, 12},
+		{"aggregated servers", before.aggr, after.aggr, 4},
+		{"backends", newBackends(opts).NewFold().(*proxyFold).agg, be.NewFold().(*proxyFold).agg, 3},
+		{"frontends", newFrontends(opts).NewFold().(*proxyFold).agg, fe.NewFold().(*proxyFold).agg, 1},
+	} {
+		if n := cap(c.before.rows); n != 0 {
+			t.Errorf("%s: a Fold made before any snapshot has room for %d slots, want 0", c.name, n)
+		}
+		a := c.after
+		for what, n := range map[string]int{"rows": cap(a.rows), "served": cap(a.served), "names": cap(a.names), "stamp": cap(a.stamp), "order": cap(a.order), "sums[0]": cap(a.sums[0]), fmt.Sprintf("sums[%d]", len(a.sums)-1): cap(a.sums[len(a.sums)-1])} {
+			if n < c.objects {
+				t.Errorf("%s: a Fold made after a snapshot of %d objects has room for %d in %s", c.name, c.objects, n, what)
+			}
+		}
+	}
+	if second := lines(); second != first {
+		t.Errorf("Folds sized from the last snapshot write\n%s\nwant\n%s", second, first)
+	}
+}

@@ -14,6 +14,7 @@ type Frontends struct {
 	series  []series
 	exclude *Exclusions
 	ctr     *counterPart // nil without monotonic counters
+	size    sizeHint     // shared by the Folds' aggregators
 }
 
 func newFrontends(opts Options) *Frontends {
@@ -40,7 +41,7 @@ func (f *Frontends) KindColumns(kind uint8) []string {
 // NewFold implements engine.Folder.
 func (f *Frontends) NewFold() engine.Fold {
 	return &proxyFold{scope: engine.ScopeFrontend, kind: engine.KindFrontend, count: "MetricsFrontend",
-		exclusions: f.exclude, agg: newAggregator(f.series, false, f.ctr)}
+		exclusions: f.exclude, agg: newAggregator(f.series, false, f.ctr, &f.size)}
 }
 
 // proxyFold aggregates the rows of one kind (FRONTEND or BACKEND) per

@@ -19,6 +19,8 @@ type Servers struct {
 	exclude *Exclusions
 	// The counter parts of series and aggr; nil without monotonic counters.
 	ctr, aggrCtr *counterPart
+	// Shared by the Folds' aggregators of series and aggr.
+	size, aggrSize sizeHint
 }
 
 func newServers(opts Options) *Servers {
@@ -50,9 +52,9 @@ func (sv *Servers) KindColumns(kind uint8) []string {
 
 // NewFold implements engine.Folder.
 func (sv *Servers) NewFold() engine.Fold {
-	f := &serverFold{exclusions: sv.exclude, agg: newAggregator(sv.series, true, sv.ctr)}
+	f := &serverFold{exclusions: sv.exclude, agg: newAggregator(sv.series, true, sv.ctr, &sv.size)}
 	if sv.aggr != nil {
-		f.aggr = newAggregator(sv.aggr, false, sv.aggrCtr)
+		f.aggr = newAggregator(sv.aggr, false, sv.aggrCtr, &sv.aggrSize)
 	}
 	return f
 }
