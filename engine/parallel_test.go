@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -414,9 +415,9 @@ func TestPipelineParallelRandom(t *testing.T) {
 	// Random snapshots, read on one goroutine by a new pipeline each time
 	// and on two by one pipeline (sometimes next to another snapshot, so
 	// that its work values swap roles): the same lines, table and
-	// problems. Name warnings are left out: a parser reports a name the
-	// first time its own interner meets it, so they depend on which work
-	// value read which file before (as they do on which worker).
+	// problems. Name warnings are left out: a pipeline reports a name
+	// once, so the serial pipeline (a new one per snapshot) reports it
+	// again and the parallel one does not.
 	specs := func(table bool) func() []engine.StageSpec {
 		return func() []engine.StageSpec {
 			s := builtin.Stages(builtin.Options{AggrServerMetrics: true, ExcludeBackends: builtin.StaticExclusions("be4")})
@@ -550,6 +551,40 @@ func TestPipelineParallelNameWarnedOnce(t *testing.T) {
 	_, gotRes := run(t, parallel, "100", files)
 	if !slices.Equal(problems(gotRes), problems(wantRes)) || len(problems(wantRes)) != 1 {
 		t.Errorf("problems\n%q\nwant one\n%q", problems(gotRes), problems(wantRes))
+	}
+}
+
+func TestPipelineNameWarnedOnceAcrossWorkValues(t *testing.T) {
+	// A name needing care is reported once by the pipeline, whichever work
+	// value meets it first: not again when the files move between the
+	// worker's half and the helper's, or the two work values swap roles,
+	// nor for a second name of the same path form; with a table (the
+	// helper's names interned through appendPart) and without.
+	stat := func(name string, rows ...string) engine.File {
+		return engine.File{Name: name + "_stat", Data: []byte("# pxname,svname,scur,type,\n" + strings.Join(rows, "\n") + "\n")}
+	}
+	plain := []string{"be,ok,1,2,"}
+	careful := []string{"be,s 1,1,2,", "be,s+1,1,2,", "b e,ok,1,2,"}
+	for _, table := range []bool{false, true} {
+		_, p := serialAndParallel(t, func() []engine.StageSpec {
+			s := []engine.StageSpec{{Name: "Sums", Folder: &rowSums{}}}
+			if table {
+				s = append(s, engine.StageSpec{Name: "Table", Stage: tableCheck(t)})
+			}
+			return s
+		})
+		var warned []string
+		for i := range 6 {
+			files := []engine.File{stat("a", plain...), stat("b", careful...)}
+			if i%2 == 1 {
+				files = []engine.File{stat("a", careful...), stat("b", plain...)}
+			}
+			_, res := run(t, p, strconv.Itoa(100+i), files)
+			warned = append(warned, problems(res)...)
+		}
+		if len(warned) != 3 {
+			t.Errorf("table %v: %d name warnings over 6 snapshots, want 3 (one per name):\n%s", table, len(warned), strings.Join(warned, "\n"))
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/bits"
 	"strings"
+	"sync"
 )
 
 // batchRows is the number of rows handed to the folds at a time: a batch's
@@ -93,9 +94,10 @@ type statParser struct {
 	slow      []int32   // the cells of the record read after the others: indexes in the plan's nums
 
 	// Across snapshots.
-	cache  map[string]*[]uint32 // svCache per socket name
-	empty  nameEntry            // the empty name, of rows without one
-	warned int                  // names reported in this snapshot
+	cache    map[string]*[]uint32 // svCache per socket name
+	empty    nameEntry            // the empty name, of rows without one
+	warned   int                  // names reported in this snapshot
+	reported *reportedNames       // the pipeline's, shared by its parsers; nil: each new name is reported
 }
 
 // maxNameWarnings bounds the names with unsafe bytes reported per snapshot.
@@ -732,15 +734,55 @@ func (sp *statParser) name(cell []byte, problem func(error)) nameEntry {
 		return e
 	}
 	e := sp.names.add(cell)
-	if needsCare(cell) && sp.warned < maxNameWarnings {
+	if needsCare(cell) && sp.warned < maxNameWarnings && !sp.reported.has(e.raw) {
 		sp.warned++
 		problem(&FileError{File: sp.file, Err: &nameWarning{e.raw, e.path}})
 	}
 	return e
 }
 
+// reportedNames remembers the names a pipeline reported as holding bytes
+// the path rule replaces: each is reported once, not once per work value
+// (the files a work value reads, and whether it reads them as the worker
+// or as its helper, change from one snapshot to the next). A parser asks
+// it only for names new to its interner; a name is added once its warning
+// is among a snapshot's problems (not when a parser found it: the
+// snapshot's bound may drop that warning). Safe for concurrent use. It
+// holds at most maxReportedNames names and forgets them all past that: a
+// name is then reported again, as after a restart.
+type reportedNames struct {
+	mu   sync.Mutex
+	seen map[string]struct{}
+}
+
+const maxReportedNames = 4096
+
+// has reports whether raw was reported (false for a nil set).
+func (r *reportedNames) has(raw string) bool {
+	if r == nil {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.seen[raw]
+	return ok
+}
+
+// add records raw as reported (nothing for a nil set).
+func (r *reportedNames) add(raw string) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.seen == nil || len(r.seen) >= maxReportedNames {
+		r.seen = make(map[string]struct{})
+	}
+	r.seen[raw] = struct{}{}
+}
+
 // nameWarning reports a name that holds bytes the path rule replaces, the
-// first time a parser's interner meets it.
+// first time one of the pipeline's parsers meets it.
 type nameWarning struct{ raw, path string }
 
 func (e *nameWarning) Error() string {

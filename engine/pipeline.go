@@ -75,6 +75,7 @@ type Pipeline struct {
 	maxFile   int64
 	budget    *budget
 	lastTime  []atomic.Int64 // per stage, its duration on the last snapshot (ns)
+	reported  *reportedNames // the name warnings given, for every work value
 	serial    bool           // never read a snapshot on two goroutines (tests)
 }
 
@@ -116,6 +117,7 @@ func NewPipeline(cfg Config, stages ...StageSpec) (*Pipeline, error) {
 		return nil, fmt.Errorf("engine: memory budget %d is negative", cfg.MemoryBudget)
 	}
 	p.budget = newBudget(cfg.MemoryBudget)
+	p.reported = new(reportedNames)
 	seen := map[string]bool{}
 	var batch, table []string
 	allBatch, allTable, names := false, false, false
@@ -280,7 +282,7 @@ func (p *Pipeline) newWork() *work {
 	w := &work{
 		readBuf: make([]byte, readSize),
 		info:    infoParser{names: names},
-		stat:    statParser{names: names},
+		stat:    statParser{names: names, reported: p.reported},
 		folds:   make([]Fold, len(p.stages)),
 		writers: make([]lineWriter, len(p.stages)),
 		spent:   make([]time.Duration, len(p.stages)),
@@ -465,6 +467,13 @@ func (p *Pipeline) readAll(ctx context.Context, w *work, name string, files []sn
 	}
 	for _, fp := range probs {
 		problem(fp.err)
+	}
+	// The names reported are not reported again, by any work value; a
+	// warning past the bound was not, and will be.
+	for _, err := range snap.Problems {
+		if nw := (*nameWarning)(nil); errors.As(err, &nw) {
+			p.reported.add(nw.raw)
+		}
 	}
 	w.info.finish(&snap.Info, problem)
 	if p.needTable {
