@@ -132,20 +132,53 @@ type aggregator struct {
 	sobj []int32
 	ents []int32
 
-	// The number of objects of the last snapshot one of the Folder's
-	// aggregators finished (nil: none to share).
-	size *sizeHint
+	// Shared by the Folder's aggregators (nil: none to share), and the
+	// room for keys the index map was made with (Size).
+	size       *sizeHint
+	sparseRoom int
 }
 
-// sizeHint is the number of objects of the last snapshot one of a
-// Folder's aggregators sent, for the aggregators made after it: the
-// Folder's Folds (one per work value of the pipeline) see the same load
-// balancer, so a new one makes its slots at once instead of growing every
-// per-slot slice by a quarter at a time (in a backlog, the work values
-// made after the first snapshot). It is the last snapshot's number, not
-// the largest: it follows a load balancer that shrinks. Safe for
-// concurrent use.
-type sizeHint struct{ n atomic.Int64 }
+// sizeHint carries the number of objects of the snapshots a Folder's
+// aggregators sent to the aggregators made after them (a new work value:
+// in a backlog, the second and third), which then make their slots at once
+// instead of growing every per-slot slice by a quarter at a time. It gives
+// the smaller of the last two snapshots' numbers (after the first
+// snapshot, that one's), and at most maxSizeHint: the memory budget counts
+// a new work value at the size of the largest one measured, and one large
+// snapshot (a hostile one, or in central processing, where the views of a
+// pipeline share its Folders, a larger load balancer's) must not make the
+// work values made before it is measured as large. Safe for concurrent
+// use.
+type sizeHint struct {
+	last atomic.Uint64 // the last snapshot's number + 1 in the low 32 bits, the one before's in the high (0: none)
+}
+
+// maxSizeHint bounds the objects a new aggregator makes room for.
+const maxSizeHint = 1 << 15
+
+// note records the number of objects of a snapshot sent.
+func (h *sizeHint) note(n int) {
+	v := uint64(min(n, maxSizeHint) + 1)
+	for {
+		old := h.last.Load()
+		if h.last.CompareAndSwap(old, old<<32|v) {
+			return
+		}
+	}
+}
+
+// objects returns the number of objects to make room for.
+func (h *sizeHint) objects() int {
+	if h == nil {
+		return 0
+	}
+	v := h.last.Load()
+	last, before := uint32(v), uint32(v>>32)
+	if before == 0 {
+		before = last
+	}
+	return max(int(min(last, before))-1, 0)
+}
 
 // objectName is the proxy (or the server alone) and the server of an
 // object, as in metric paths.
@@ -157,18 +190,16 @@ type objectName struct{ object, server string }
 // same series, one per Fold (nil: none).
 func newAggregator(ss []series, pairs bool, cp *counterPart, size *sizeHint) *aggregator {
 	a := &aggregator{series: ss, sums: make([][]float64, len(ss)), seen: make([]bool, len(ss)), size: size}
-	n := 0
-	if size != nil {
-		n = int(size.n.Load())
-	}
-	if pairs {
-		a.sparse = make(map[uint64]int32, n)
-		a.hint = make([]int32, 0, n)
-	}
-	a.reserve(n)
 	if cp != nil {
 		a.ctr = cp.newSample()
 	}
+	n := size.objects()
+	if pairs {
+		a.sparse = make(map[uint64]int32, n)
+		a.sparseRoom = n
+		a.hint = make([]int32, 0, n)
+	}
+	a.reserve(n)
 	return a
 }
 
@@ -513,7 +544,7 @@ func (a *aggregator) present() int {
 // and names set), through an ObjectEmitter when emit is one.
 func (a *aggregator) emit(emit engine.Emitter, m func(o int) engine.Metric) {
 	if a.size != nil {
-		a.size.n.Store(int64(len(a.order)))
+		a.size.note(len(a.order))
 	}
 	a.labels, a.values = a.labels[:0], a.values[:0]
 	for s, ser := range a.series {
@@ -557,7 +588,7 @@ func (a *aggregator) emit(emit engine.Emitter, m func(o int) engine.Metric) {
 
 // Size reports the bytes the aggregator holds.
 func (a *aggregator) Size() int64 {
-	n := int64(cap(a.stamp)+cap(a.order)+cap(a.hint)+cap(a.mhint))*4 + int64(len(a.byName))*48 + int64(cap(a.keys))*8 + int64(cap(a.names))*32 + int64(len(a.sparse))*16 + int64(cap(a.dense))*4 + int64(cap(a.rows)+cap(a.served))*8
+	n := int64(cap(a.stamp)+cap(a.order)+cap(a.hint)+cap(a.mhint))*4 + int64(len(a.byName))*48 + int64(cap(a.keys))*8 + int64(cap(a.names))*32 + int64(max(len(a.sparse), a.sparseRoom))*16 + int64(cap(a.dense))*4 + int64(cap(a.rows)+cap(a.served))*8
 	for _, s := range a.sums {
 		n += int64(cap(s)) * 8
 	}

@@ -324,3 +324,43 @@ func TestCountingFoldsDoNotMerge(t *testing.T) {
 		}
 	}
 }
+
+// TestSizeHint: a new aggregator makes room for the smaller of the last
+// two snapshots' objects (after the first, that one's), never more than
+// maxSizeHint, in every per-slot slice, the counters' one too.
+func TestSizeHint(t *testing.T) {
+	store, err := counters.Open(counters.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss := newSeries(ServerSummed, ServerAveraged, ServerTimes)
+	cp := newCounterPart(store, partServer, ss, counters.IsStatCounter)
+	var h sizeHint
+	for _, c := range []struct{ sent, want int }{
+		{-1, 0},               // none sent yet
+		{1000, 1000},          // the first snapshot's
+		{10, 10},              // the smaller of the two
+		{500000, 10},          // one large snapshot is not copied
+		{600000, maxSizeHint}, // two are, up to the bound
+		{2000, 2000},
+	} {
+		if c.sent >= 0 {
+			h.note(c.sent)
+		}
+		if got := h.objects(); got != c.want {
+			t.Errorf("after %d objects sent: room for %d, want %d", c.sent, got, c.want)
+		}
+		a := newAggregator(ss, true, cp, &h)
+		for what, n := range map[string]int{"rows": cap(a.rows), "names": cap(a.names), "keys": cap(a.keys), "sobj": cap(a.sobj), "sums[0]": cap(a.sums[0]), "hint": cap(a.hint)} {
+			if n < c.want || n > c.want+c.want/8+64 {
+				t.Errorf("after %d objects sent: %s has room for %d, want %d", c.sent, what, n, c.want)
+			}
+		}
+		// Size counts the room made, the index map's too: keyed by pairs,
+		// an aggregator also has keys (8 bytes a slot), a row hint (4) and
+		// the map (16).
+		if d, want := a.Size()-newAggregator(ss, false, cp, &h).Size(), int64(c.want)*28; d < want {
+			t.Errorf("after %d objects sent: Size counts %d bytes for the index of pairs, want %d", c.sent, d, want)
+		}
+	}
+}

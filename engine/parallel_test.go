@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -560,6 +561,7 @@ func TestPipelineNameWarnedOnceAcrossWorkValues(t *testing.T) {
 	// worker's half and the helper's, or the two work values swap roles,
 	// nor for a second name of the same path form; with a table (the
 	// helper's names interned through appendPart) and without.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2)) // the helper needs two
 	stat := func(name string, rows ...string) engine.File {
 		return engine.File{Name: name + "_stat", Data: []byte("# pxname,svname,scur,type,\n" + strings.Join(rows, "\n") + "\n")}
 	}

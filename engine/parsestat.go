@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"hash/maphash"
 	"math/bits"
 	"strings"
 	"sync"
@@ -744,27 +745,37 @@ func (sp *statParser) name(cell []byte, problem func(error)) nameEntry {
 // reportedNames remembers the names a pipeline reported as holding bytes
 // the path rule replaces: each is reported once, not once per work value
 // (the files a work value reads, and whether it reads them as the worker
-// or as its helper, change from one snapshot to the next). A parser asks
-// it only for names new to its interner; a name is added once its warning
-// is among a snapshot's problems (not when a parser found it: the
-// snapshot's bound may drop that warning). Safe for concurrent use. It
-// holds at most maxReportedNames names and forgets them all past that: a
-// name is then reported again, as after a restart.
+// or as its helper, change from one snapshot to the next), nor once per
+// load balancer in central processing (the views of a pipeline share it).
+// A parser asks it only for names new to its interner. A name is added
+// once its warning is among a snapshot's problems, not when a parser
+// found it: the snapshot's bound may drop that warning (the name may then
+// go unreported, as the parser's interner knows it). Two snapshots read at
+// once may both report a name. Safe for concurrent use. It keeps a 64-bit
+// hash of each name, not the name, and at most maxReportedNames of them,
+// forgetting them all past that: a name is then reported again, as after
+// a restart.
 type reportedNames struct {
 	mu   sync.Mutex
-	seen map[string]struct{}
+	seed maphash.Seed
+	seen map[uint64]struct{}
 }
 
 const maxReportedNames = 4096
+
+func newReportedNames() *reportedNames {
+	return &reportedNames{seed: maphash.MakeSeed()}
+}
 
 // has reports whether raw was reported (false for a nil set).
 func (r *reportedNames) has(raw string) bool {
 	if r == nil {
 		return false
 	}
+	h := maphash.String(r.seed, raw)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	_, ok := r.seen[raw]
+	_, ok := r.seen[h]
 	return ok
 }
 
@@ -773,12 +784,13 @@ func (r *reportedNames) add(raw string) {
 	if r == nil {
 		return
 	}
+	h := maphash.String(r.seed, raw)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.seen == nil || len(r.seen) >= maxReportedNames {
-		r.seen = make(map[string]struct{})
+		r.seen = make(map[uint64]struct{})
 	}
-	r.seen[raw] = struct{}{}
+	r.seen[h] = struct{}{}
 }
 
 // nameWarning reports a name that holds bytes the path rule replaces, the

@@ -117,7 +117,7 @@ func NewPipeline(cfg Config, stages ...StageSpec) (*Pipeline, error) {
 		return nil, fmt.Errorf("engine: memory budget %d is negative", cfg.MemoryBudget)
 	}
 	p.budget = newBudget(cfg.MemoryBudget)
-	p.reported = new(reportedNames)
+	p.reported = newReportedNames()
 	seen := map[string]bool{}
 	var batch, table []string
 	allBatch, allTable, names := false, false, false
@@ -468,8 +468,8 @@ func (p *Pipeline) readAll(ctx context.Context, w *work, name string, files []sn
 	for _, fp := range probs {
 		problem(fp.err)
 	}
-	// The names reported are not reported again, by any work value; a
-	// warning past the bound was not, and will be.
+	// The names reported are not reported again, by any work value (a
+	// warning past the bound was not reported: its name is not added).
 	for _, err := range snap.Problems {
 		if nw := (*nameWarning)(nil); errors.As(err, &nw) {
 			p.reported.add(nw.raw)
