@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -499,5 +500,39 @@ func TestNewFoldSizedFromLastSnapshot(t *testing.T) {
 	}
 	if second := lines(); second != first {
 		t.Errorf("Folds sized from the last snapshot write\n%s\nwant\n%s", second, first)
+	}
+}
+
+func TestTotalServers(t *testing.T) {
+	// A backend's servers counted wherever its rows are (HAProxy lists them
+	// together; another order must count the same), backends in
+	// first-seen order, and nothing left from the snapshot before.
+	p, err := engine.NewPipeline(engine.Config{Paths: &engine.Paths{Prefix: "lb"}}, Stages(Options{})...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := func(be, sv string) string { return be + "," + sv + ",0,1,0,0,0,0,2,2," }
+	for i, c := range []struct {
+		files []engine.File
+		want  []string
+	}{
+		{[]engine.File{statFile("a", row("be1", "s1"), row("be2", "s1"), row("be1", "s2"), row("be2", "s2"), row("be1", "s3")),
+			statFile("b", row("be3", "s1"), row("be1", "s4"), row("be1", "s1"))},
+			[]string{"be1 4", "be2 2", "be3 1"}},
+		{[]engine.File{statFile("a", row("be2", "s1"), row("be2", "s9"))}, []string{"be2 2"}},
+	} {
+		var out bytes.Buffer
+		if _, err := p.ProcessFiles(context.Background(), strconv.Itoa(100+i), c.files, &out); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, l := range strings.Split(out.String(), "\n") {
+			if f := strings.Fields(l); len(f) == 3 && strings.HasSuffix(f[0], ".TotalServers") {
+				got = append(got, strings.TrimSuffix(strings.TrimPrefix(f[0], "lb.backend."), ".TotalServers")+" "+f[1])
+			}
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("snapshot %d: TotalServers %q, want %q", i, got, c.want)
+		}
 	}
 }

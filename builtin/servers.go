@@ -65,6 +65,13 @@ type serverFold struct {
 	agg        *aggregator
 	aggr       *aggregator // nil without aggr-server-metrics
 	rows       bool
+
+	// TotalServers, kept from one snapshot to the next for their memory:
+	// the backends in first-seen order, their counts, and each one's
+	// index in both.
+	backends []string
+	counts   []int
+	backend  map[string]int
 }
 
 func (f *serverFold) Reset(name string) {
@@ -106,24 +113,14 @@ func (f *serverFold) Finish(ctx context.Context, snap *engine.Snapshot, emit eng
 	}
 	count := 1
 	per := f.agg.present()
-	// TotalServers per backend, in first-seen order: the keys are distinct
-	// (backend, server) pairs, so a backend's count is its number of keys.
-	var backends []string
-	total := map[string]int{}
 	f.agg.emit(emit, func(o int) engine.Metric {
 		k := f.agg.names[o]
 		return engine.Metric{Scope: engine.ScopeServer, Object: k.object, Server: k.server}
 	})
-	for _, o := range f.agg.order {
-		k := f.agg.names[o]
-		if total[k.object] == 0 {
-			backends = append(backends, k.object)
-		}
-		total[k.object]++
-	}
+	f.totalServers()
 	count += len(f.agg.order) * per
-	for _, b := range backends {
-		emit.Emit(engine.Metric{Scope: engine.ScopeBackend, Object: b, Name: "TotalServers", Value: float64(total[b])})
+	for i, b := range f.backends {
+		emit.Emit(engine.Metric{Scope: engine.ScopeBackend, Object: b, Name: "TotalServers", Value: float64(f.counts[i])})
 		count++
 	}
 	if f.aggr != nil {
@@ -134,6 +131,33 @@ func (f *serverFold) Finish(ctx context.Context, snap *engine.Snapshot, emit eng
 	}
 	emit.Emit(engine.Metric{Scope: engine.ScopeSelf, Name: "MetricsServer", Value: float64(count)})
 	return nil
+}
+
+// totalServers counts the servers of each backend, in first-seen order:
+// the keys are distinct (backend, server) pairs, so a backend's count is
+// its number of objects. HAProxy lists a backend's servers together, so
+// a backend is looked up by name only when it is not the last one's.
+func (f *serverFold) totalServers() {
+	f.backends, f.counts = f.backends[:0], f.counts[:0]
+	if f.backend == nil {
+		f.backend = make(map[string]int)
+	}
+	clear(f.backend)
+	last := -1
+	for _, o := range f.agg.order {
+		b := f.agg.names[o].object
+		if last < 0 || b != f.backends[last] {
+			i, ok := f.backend[b]
+			if !ok {
+				i = len(f.backends)
+				f.backend[b] = i
+				f.backends = append(f.backends, b)
+				f.counts = append(f.counts, 0)
+			}
+			last = i
+		}
+		f.counts[last]++
+	}
 }
 
 // CanMerge implements engine.Merger: not with monotonic counters.
@@ -150,7 +174,8 @@ func (f *serverFold) Merge(other engine.Fold) {
 }
 
 func (f *serverFold) Size() int64 {
-	n := f.agg.Size()
+	// A backend's name, count and index entry.
+	n := f.agg.Size() + int64(cap(f.backends))*(16+8+32)
 	if f.aggr != nil {
 		n += f.aggr.Size()
 	}
