@@ -52,7 +52,7 @@ type used struct {
 
 // build makes the plan of slots, whose batch columns are cols.
 func (pl *plan) build(slots []int32, cols []*Column) {
-	pl.slots = slots
+	pl.slots = append(pl.slots[:0], slots...) // slots may be the parser's, reused
 	pl.last = -1
 	pl.nums, pl.names = pl.nums[:0], pl.names[:0]
 	for f, slot := range slots {
@@ -95,10 +95,19 @@ type statParser struct {
 	slow      []int32   // the cells of the record read after the others: indexes in the plan's nums
 
 	// Across snapshots.
-	cache    map[string]*[]uint32 // svCache per socket name
-	empty    nameEntry            // the empty name, of rows without one
-	warned   int                  // names reported in this snapshot
-	reported *reportedNames       // the pipeline's, shared by its parsers; nil: each new name is reported
+	// The header line read last and what depends on it alone: its fields'
+	// names, whether each repeats an earlier one, and the set of them
+	// (every file of a snapshot, and every snapshot, has the same header
+	// as a rule); and headerSlots' result, whose memory is reused.
+	hdr       []byte
+	hdrNames  []string
+	hdrRepeat []bool
+	hdrSet    map[string]bool
+	hdrSlots  []int32
+	cache     map[string]*[]uint32 // svCache per socket name
+	empty     nameEntry            // the empty name, of rows without one
+	warned    int                  // names reported in this snapshot
+	reported  *reportedNames       // the pipeline's, shared by its parsers; nil: each new name is reported
 }
 
 // maxNameWarnings bounds the names with unsafe bytes reported per snapshot.
@@ -152,13 +161,9 @@ func (sp *statParser) header(file, proc string, line []byte) error {
 	sp.all.build(slots, b.cols)
 	sp.all.zero = sp.all.zero[:0]
 	b.Procs = append(b.Procs, proc)
-	seen := make(map[string]bool, len(names))
-	for _, name := range names {
-		seen[name] = true
-	}
 	sp.absent = sp.absent[:0]
 	for _, c := range b.cols {
-		if !seen[c.Name] {
+		if !sp.hdrSet[c.Name] {
 			sp.absent = append(sp.absent, c)
 		}
 	}
@@ -187,14 +192,24 @@ func (sp *statParser) header(file, proc string, line []byte) error {
 // headerSlots maps the fields of header line (which starts with '#') to
 // slots, adding the batch columns it names that are wanted, and returns
 // the fields' names and the fields of pxname and svname (-1 when absent).
+// The slots and names are the parser's until its next call.
 func (sp *statParser) headerSlots(line []byte) (slots []int32, names []string, px, sv int) {
+	if sp.hdrNames == nil || !bytes.Equal(line, sp.hdr) {
+		sp.hdr = append(sp.hdr[:0], line...)
+		sp.hdrNames = strings.Split(strings.TrimSpace(string(line[1:])), ",")
+		sp.hdrRepeat = make([]bool, len(sp.hdrNames))
+		sp.hdrSet = make(map[string]bool, len(sp.hdrNames))
+		for i, name := range sp.hdrNames {
+			name = strings.TrimSpace(name)
+			sp.hdrNames[i], sp.hdrRepeat[i], sp.hdrSet[name] = name, sp.hdrSet[name], true
+		}
+	}
 	px, sv = -1, -1
-	seen := make(map[string]bool, 128)
-	for i, name := range strings.Split(strings.TrimSpace(string(line[1:])), ",") {
-		name = strings.TrimSpace(name)
+	slots = sp.hdrSlots[:0]
+	for i, name := range sp.hdrNames {
 		slot := slotSkip
 		switch {
-		case seen[name]:
+		case sp.hdrRepeat[i]:
 			// A repeated header name: the first occurrence wins.
 		case name == "pxname":
 			slot, px = slotPx, i
@@ -207,11 +222,10 @@ func (sp *statParser) headerSlots(line []byte) (slots []int32, names []string, p
 			sp.column(name)
 			slot = int32(sp.batch.index[name])
 		}
-		seen[name] = true
 		slots = append(slots, slot)
-		names = append(names, name)
 	}
-	return slots, names, px, sv
+	sp.hdrSlots = slots
+	return slots, sp.hdrNames, px, sv
 }
 
 // columnsOf adds the batch columns that header line would add, before
