@@ -35,6 +35,11 @@ import (
 //     empty spool costs);
 //   - backlog6/workers=N: six snapshots waiting at start (after a Graphite
 //     outage, say): the same figures, CPU per snapshot over the six.
+//   - running6/workers=N: a running daemon (one snapshot delivered
+//     since its start) given six snapshots at once, renamed into its
+//     spool as the puller does: wall-ms from then until the sink has
+//     them all, cpu-ms/snapshot over the six (from /proc, to 10 ms),
+//     peak-rss-MiB of the whole run.
 //
 // Every iteration starts a new process. Run it without -race; the CPU is
 // that of a 2-core machine of this project's image when the figures in
@@ -96,6 +101,95 @@ func BenchmarkE2E(b *testing.B) {
 				b.ReportMetric(float64(rss)/(1<<20), "peak-rss-MiB")
 			})
 		}
+		b.Run(fmt.Sprintf("running6/workers=%d", workers), func(b *testing.B) {
+			const n = 6
+			var wall, cpu time.Duration
+			var rss int64
+			for range b.N {
+				r := runRunning(b, conf, large, n, sink, lines)
+				wall += r.wall
+				cpu += r.cpu
+				rss = max(rss, r.maxRSS)
+			}
+			b.ReportMetric(float64(wall.Microseconds())/1e3/float64(b.N), "wall-ms")
+			b.ReportMetric(float64(cpu.Microseconds())/1e3/float64(b.N*n), "cpu-ms/snapshot")
+			b.ReportMetric(float64(rss)/(1<<20), "peak-rss-MiB")
+		})
+	}
+}
+
+// runRunning starts the binary with one copy of snapshot in a new spool,
+// waits until it is delivered, then renames n more copies into the spool
+// at once and returns the figures of those n: the wall time until the
+// sink has their lines, and the process's CPU time meanwhile; maxRSS is
+// the peak of the whole run.
+func runRunning(b *testing.B, conf, snapshot string, n int, sink *sink, lines int64) e2eResult {
+	b.Helper()
+	spool := filepath.Join(b.TempDir(), "incoming")
+	staging := filepath.Join(b.TempDir(), "staging") // the same file system
+	for _, dir := range []string{spool, staging} {
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := range n + 1 {
+		dir := staging
+		if i == 0 {
+			dir = spool
+		}
+		if err := os.CopyFS(filepath.Join(dir, strconv.Itoa(1795507862+i)), os.DirFS(snapshot)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	extra := filepath.Join(b.TempDir(), "conf.d")
+	os.Mkdir(extra, 0o755)
+	if err := os.WriteFile(filepath.Join(extra, "spool.conf"), []byte("[process]\nsrc-dir = "+spool+"\n"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	sink.expect(lines)
+	cmd := exec.Command(binary, "-f", conf, "-d", extra)
+	var logs testenv.Buffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	sink.wait(b, time.Now())
+	waitEmpty(b, spool, &logs)
+	before := testenv.ProcessCPU(b, cmd.Process.Pid)
+	sink.expect(int64(n) * lines)
+	start := time.Now()
+	for i := 1; i <= n; i++ {
+		name := strconv.Itoa(1795507862 + i)
+		if err := os.Rename(filepath.Join(staging, name), filepath.Join(spool, name)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	wall := sink.wait(b, start)
+	waitEmpty(b, spool, &logs)
+	cpu := testenv.ProcessCPU(b, cmd.Process.Pid) - before
+	hwm := testenv.PeakRSS(b, cmd.Process.Pid)
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		b.Fatalf("haproxystats-process: %v\n%s", err, logs.String())
+	}
+	return e2eResult{wall: wall, cpu: cpu, maxRSS: hwm}
+}
+
+// waitEmpty waits (a minute at most) until the spool is empty: its
+// snapshots' lines were acknowledged.
+func waitEmpty(b *testing.B, spool string, logs *testenv.Buffer) {
+	b.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		entries, _ := os.ReadDir(spool)
+		if len(entries) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("the spool still holds %d snapshots a minute after delivery:\n%s", len(entries), logs.String())
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -153,22 +247,12 @@ func runE2E(b *testing.B, conf, snapshot string, n int, sink *sink, lines int64)
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
+	defer cmd.Process.Kill() // a failed wait; a no-op once it exited
 	var wall time.Duration
 	if n > 0 {
 		wall = sink.wait(b, start)
 		// Delivered: the spool empties once the lines are acknowledged.
-		deadline := time.Now().Add(time.Minute)
-		for {
-			entries, _ := os.ReadDir(spool)
-			if len(entries) == 0 {
-				break
-			}
-			if time.Now().After(deadline) {
-				cmd.Process.Kill()
-				b.Fatalf("the spool still holds %d snapshots a minute after delivery:\n%s", len(entries), logs.String())
-			}
-			time.Sleep(time.Millisecond)
-		}
+		waitEmpty(b, spool, &logs)
 	} else {
 		deadline := time.Now().Add(time.Minute)
 		for !bytes.Contains([]byte(logs.String()), []byte("haproxystats-process started")) {

@@ -105,3 +105,36 @@ func PeakRSS(t testing.TB, pid int) int64 {
 	t.Fatalf("no VmHWM in /proc/%d/status", pid)
 	return 0
 }
+
+// ProcessCPU returns the CPU time (user and system, every thread) process
+// pid has used so far, from /proc/<pid>/stat, failing t if it cannot be
+// read. Its resolution is the kernel's clock tick as /proc counts it
+// (USER_HZ, 10 ms): measure spans of some hundred milliseconds.
+func ProcessCPU(t testing.TB, pid int) time.Duration {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// pid (comm) state ppid ...: utime and stime are the 14th and 15th
+	// fields, the 12th and 13th after the command's closing parenthesis.
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		t.Fatalf("/proc/%d/stat: %q", pid, s)
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		t.Fatalf("/proc/%d/stat: %q", pid, s)
+	}
+	var ticks int64
+	for _, v := range f[11:13] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			t.Fatalf("/proc/%d/stat: %v", pid, err)
+		}
+		ticks += n
+	}
+	const userHZ = 100 // fixed for /proc on Linux, whatever the kernel's HZ
+	return time.Duration(ticks) * (time.Second / userHZ)
+}
