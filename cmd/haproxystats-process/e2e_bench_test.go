@@ -141,21 +141,11 @@ func runRunning(b *testing.B, conf, snapshot string, n int, sink *sink, lines in
 			b.Fatal(err)
 		}
 	}
-	extra := filepath.Join(b.TempDir(), "conf.d")
-	os.Mkdir(extra, 0o755)
-	if err := os.WriteFile(filepath.Join(extra, "spool.conf"), []byte("[process]\nsrc-dir = "+spool+"\n"), 0o644); err != nil {
-		b.Fatal(err)
-	}
 	sink.expect(lines)
-	cmd := exec.Command(binary, "-f", conf, "-d", extra)
-	var logs testenv.Buffer
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
+	cmd, logs := startBenchDaemon(b, conf, spool)
 	defer cmd.Process.Kill()
 	sink.wait(b, time.Now())
-	waitEmpty(b, spool, &logs)
+	waitEmpty(b, spool, logs)
 	before := testenv.ProcessCPU(b, cmd.Process.Pid)
 	sink.expect(int64(n) * lines)
 	start := time.Now()
@@ -166,7 +156,7 @@ func runRunning(b *testing.B, conf, snapshot string, n int, sink *sink, lines in
 		}
 	}
 	wall := sink.wait(b, start)
-	waitEmpty(b, spool, &logs)
+	waitEmpty(b, spool, logs)
 	cpu := testenv.ProcessCPU(b, cmd.Process.Pid) - before
 	hwm := testenv.PeakRSS(b, cmd.Process.Pid)
 	cmd.Process.Signal(syscall.SIGTERM)
@@ -174,6 +164,26 @@ func runRunning(b *testing.B, conf, snapshot string, n int, sink *sink, lines in
 		b.Fatalf("haproxystats-process: %v\n%s", err, logs.String())
 	}
 	return e2eResult{wall: wall, cpu: cpu, maxRSS: hwm}
+}
+
+// startBenchDaemon starts the binary with configuration conf and spool as its
+// src-dir (a second configuration file), its logs kept.
+func startBenchDaemon(b *testing.B, conf, spool string) (*exec.Cmd, *testenv.Buffer) {
+	b.Helper()
+	extra := filepath.Join(b.TempDir(), "conf.d")
+	if err := os.Mkdir(extra, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(extra, "spool.conf"), []byte("[process]\nsrc-dir = "+spool+"\n"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(binary, "-f", conf, "-d", extra)
+	logs := new(testenv.Buffer)
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	return cmd, logs
 }
 
 // waitEmpty waits (a minute at most) until the spool is empty: its
@@ -234,25 +244,15 @@ func runE2E(b *testing.B, conf, snapshot string, n int, sink *sink, lines int64)
 			b.Fatal(err)
 		}
 	}
-	extra := filepath.Join(b.TempDir(), "conf.d")
-	os.Mkdir(extra, 0o755)
-	if err := os.WriteFile(filepath.Join(extra, "spool.conf"), []byte("[process]\nsrc-dir = "+spool+"\n"), 0o644); err != nil {
-		b.Fatal(err)
-	}
 	sink.expect(int64(n) * lines)
-	cmd := exec.Command(binary, "-f", conf, "-d", extra)
-	var logs testenv.Buffer
-	cmd.Stderr = &logs
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
+	cmd, logs := startBenchDaemon(b, conf, spool)
 	defer cmd.Process.Kill() // a failed wait; a no-op once it exited
 	var wall time.Duration
 	if n > 0 {
 		wall = sink.wait(b, start)
 		// Delivered: the spool empties once the lines are acknowledged.
-		waitEmpty(b, spool, &logs)
+		waitEmpty(b, spool, logs)
 	} else {
 		deadline := time.Now().Add(time.Minute)
 		for !bytes.Contains([]byte(logs.String()), []byte("haproxystats-process started")) {
