@@ -138,6 +138,7 @@ func (f *serverFold) Finish(ctx context.Context, snap *engine.Snapshot, emit eng
 // its number of objects. HAProxy lists a backend's servers together, so
 // a backend is looked up by name only when it is not the last one's.
 func (f *serverFold) totalServers() {
+	clear(f.backends) // the names of the last snapshot, which forget may have dropped
 	f.backends, f.counts = f.backends[:0], f.counts[:0]
 	if f.backend == nil {
 		f.backend = make(map[string]int)

@@ -537,3 +537,32 @@ func FuzzParseStat(f *testing.F) {
 		}
 	})
 }
+
+func TestParseStatHeaderKept(t *testing.T) {
+	// The parser keeps the last header it split for the files after it:
+	// a repeated field name's first occurrence still wins, in a file that
+	// reuses the header as in the first; a header past maxHeaderKept (only
+	// broken or hostile input has one) is not kept by the work value.
+	header := "# pxname,svname,scur,scur,type,\n"
+	s := parseOne(t, nil, File{Name: "a_stat", Data: []byte(header + "b,s1,5,7,2,\n")}, File{Name: "b_stat", Data: []byte(header + "b,s2,6,8,2,\n")})
+	if c := s.Stats.Column("scur"); c == nil || c.Values[0] != 5 || c.Values[1] != 6 {
+		t.Errorf("scur = %+v, want 5 and 6 (the first of the two fields)", c)
+	}
+	p := NewParser(nil).p
+	w := p.newWork() // one work value, as a worker's from snapshot to snapshot
+	for _, c := range []struct {
+		header string
+		kept   bool
+	}{
+		{header, true},
+		{"# pxname,svname,type" + strings.Repeat(",", maxHeaderKept) + "\n", false},
+		{header, true},
+	} {
+		if _, _, err := p.readAll(context.Background(), w, "100", memFiles([]File{stat(c.header + "b,s1,5,7,2,\n")})); err != nil {
+			t.Fatal(err)
+		}
+		if kept := w.stat.hdr != nil; kept != c.kept || cap(w.stat.hdr) > maxHeaderKept {
+			t.Errorf("a header of %d bytes kept: %v (%d bytes of room), want %v", len(c.header), kept, cap(w.stat.hdr), c.kept)
+		}
+	}
+}

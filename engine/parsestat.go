@@ -138,6 +138,7 @@ func (sp *statParser) header(file, proc string, line []byte) error {
 		return fmt.Errorf("%w: first line %q", ErrNotCSV, clip(line))
 	}
 	slots, names, px, sv := sp.headerSlots(line)
+	defer sp.boundHeader()
 	if px < 0 || sv < 0 {
 		return fmt.Errorf("%w: header %q has no pxname/svname", ErrNotCSV, clip(line))
 	}
@@ -198,7 +199,7 @@ func (sp *statParser) headerSlots(line []byte) (slots []int32, names []string, p
 		sp.hdr = append(sp.hdr[:0], line...)
 		sp.hdrNames = strings.Split(strings.TrimSpace(string(line[1:])), ",")
 		sp.hdrRepeat = make([]bool, len(sp.hdrNames))
-		sp.hdrSet = make(map[string]bool, len(sp.hdrNames))
+		sp.hdrSet = make(map[string]bool, min(len(sp.hdrNames), 1024))
 		for i, name := range sp.hdrNames {
 			name = strings.TrimSpace(name)
 			sp.hdrNames[i], sp.hdrRepeat[i], sp.hdrSet[name] = name, sp.hdrSet[name], true
@@ -234,6 +235,21 @@ func (sp *statParser) headerSlots(line []byte) (slots []int32, names []string, p
 func (sp *statParser) columnsOf(line []byte) {
 	if len(line) > 0 && line[0] == '#' {
 		sp.headerSlots(line)
+		sp.boundHeader()
+	}
+}
+
+// maxHeaderKept bounds the header line a parser keeps, with its names,
+// from one file to the next (HAProxy's is about 1 KB): a longer one, which
+// only broken or hostile input has, is split again at every file rather
+// than held by every work value outside the memory budget's count.
+const maxHeaderKept = 16 << 10
+
+// boundHeader forgets the header kept when it is past maxHeaderKept (or
+// its memory is, from an earlier one); the plans have copied its slots.
+func (sp *statParser) boundHeader() {
+	if cap(sp.hdr) > maxHeaderKept || cap(sp.hdrSlots) > maxHeaderKept/2 {
+		sp.hdr, sp.hdrNames, sp.hdrRepeat, sp.hdrSet, sp.hdrSlots = nil, nil, nil, nil, nil
 	}
 }
 
