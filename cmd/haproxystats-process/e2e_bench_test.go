@@ -38,8 +38,9 @@ import (
 //   - running6/workers=N: a running daemon (one snapshot delivered
 //     since its start) given six snapshots at once, renamed into its
 //     spool as the puller does: wall-ms from then until the sink has
-//     them all, cpu-ms/snapshot over the six (from /proc, to 10 ms),
-//     peak-rss-MiB of the whole run.
+//     them all, cpu-ms/snapshot over the six (the process's CPU clock,
+//     from its idle state after the first snapshot), peak-rss-MiB of the
+//     whole run.
 //
 // Every iteration starts a new process. Run it without -race; the CPU is
 // that of a 2-core machine of this project's image when the figures in
@@ -142,11 +143,11 @@ func runRunning(b *testing.B, conf, snapshot string, n int, sink *sink, lines in
 		}
 	}
 	sink.expect(lines)
-	cmd, logs := startBenchDaemon(b, conf, spool)
-	defer cmd.Process.Kill()
+	d := startBenchDaemon(b, conf, spool)
+	pid := d.cmd.Process.Pid
 	sink.wait(b, time.Now())
-	waitEmpty(b, spool, logs)
-	before := testenv.ProcessCPU(b, cmd.Process.Pid)
+	waitEmpty(b, spool, d.logs)
+	before := settleCPU(b, pid)
 	sink.expect(int64(n) * lines)
 	start := time.Now()
 	for i := 1; i <= n; i++ {
@@ -156,19 +157,41 @@ func runRunning(b *testing.B, conf, snapshot string, n int, sink *sink, lines in
 		}
 	}
 	wall := sink.wait(b, start)
-	waitEmpty(b, spool, logs)
-	cpu := testenv.ProcessCPU(b, cmd.Process.Pid) - before
-	hwm := testenv.PeakRSS(b, cmd.Process.Pid)
-	cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
-		b.Fatalf("haproxystats-process: %v\n%s", err, logs.String())
-	}
+	waitEmpty(b, spool, d.logs)
+	cpu := testenv.ProcessCPU(b, pid) - before
+	hwm := testenv.PeakRSS(b, pid)
+	d.stop(b)
 	return e2eResult{wall: wall, cpu: cpu, maxRSS: hwm}
 }
 
-// startBenchDaemon starts the binary with configuration conf and spool as its
-// src-dir (a second configuration file), its logs kept.
-func startBenchDaemon(b *testing.B, conf, spool string) (*exec.Cmd, *testenv.Buffer) {
+// settleCPU waits (a second at most) until the CPU time of process pid
+// stops moving, the tail of its last snapshot done, and returns it.
+func settleCPU(b *testing.B, pid int) time.Duration {
+	b.Helper()
+	last := testenv.ProcessCPU(b, pid)
+	for range 20 {
+		time.Sleep(50 * time.Millisecond)
+		now := testenv.ProcessCPU(b, pid)
+		if now-last < time.Millisecond {
+			return now
+		}
+		last = now
+	}
+	return last
+}
+
+// benchDaemon is a daemon started by a benchmark: stopped by stop, or
+// killed when the benchmark ends without it (a failed run).
+type benchDaemon struct {
+	cmd    *exec.Cmd
+	logs   *testenv.Buffer
+	done   chan error // cmd.Wait's
+	exited bool
+}
+
+// startBenchDaemon starts the binary with configuration conf and spool as
+// its src-dir (a second configuration file), its logs kept.
+func startBenchDaemon(b *testing.B, conf, spool string) *benchDaemon {
 	b.Helper()
 	extra := filepath.Join(b.TempDir(), "conf.d")
 	if err := os.Mkdir(extra, 0o755); err != nil {
@@ -177,13 +200,34 @@ func startBenchDaemon(b *testing.B, conf, spool string) (*exec.Cmd, *testenv.Buf
 	if err := os.WriteFile(filepath.Join(extra, "spool.conf"), []byte("[process]\nsrc-dir = "+spool+"\n"), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	cmd := exec.Command(binary, "-f", conf, "-d", extra)
-	logs := new(testenv.Buffer)
-	cmd.Stderr = logs
-	if err := cmd.Start(); err != nil {
+	d := &benchDaemon{cmd: exec.Command(binary, "-f", conf, "-d", extra), logs: new(testenv.Buffer), done: make(chan error, 1)}
+	d.cmd.Stderr = d.logs
+	if err := d.cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	return cmd, logs
+	go func() { d.done <- d.cmd.Wait() }()
+	b.Cleanup(func() {
+		if !d.exited {
+			d.cmd.Process.Kill()
+			<-d.done
+		}
+	})
+	return d
+}
+
+// stop sends SIGTERM and waits, a minute at most, for a clean exit.
+func (d *benchDaemon) stop(b *testing.B) {
+	b.Helper()
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-d.done:
+		d.exited = true
+		if err != nil {
+			b.Fatalf("haproxystats-process: %v\n%s", err, d.logs.String())
+		}
+	case <-time.After(time.Minute):
+		b.Fatalf("haproxystats-process did not exit within a minute of SIGTERM:\n%s", d.logs.String())
+	}
 }
 
 // waitEmpty waits (a minute at most) until the spool is empty: its
@@ -246,19 +290,17 @@ func runE2E(b *testing.B, conf, snapshot string, n int, sink *sink, lines int64)
 	}
 	sink.expect(int64(n) * lines)
 	start := time.Now()
-	cmd, logs := startBenchDaemon(b, conf, spool)
-	defer cmd.Process.Kill() // a failed wait; a no-op once it exited
+	d := startBenchDaemon(b, conf, spool)
 	var wall time.Duration
 	if n > 0 {
 		wall = sink.wait(b, start)
 		// Delivered: the spool empties once the lines are acknowledged.
-		waitEmpty(b, spool, logs)
+		waitEmpty(b, spool, d.logs)
 	} else {
 		deadline := time.Now().Add(time.Minute)
-		for !bytes.Contains([]byte(logs.String()), []byte("haproxystats-process started")) {
+		for !bytes.Contains([]byte(d.logs.String()), []byte("haproxystats-process started")) {
 			if time.Now().After(deadline) {
-				cmd.Process.Kill()
-				b.Fatalf("no start within a minute:\n%s", logs.String())
+				b.Fatalf("no start within a minute:\n%s", d.logs.String())
 			}
 			time.Sleep(time.Millisecond)
 		}
@@ -266,12 +308,9 @@ func runE2E(b *testing.B, conf, snapshot string, n int, sink *sink, lines int64)
 	// The peak resident set of the process's own memory (VmHWM: the
 	// rusage maximum would include the test's memory, which the child
 	// shared until its exec).
-	hwm := testenv.PeakRSS(b, cmd.Process.Pid)
-	cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
-		b.Fatalf("haproxystats-process: %v\n%s", err, logs.String())
-	}
-	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	hwm := testenv.PeakRSS(b, d.cmd.Process.Pid)
+	d.stop(b)
+	ru := d.cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	return e2eResult{
 		wall:   wall,
 		cpu:    time.Duration(ru.Utime.Nano() + ru.Stime.Nano()),

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/haproxystats-go/haproxystats/builtin"
 	"github.com/haproxystats-go/haproxystats/engine"
 )
@@ -107,34 +109,16 @@ func PeakRSS(t testing.TB, pid int) int64 {
 }
 
 // ProcessCPU returns the CPU time (user and system, every thread) process
-// pid has used so far, from /proc/<pid>/stat, failing t if it cannot be
-// read. Its resolution is the kernel's clock tick as /proc counts it
-// (USER_HZ, 10 ms): measure spans of some hundred milliseconds.
+// pid has used so far, from the kernel's CPU clock of that process
+// (clock_gettime of its process clock), to the nanosecond, failing t if
+// it cannot be read (Linux only).
 func ProcessCPU(t testing.TB, pid int) time.Duration {
 	t.Helper()
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		t.Fatal(err)
+	// MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED): every thread's time.
+	clock := int32(^pid<<3 | 2)
+	var ts unix.Timespec
+	if err := unix.ClockGettime(clock, &ts); err != nil {
+		t.Fatalf("the CPU clock of process %d: %v", pid, err)
 	}
-	// pid (comm) state ppid ...: utime and stime are the 14th and 15th
-	// fields, the 12th and 13th after the command's closing parenthesis.
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		t.Fatalf("/proc/%d/stat: %q", pid, s)
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 13 {
-		t.Fatalf("/proc/%d/stat: %q", pid, s)
-	}
-	var ticks int64
-	for _, v := range f[11:13] {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			t.Fatalf("/proc/%d/stat: %v", pid, err)
-		}
-		ticks += n
-	}
-	const userHZ = 100 // fixed for /proc on Linux, whatever the kernel's HZ
-	return time.Duration(ticks) * (time.Second / userHZ)
+	return time.Duration(ts.Nano())
 }
