@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -146,7 +145,7 @@ func runRunning(b *testing.B, conf, snapshot string, n int, sink *sink, lines in
 	d := startBenchDaemon(b, conf, spool)
 	pid := d.cmd.Process.Pid
 	sink.wait(b, time.Now())
-	waitEmpty(b, spool, d.logs)
+	waitEmpty(b, spool, d.log)
 	before := settleCPU(b, pid)
 	sink.expect(int64(n) * lines)
 	start := time.Now()
@@ -157,10 +156,10 @@ func runRunning(b *testing.B, conf, snapshot string, n int, sink *sink, lines in
 		}
 	}
 	wall := sink.wait(b, start)
-	waitEmpty(b, spool, d.logs)
+	waitEmpty(b, spool, d.log)
 	cpu := testenv.ProcessCPU(b, pid) - before
 	hwm := testenv.PeakRSS(b, pid)
-	d.stop(b)
+	d.term(b, time.Minute)
 	return e2eResult{wall: wall, cpu: cpu, maxRSS: hwm}
 }
 
@@ -180,18 +179,10 @@ func settleCPU(b *testing.B, pid int) time.Duration {
 	return last
 }
 
-// benchDaemon is a daemon started by a benchmark: stopped by stop, or
-// killed when the benchmark ends without it (a failed run).
-type benchDaemon struct {
-	cmd    *exec.Cmd
-	logs   *testenv.Buffer
-	done   chan error // cmd.Wait's
-	exited bool
-}
-
 // startBenchDaemon starts the binary with configuration conf and spool as
-// its src-dir (a second configuration file), its logs kept.
-func startBenchDaemon(b *testing.B, conf, spool string) *benchDaemon {
+// its src-dir (a second configuration file); the benchmark's cleanup kills
+// it if it was not stopped.
+func startBenchDaemon(b *testing.B, conf, spool string) *daemon {
 	b.Helper()
 	extra := filepath.Join(b.TempDir(), "conf.d")
 	if err := os.Mkdir(extra, 0o755); err != nil {
@@ -200,34 +191,7 @@ func startBenchDaemon(b *testing.B, conf, spool string) *benchDaemon {
 	if err := os.WriteFile(filepath.Join(extra, "spool.conf"), []byte("[process]\nsrc-dir = "+spool+"\n"), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	d := &benchDaemon{cmd: exec.Command(binary, "-f", conf, "-d", extra), logs: new(testenv.Buffer), done: make(chan error, 1)}
-	d.cmd.Stderr = d.logs
-	if err := d.cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	go func() { d.done <- d.cmd.Wait() }()
-	b.Cleanup(func() {
-		if !d.exited {
-			d.cmd.Process.Kill()
-			<-d.done
-		}
-	})
-	return d
-}
-
-// stop sends SIGTERM and waits, a minute at most, for a clean exit.
-func (d *benchDaemon) stop(b *testing.B) {
-	b.Helper()
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-d.done:
-		d.exited = true
-		if err != nil {
-			b.Fatalf("haproxystats-process: %v\n%s", err, d.logs.String())
-		}
-	case <-time.After(time.Minute):
-		b.Fatalf("haproxystats-process did not exit within a minute of SIGTERM:\n%s", d.logs.String())
-	}
+	return startDaemon(b, "", "-f", conf, "-d", extra)
 }
 
 // waitEmpty waits (a minute at most) until the spool is empty: its
@@ -295,12 +259,12 @@ func runE2E(b *testing.B, conf, snapshot string, n int, sink *sink, lines int64)
 	if n > 0 {
 		wall = sink.wait(b, start)
 		// Delivered: the spool empties once the lines are acknowledged.
-		waitEmpty(b, spool, d.logs)
+		waitEmpty(b, spool, d.log)
 	} else {
 		deadline := time.Now().Add(time.Minute)
-		for !bytes.Contains([]byte(d.logs.String()), []byte("haproxystats-process started")) {
+		for !bytes.Contains([]byte(d.log.String()), []byte("haproxystats-process started")) {
 			if time.Now().After(deadline) {
-				b.Fatalf("no start within a minute:\n%s", d.logs.String())
+				b.Fatalf("no start within a minute:\n%s", d.log.String())
 			}
 			time.Sleep(time.Millisecond)
 		}
@@ -309,7 +273,7 @@ func runE2E(b *testing.B, conf, snapshot string, n int, sink *sink, lines int64)
 	// rusage maximum would include the test's memory, which the child
 	// shared until its exec).
 	hwm := testenv.PeakRSS(b, d.cmd.Process.Pid)
-	d.stop(b)
+	d.term(b, time.Minute)
 	ru := d.cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	return e2eResult{
 		wall:   wall,

@@ -127,14 +127,14 @@ type daemon struct {
 }
 
 // startDaemon starts the binary in workdir with args.
-func startDaemon(t *testing.T, workdir string, args ...string) *daemon {
+func startDaemon(t testing.TB, workdir string, args ...string) *daemon {
 	t.Helper()
 	return startProgram(t, binary, workdir, args...)
 }
 
 // startProgram starts the program bin (haproxystats-process, or another
 // one the test built) in workdir with args, stopped as startDaemon's.
-func startProgram(t *testing.T, bin, workdir string, args ...string) *daemon {
+func startProgram(t testing.TB, bin, workdir string, args ...string) *daemon {
 	t.Helper()
 	d := &daemon{cmd: exec.Command(bin, args...), log: &testenv.Buffer{}, done: make(chan error, 1)}
 	d.cmd.Dir = workdir
@@ -180,13 +180,13 @@ func (d *daemon) kill9(t *testing.T) {
 
 // term sends SIGTERM and waits at most timeout; it fails the test unless
 // the daemon exits 0 in time, and returns how long the exit took.
-func (d *daemon) term(t *testing.T, timeout time.Duration) time.Duration {
+func (d *daemon) term(t testing.TB, timeout time.Duration) time.Duration {
 	t.Helper()
 	return d.stop(t, syscall.SIGTERM, timeout)
 }
 
 // stop is term with another signal.
-func (d *daemon) stop(t *testing.T, sig syscall.Signal, timeout time.Duration) time.Duration {
+func (d *daemon) stop(t testing.TB, sig syscall.Signal, timeout time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
 	d.cmd.Process.Signal(sig)
