@@ -96,9 +96,7 @@ func BenchmarkE2E(b *testing.B) {
 					cpu += r.cpu - idle.cpu
 					rss = max(rss, r.maxRSS)
 				}
-				b.ReportMetric(float64(wall.Microseconds())/1e3/float64(b.N), "wall-ms")
-				b.ReportMetric(float64(cpu.Microseconds())/1e3/float64(b.N*n), "cpu-ms/snapshot")
-				b.ReportMetric(float64(rss)/(1<<20), "peak-rss-MiB")
+				report(b, wall, cpu, rss, n)
 			})
 		}
 		b.Run(fmt.Sprintf("running6/workers=%d", workers), func(b *testing.B) {
@@ -111,11 +109,33 @@ func BenchmarkE2E(b *testing.B) {
 				cpu += r.cpu
 				rss = max(rss, r.maxRSS)
 			}
-			b.ReportMetric(float64(wall.Microseconds())/1e3/float64(b.N), "wall-ms")
-			b.ReportMetric(float64(cpu.Microseconds())/1e3/float64(b.N*n), "cpu-ms/snapshot")
-			b.ReportMetric(float64(rss)/(1<<20), "peak-rss-MiB")
+			report(b, wall, cpu, rss, n)
 		})
 	}
+}
+
+// report reports the figures summed over b.N runs of n snapshots each:
+// wall time per run, CPU time per snapshot, and the largest peak RSS.
+func report(b *testing.B, wall, cpu time.Duration, rss int64, n int) {
+	b.ReportMetric(float64(wall.Microseconds())/1e3/float64(b.N), "wall-ms")
+	b.ReportMetric(float64(cpu.Microseconds())/1e3/float64(b.N*n), "cpu-ms/snapshot")
+	b.ReportMetric(float64(rss)/(1<<20), "peak-rss-MiB")
+}
+
+// newSpool returns a new directory name holding n copies of snapshot,
+// named as the snapshots of consecutive seconds from the first'th.
+func newSpool(b *testing.B, name, snapshot string, first, n int) string {
+	b.Helper()
+	dir := filepath.Join(b.TempDir(), name)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	for i := first; i < first+n; i++ {
+		if err := os.CopyFS(filepath.Join(dir, strconv.Itoa(1795507862+i)), os.DirFS(snapshot)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return dir
 }
 
 // runRunning starts the binary with one copy of snapshot in a new spool,
@@ -125,22 +145,8 @@ func BenchmarkE2E(b *testing.B) {
 // the peak of the whole run.
 func runRunning(b *testing.B, conf, snapshot string, n int, sink *sink, lines int64) e2eResult {
 	b.Helper()
-	spool := filepath.Join(b.TempDir(), "incoming")
-	staging := filepath.Join(b.TempDir(), "staging") // the same file system
-	for _, dir := range []string{spool, staging} {
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			b.Fatal(err)
-		}
-	}
-	for i := range n + 1 {
-		dir := staging
-		if i == 0 {
-			dir = spool
-		}
-		if err := os.CopyFS(filepath.Join(dir, strconv.Itoa(1795507862+i)), os.DirFS(snapshot)); err != nil {
-			b.Fatal(err)
-		}
-	}
+	spool := newSpool(b, "incoming", snapshot, 0, 1)
+	staging := newSpool(b, "staging", snapshot, 1, n) // the same file system
 	sink.expect(lines)
 	d := startBenchDaemon(b, conf, spool)
 	pid := d.cmd.Process.Pid
@@ -243,15 +249,7 @@ type e2eResult struct {
 // until the sink has n*lines lines, stops it and returns its figures.
 func runE2E(b *testing.B, conf, snapshot string, n int, sink *sink, lines int64) e2eResult {
 	b.Helper()
-	spool := filepath.Join(b.TempDir(), "incoming")
-	if err := os.Mkdir(spool, 0o755); err != nil {
-		b.Fatal(err)
-	}
-	for i := range n {
-		if err := os.CopyFS(filepath.Join(spool, strconv.Itoa(1795507862+i)), os.DirFS(snapshot)); err != nil {
-			b.Fatal(err)
-		}
-	}
+	spool := newSpool(b, "incoming", snapshot, 0, n)
 	sink.expect(int64(n) * lines)
 	start := time.Now()
 	d := startBenchDaemon(b, conf, spool)
