@@ -199,7 +199,9 @@ func newAggregator(ss []series, pairs bool, cp *counterPart, size *sizeHint) *ag
 		a.sparseRoom = n
 		a.hint = make([]int32, 0, n)
 	}
-	a.reserve(n)
+	if n > 0 {
+		a.makeRoom(n)
+	}
 	return a
 }
 
@@ -345,22 +347,21 @@ func (a *aggregator) newSlot(nm objectName) int32 {
 	return o
 }
 
-// reserve makes room for n slots in every per-slot slice.
-func (a *aggregator) reserve(n int) {
-	grow := func(n0 int) int { return max(n-n0, 0) }
-	a.names = slices.Grow(a.names, grow(len(a.names)))
+// makeRoom gives a new aggregator's per-slot slices room for n slots.
+func (a *aggregator) makeRoom(n int) {
+	a.names = make([]objectName, 0, n)
 	if a.sparse != nil {
-		a.keys = slices.Grow(a.keys, grow(len(a.keys)))
+		a.keys = make([]uint64, 0, n)
 	}
-	a.stamp = slices.Grow(a.stamp, grow(len(a.stamp)))
-	a.order = slices.Grow(a.order, grow(len(a.order)))
-	a.rows = slices.Grow(a.rows, grow(len(a.rows)))
-	a.served = slices.Grow(a.served, grow(len(a.served)))
+	a.stamp = make([]uint32, 0, n)
+	a.order = make([]int32, 0, n)
+	a.rows = make([]float64, 0, n)
+	a.served = make([]float64, 0, n)
 	for s := range a.sums {
-		a.sums[s] = slices.Grow(a.sums[s], grow(len(a.sums[s])))
+		a.sums[s] = make([]float64, 0, n)
 	}
 	if a.ctr != nil {
-		a.sobj = slices.Grow(a.sobj, grow(len(a.sobj)))
+		a.sobj = make([]int32, 0, n)
 	}
 }
 
